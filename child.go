@@ -1,0 +1,72 @@
+//go:build linux || darwin
+
+package forkserver
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// runChild reads the child's assignment from descriptor 3, runs the
+// function it names and returns the exit code.
+func runChild() int {
+	c, fn, name, err := readAssignment()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "forkserver: child: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	if err := fn(ctx, c); err != nil {
+		fmt.Fprintf(os.Stderr, "forkserver: %s: %v\n", name, err)
+		return 1
+	}
+	return 0
+}
+
+func readAssignment() (*Child, func(context.Context, *Child) error, string, error) {
+	conn, err := unixConn(3)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	f, err := newFrameReader(conn).read()
+	conn.Close()
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("reading the assignment: %w", err)
+	}
+	a, ok := f.msg.(*assignMsg)
+	if !ok {
+		closeFds(f.fds)
+		return nil, nil, "", fmt.Errorf("%w: expected an assignment, got type %d", errMalformed, f.msg.kind())
+	}
+	fn := lookup(a.name)
+	if fn == nil {
+		closeFds(f.fds)
+		return nil, nil, "", fmt.Errorf("%w %q", ErrUnknownFunc, a.name)
+	}
+	c := &Child{arg: a.arg}
+	fds := f.fds
+	if a.flags&flagSocket != 0 {
+		if c.conn, err = unixConn(fds[0]); err != nil {
+			closeFds(fds[1:])
+			return nil, nil, "", err
+		}
+		fds = fds[1:]
+	}
+	if a.flags&flagServer != 0 {
+		conn, err := unixConn(fds[0])
+		if err != nil {
+			closeFds(fds[1:])
+			return nil, nil, "", err
+		}
+		c.server = newServer(int(a.serverPid), conn, false)
+		fds = fds[1:]
+	}
+	for i, fd := range fds {
+		c.files = append(c.files, os.NewFile(uintptr(fd), fmt.Sprintf("forkserver-file-%d", i)))
+	}
+	return c, fn, a.name, nil
+}

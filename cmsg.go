@@ -1,0 +1,236 @@
+//go:build linux || darwin
+
+package forkserver
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"syscall"
+)
+
+var (
+	errNoData      = errors.New("forkserver: descriptors need at least one byte of data to travel with")
+	errTruncated   = errors.New("forkserver: descriptors truncated: more were sent than the reader accepts")
+	errUnwantedFds = errors.New("forkserver: descriptors sent where none belong")
+)
+
+// WriteFds writes all of data to c and passes files with its first byte, so
+// that a ReadFds on the other end receives them. It does not close files.
+// Data must not be empty when files are given.
+func WriteFds(c *net.UnixConn, data []byte, files ...*os.File) error {
+	return withFds(files, func(fds []int) error { return writeMsg(c, data, fds) })
+}
+
+// ReadFds reads exactly len(data) bytes from c, as io.ReadFull does, and
+// returns the descriptors that came with them, at most max of them, as files
+// the caller owns. When more than max descriptors arrive, or any other error
+// occurs, every descriptor received is closed and no file is returned.
+func ReadFds(c *net.UnixConn, data []byte, max int) (n int, files []*os.File, err error) {
+	var oob []byte
+	if max > 0 {
+		oob = make([]byte, syscall.CmsgSpace(max*4))
+	}
+	n, fds, err := readMsg(c, data, oob, max)
+	for _, fd := range fds {
+		files = append(files, os.NewFile(uintptr(fd), fmt.Sprintf("forkserver-fd-%d", fd)))
+	}
+	return n, files, err
+}
+
+// withFds calls fn with the descriptors of files, keeping each file from
+// being closed while fn runs. It never calls Fd, which would make a pollable
+// file blocking.
+func withFds(files []*os.File, fn func(fds []int) error) error {
+	fds := make([]int, 0, len(files))
+	var nest func(i int) error
+	nest = func(i int) error {
+		if i == len(files) {
+			return fn(fds)
+		}
+		if files[i] == nil {
+			return fmt.Errorf("forkserver: file %d is nil", i)
+		}
+		rc, err := files[i].SyscallConn()
+		if err != nil {
+			return err
+		}
+		var ferr error
+		err = rc.Control(func(fd uintptr) {
+			fds = append(fds, int(fd))
+			ferr = nest(i + 1)
+		})
+		if err != nil {
+			return err
+		}
+		return ferr
+	}
+	return nest(0)
+}
+
+// writeMsg writes all of p to c with fds attached to its first bytes.
+func writeMsg(c *net.UnixConn, p []byte, fds []int) error {
+	if len(fds) == 0 {
+		_, err := c.Write(p)
+		return err
+	}
+	if len(p) == 0 {
+		return errNoData
+	}
+	n, _, err := c.WriteMsgUnix(p, syscall.UnixRights(fds...), nil)
+	if err == nil && n < len(p) {
+		_, err = c.Write(p[n:])
+	}
+	return err
+}
+
+// readMsg reads exactly len(p) bytes from c into p, with oob as the control
+// buffer, and returns the descriptors that came with them. On error, and when
+// more than max arrive, it closes every descriptor it received.
+func readMsg(c *net.UnixConn, p, oob []byte, max int) (n int, fds []int, err error) {
+	for n < len(p) && err == nil {
+		m, oobn, flags, _, rerr := c.ReadMsgUnix(p[n:], oob)
+		n += m
+		if oobn > 0 {
+			got, perr := parseRights(oob[:oobn])
+			fds = append(fds, got...)
+			if perr != nil {
+				err = perr
+			}
+		}
+		switch {
+		case err != nil:
+		case rerr == io.EOF || rerr == nil && m == 0:
+			err = io.EOF
+			if n > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+		case rerr != nil:
+			err = rerr
+		case flags&syscall.MSG_CTRUNC != 0:
+			err = errTruncated
+			if max == 0 {
+				err = errUnwantedFds
+			}
+		}
+	}
+	if err == nil && len(fds) > max {
+		err = errTruncated
+		if max == 0 {
+			err = errUnwantedFds
+		}
+	}
+	if err != nil {
+		closeFds(fds)
+		return n, nil, err
+	}
+	return n, fds, nil
+}
+
+// parseRights returns every descriptor in a control message buffer.
+func parseRights(oob []byte) ([]int, error) {
+	scms, err := syscall.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, os.NewSyscallError("parse control message", err)
+	}
+	var fds []int
+	for i := range scms {
+		if scms[i].Header.Level != syscall.SOL_SOCKET || scms[i].Header.Type != syscall.SCM_RIGHTS {
+			continue
+		}
+		got, err := syscall.ParseUnixRights(&scms[i])
+		if err != nil {
+			return fds, os.NewSyscallError("parse unix rights", err)
+		}
+		fds = append(fds, got...)
+	}
+	return fds, nil
+}
+
+func closeFds(fds []int) {
+	for _, fd := range fds {
+		if fd >= 0 {
+			syscall.Close(fd)
+		}
+	}
+}
+
+// frameReader reads frames from one connection, one at a time.
+type frameReader struct {
+	c   *net.UnixConn
+	hdr [headerLen]byte
+	oob []byte
+}
+
+func newFrameReader(c *net.UnixConn) *frameReader {
+	return &frameReader{c: c, oob: make([]byte, syscall.CmsgSpace(maxFds*4))}
+}
+
+// read reads the next frame. The descriptors of a frame must arrive with its
+// header and be exactly as many as its type calls for. On any error every
+// descriptor received is closed; io.EOF means the peer closed the connection
+// between frames.
+func (r *frameReader) read() (frame, error) {
+	_, fds, err := readMsg(r.c, r.hdr[:], r.oob, maxFds)
+	if err != nil {
+		return frame{}, err
+	}
+	h, err := parseHeader(r.hdr[:])
+	if err == nil && int(h.nfds) != len(fds) {
+		err = fmt.Errorf("%w: header says %d descriptors, %d arrived", errMalformed, h.nfds, len(fds))
+	}
+	if err != nil {
+		closeFds(fds)
+		return frame{}, err
+	}
+	body := make([]byte, h.len)
+	if _, _, err = readMsg(r.c, body, nil, 0); err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	var m message
+	if err == nil {
+		m, err = decodeBody(h.typ, body)
+	}
+	if err == nil && m.numFds() != len(fds) {
+		err = fmt.Errorf("%w: type %d carries %d descriptors, %d arrived", errMalformed, h.typ, m.numFds(), len(fds))
+	}
+	if err != nil {
+		closeFds(fds)
+		return frame{}, err
+	}
+	return frame{id: h.id, msg: m, fds: fds}, nil
+}
+
+// unixConn turns a connected AF_UNIX socket into a *net.UnixConn that the
+// runtime poller drives. It takes ownership of fd.
+func unixConn(fd int) (*net.UnixConn, error) {
+	f := os.NewFile(uintptr(fd), "forkserver-socket")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("forkserver: descriptor %d is not a unix socket", fd)
+	}
+	return uc, nil
+}
+
+// socketConnPair returns a connected pair: one end as a *net.UnixConn, the
+// other as a raw close-on-exec descriptor the caller owns.
+func socketConnPair() (*net.UnixConn, int, error) {
+	a, b, err := socketpair()
+	if err != nil {
+		return nil, -1, err
+	}
+	c, err := unixConn(a)
+	if err != nil {
+		syscall.Close(b)
+		return nil, -1, err
+	}
+	return c, b, nil
+}

@@ -1,0 +1,91 @@
+//go:build linux || darwin
+
+package forkserver
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// watchExits makes the server reap its children as they exit: one goroutine
+// woken by SIGCHLD, never a thread per child.
+func (s *server) watchExits() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGCHLD)
+	go func() {
+		for range sigs {
+			s.reap()
+		}
+	}()
+}
+
+// reap collects every child that has exited and sends each exit to the
+// connection that asked for the child. It holds s.mu while it waits, so a
+// pid stays in the table until its process is gone for good: a signal sent
+// under s.mu can never reach a reused pid.
+func (s *server) reap() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		var ws syscall.WaitStatus
+		var ru syscall.Rusage
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, &ru)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || pid <= 0 {
+			break
+		}
+		c, ok := s.children[pid]
+		if !ok {
+			continue
+		}
+		delete(s.children, pid)
+		c.owner.send(c.id, exitToMsg(pid, ws, &ru))
+	}
+	if len(s.children) == 0 {
+		for _, ch := range s.idle {
+			close(ch)
+		}
+		s.idle = nil
+	}
+}
+
+func exitToMsg(pid int, ws syscall.WaitStatus, ru *syscall.Rusage) *exitMsg {
+	return &exitMsg{pid: uint32(pid), status: uint32(ws), rusage: [18]int64{
+		int64(ru.Utime.Sec), int64(ru.Utime.Usec), int64(ru.Stime.Sec), int64(ru.Stime.Usec),
+		int64(ru.Maxrss), int64(ru.Ixrss), int64(ru.Idrss), int64(ru.Isrss),
+		int64(ru.Minflt), int64(ru.Majflt), int64(ru.Nswap), int64(ru.Inblock),
+		int64(ru.Oublock), int64(ru.Msgsnd), int64(ru.Msgrcv), int64(ru.Nsignals),
+		int64(ru.Nvcsw), int64(ru.Nivcsw),
+	}}
+}
+
+func exitFromMsg(m *exitMsg) *Exit {
+	e := &Exit{Pid: int(m.pid), Status: syscall.WaitStatus(m.status)}
+	ru := &e.Rusage
+	v := m.rusage
+	set(&ru.Utime.Sec, v[0])
+	set(&ru.Utime.Usec, v[1])
+	set(&ru.Stime.Sec, v[2])
+	set(&ru.Stime.Usec, v[3])
+	set(&ru.Maxrss, v[4])
+	set(&ru.Ixrss, v[5])
+	set(&ru.Idrss, v[6])
+	set(&ru.Isrss, v[7])
+	set(&ru.Minflt, v[8])
+	set(&ru.Majflt, v[9])
+	set(&ru.Nswap, v[10])
+	set(&ru.Inblock, v[11])
+	set(&ru.Oublock, v[12])
+	set(&ru.Msgsnd, v[13])
+	set(&ru.Msgrcv, v[14])
+	set(&ru.Nsignals, v[15])
+	set(&ru.Nvcsw, v[16])
+	set(&ru.Nivcsw, v[17])
+	return e
+}
+
+// set stores v in a field whose width differs between systems.
+func set[T ~int32 | ~int64](p *T, v int64) { *p = T(v) }

@@ -1,0 +1,3 @@
+module github.com/forkserver/forkserver
+
+go 1.24

@@ -1,0 +1,29 @@
+package forkserver
+
+import (
+	"os"
+	"syscall"
+)
+
+// socketpair returns a connected pair of close-on-exec stream sockets.
+// macOS has no SOCK_CLOEXEC, so the pair is made under ForkLock, as the os
+// package does for pipes, so no concurrent fork inherits it.
+func socketpair() (int, int, error) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		return -1, -1, os.NewSyscallError("socketpair", err)
+	}
+	syscall.CloseOnExec(fds[0])
+	syscall.CloseOnExec(fds[1])
+	return fds[0], fds[1], nil
+}
+
+// executable is the path of the running binary, resolved once by Start and
+// again by the server: macOS has no /proc/self/exe.
+func executable() (string, error) { return os.Executable() }
+
+// serverSysProcAttr: macOS has no parent-death signal; the server relies on
+// the end-of-file on its connection alone.
+func serverSysProcAttr() *syscall.SysProcAttr { return nil }
