@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -77,6 +78,7 @@ func serve() int {
 	// connection does.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGHUP)
 
+	closeInherited()
 	exe, err := executable()
 	if err == nil {
 		var conn *net.UnixConn
@@ -92,6 +94,29 @@ func serve() int {
 	}
 	fmt.Fprintf(os.Stderr, "forkserver: server: %v\n", err)
 	return 2
+}
+
+// closeInherited closes every descriptor above 3 that is not close-on-exec.
+// Every descriptor the server opens itself is close-on-exec, so these came
+// from the program, which may have inherited them in turn, and no child may
+// see them.
+func closeInherited() {
+	dir, err := os.Open(fdDir)
+	if err != nil {
+		return
+	}
+	names, _ := dir.Readdirnames(-1)
+	dir.Close()
+	for _, name := range names {
+		fd, err := strconv.Atoi(name)
+		if err != nil || fd <= 3 {
+			continue
+		}
+		flags, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0)
+		if errno == 0 && flags&syscall.FD_CLOEXEC == 0 {
+			syscall.Close(fd)
+		}
+	}
 }
 
 // programGone kills every child and waits, for a bounded time, until they

@@ -5,6 +5,9 @@ import (
 	"syscall"
 )
 
+// fdDir lists the open descriptors of the process reading it.
+const fdDir = "/dev/fd"
+
 // socketpair returns a connected pair of close-on-exec stream sockets.
 // macOS has no SOCK_CLOEXEC, so the pair is made under ForkLock, as the os
 // package does for pipes, so no concurrent fork inherits it.

@@ -5,6 +5,9 @@ import (
 	"syscall"
 )
 
+// fdDir lists the open descriptors of the process reading it.
+const fdDir = "/proc/self/fd"
+
 // socketpair returns a connected pair of close-on-exec stream sockets.
 func socketpair() (int, int, error) {
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)

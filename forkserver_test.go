@@ -1,0 +1,813 @@
+//go:build linux
+
+package forkserver_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/forkserver/forkserver"
+)
+
+// The test binary plays every role: TestMain dispatches a server or a child
+// through Main, and the helpers below run as programs of their own.
+func TestMain(m *testing.M) {
+	switch os.Getenv("FORKSERVER_TEST_PROGRAM") {
+	case "nomain":
+		_, err := forkserver.Start(nil)
+		fmt.Println(errors.Is(err, forkserver.ErrNoMain), err)
+		os.Exit(0)
+	case "victim":
+		forkserver.Main()
+		victimProgram()
+		os.Exit(0)
+	}
+	forkserver.Main()
+	os.Exit(m.Run())
+}
+
+// hangBound bounds every wait in these tests: it only turns a hang into a
+// failure and never decides an outcome.
+const hangBound = 2 * time.Minute
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// start starts a server that the test closes when it ends, checking that
+// the server process is gone by then.
+func start(t *testing.T) *forkserver.Server {
+	t.Helper()
+	srv, err := forkserver.Start(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		srv.Close()
+		if alive(srv.Pid()) {
+			t.Errorf("server %d still running after Close", srv.Pid())
+		}
+	})
+	return srv
+}
+
+// Child functions used by the tests.
+var (
+	exitWith = forkserver.Register("exit-with", func(ctx context.Context, c *forkserver.Child) error {
+		os.Exit(int(c.Arg()[0]))
+		return nil
+	})
+	returnError = forkserver.Register("return-error", func(ctx context.Context, c *forkserver.Child) error {
+		return errors.New("boom")
+	})
+	panics = forkserver.Register("panics", func(ctx context.Context, c *forkserver.Child) error {
+		panic("boom")
+	})
+	killSelf = forkserver.Register("kill-self", func(ctx context.Context, c *forkserver.Child) error {
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
+	})
+	returnNil = forkserver.Register("return-nil", func(ctx context.Context, c *forkserver.Child) error {
+		return nil
+	})
+	echo = forkserver.Register("echo", func(ctx context.Context, c *forkserver.Child) error {
+		_, err := io.Copy(c.Conn(), c.Conn())
+		return err
+	})
+	echoArg = forkserver.Register("echo-arg", func(ctx context.Context, c *forkserver.Child) error {
+		_, err := c.Conn().Write(c.Arg())
+		return err
+	})
+	listFds = forkserver.Register("list-fds", func(ctx context.Context, c *forkserver.Child) error {
+		return json.NewEncoder(c.Conn()).Encode(openFds())
+	})
+	// swapFiles copies its first file into its second, then sends a pipe's
+	// read end back over its socket with the word "back" in the pipe.
+	swapFiles = forkserver.Register("swap-files", func(ctx context.Context, c *forkserver.Child) error {
+		if _, err := io.Copy(c.Files()[1], c.Files()[0]); err != nil {
+			return err
+		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		w.WriteString("back")
+		w.Close()
+		return forkserver.WriteFds(c.Conn(), []byte{1}, r)
+	})
+	// forkGrandchild forks exit-with(7) through its own connection and
+	// reports the grandchild's exit status on its socket.
+	forkGrandchild = forkserver.Register("fork-grandchild", func(ctx context.Context, c *forkserver.Child) error {
+		p, err := c.Server().Fork(ctx, exitWith, &forkserver.Attr{Arg: []byte{7}})
+		if err != nil {
+			return err
+		}
+		exit, err := p.Wait()
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(c.Conn(), "%d %d\n", p.Pid, exit.Status.ExitStatus())
+		return err
+	})
+	getenv = forkserver.Register("getenv", func(ctx context.Context, c *forkserver.Child) error {
+		_, err := io.WriteString(c.Conn(), os.Getenv(string(c.Arg())))
+		return err
+	})
+	setenv = forkserver.Register("setenv", func(ctx context.Context, c *forkserver.Child) error {
+		k, v, _ := strings.Cut(string(c.Arg()), "=")
+		return os.Setenv(k, v)
+	})
+	// untilTerm says it is ready, then returns when SIGTERM cancels ctx.
+	untilTerm = forkserver.Register("until-term", func(ctx context.Context, c *forkserver.Child) error {
+		c.Conn().Write([]byte{1})
+		<-ctx.Done()
+		return nil
+	})
+	// ignoreTerm says it is ready, then reads its socket to the end,
+	// ignoring ctx: only SIGKILL or the socket's end stops it.
+	ignoreTerm = forkserver.Register("ignore-term", func(ctx context.Context, c *forkserver.Child) error {
+		c.Conn().Write([]byte{1})
+		io.Copy(io.Discard, c.Conn())
+		return nil
+	})
+)
+
+// openFds describes this process's open descriptors, leaving out the one
+// that lists them and those the Go runtime keeps for its poller.
+func openFds() map[int]string {
+	dir, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return nil
+	}
+	defer dir.Close()
+	names, _ := dir.Readdirnames(-1)
+	rc, _ := dir.SyscallConn()
+	own := -1
+	rc.Control(func(fd uintptr) { own = int(fd) })
+	fds := map[int]string{}
+	for _, name := range names {
+		fd, _ := strconv.Atoi(name)
+		target, err := os.Readlink("/proc/self/fd/" + name)
+		if err != nil || fd == own || strings.HasPrefix(target, "anon_inode:[event") {
+			continue
+		}
+		if strings.HasPrefix(target, "socket:") {
+			target = "socket"
+		}
+		fds[fd] = target
+	}
+	return fds
+}
+
+func fork(t *testing.T, srv *forkserver.Server, fn forkserver.Func, attr *forkserver.Attr) *forkserver.Process {
+	t.Helper()
+	p, err := srv.Fork(testContext(t), fn, attr)
+	if err != nil {
+		t.Fatalf("Fork %s: %v", fn.Name(), err)
+	}
+	if p.Conn() != nil {
+		t.Cleanup(func() { p.Conn().Close() })
+	}
+	return p
+}
+
+func wait(t *testing.T, p *forkserver.Process) *forkserver.Exit {
+	t.Helper()
+	select {
+	case <-p.Done():
+	case <-time.After(hangBound):
+		t.Fatalf("child %d did not exit", p.Pid)
+	}
+	exit, err := p.Wait()
+	if err != nil {
+		t.Fatalf("Wait %d: %v", p.Pid, err)
+	}
+	return exit
+}
+
+func TestExitStatus(t *testing.T) {
+	srv := start(t)
+	tests := []struct {
+		name   string
+		fn     forkserver.Func
+		arg    []byte
+		want   string
+		status int
+	}{
+		{"return nil", returnNil, nil, "exit status 0", 0},
+		{"os.Exit(0)", exitWith, []byte{0}, "exit status 0", 0},
+		{"os.Exit(3)", exitWith, []byte{3}, "exit status 3", 3},
+		{"os.Exit(255)", exitWith, []byte{255}, "exit status 255", 255},
+		{"error", returnError, nil, "exit status 1", 1},
+		{"panic", panics, nil, "exit status 2", 2},
+		{"signal", killSelf, nil, "signal: killed", -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := fork(t, srv, tt.fn, &forkserver.Attr{Arg: tt.arg})
+			exit := wait(t, p)
+			if exit.String() != tt.want || exit.Status.ExitStatus() != tt.status {
+				t.Errorf("exit = %s (status %d), want %s (status %d)", exit, exit.Status.ExitStatus(), tt.want, tt.status)
+			}
+			if exit.Pid != p.Pid || p.Pid <= 0 {
+				t.Errorf("exit.Pid = %d, Process.Pid = %d", exit.Pid, p.Pid)
+			}
+			if exit.Success() != (tt.status == 0) {
+				t.Errorf("Success() = %v", exit.Success())
+			}
+			if exit.Rusage.Maxrss <= 0 || exit.Rusage.Utime.Nano()+exit.Rusage.Stime.Nano() <= 0 {
+				t.Errorf("rusage not filled: maxrss %d, utime %v, stime %v", exit.Rusage.Maxrss, exit.Rusage.Utime, exit.Rusage.Stime)
+			}
+			if err := p.Signal(syscall.SIGTERM); !errors.Is(err, os.ErrProcessDone) {
+				t.Errorf("Signal after exit: %v, want os.ErrProcessDone", err)
+			}
+		})
+	}
+}
+
+// A child sees its standard descriptors, its socket, its files and
+// nothing else of the program's or the server's.
+func TestChildDescriptors(t *testing.T) {
+	srv := start(t)
+	file, err := os.Create(filepath.Join(t.TempDir(), "given"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	extra, err := os.Open(os.DevNull) // open in the program, not given
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+
+	p := fork(t, srv, listFds, &forkserver.Attr{Socket: true, Files: []*os.File{file}})
+	var fds map[int]string
+	if err := json.NewDecoder(p.Conn()).Decode(&fds); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, p)
+	var got []string
+	for fd, target := range fds {
+		if fd > 2 {
+			got = append(got, target)
+		}
+	}
+	sort.Strings(got)
+	want := []string{file.Name(), "socket"}
+	if !slices.Equal(got, want) {
+		t.Errorf("child's descriptors above 2: %q, want %q (all: %v)", got, want, fds)
+	}
+	for fd := 0; fd <= 2; fd++ {
+		if _, ok := fds[fd]; !ok {
+			t.Errorf("child lacks descriptor %d", fd)
+		}
+	}
+}
+
+func TestSocketEcho(t *testing.T) {
+	srv := start(t)
+	p := fork(t, srv, echo, &forkserver.Attr{Socket: true})
+	msg := bytes.Repeat([]byte("echo "), 100000) // larger than a socket buffer
+	go func() {
+		p.Conn().Write(msg)
+		p.Conn().CloseWrite()
+	}()
+	got, err := io.ReadAll(p.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, msg) {
+		t.Errorf("echoed %d bytes, want %d", len(got), len(msg))
+	}
+	if exit := wait(t, p); !exit.Success() {
+		t.Errorf("echo child: %s", exit)
+	}
+}
+
+func TestArg(t *testing.T) {
+	srv := start(t)
+	for _, n := range []int{0, 1, forkserver.MaxArg} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			arg := make([]byte, n)
+			for i := range arg {
+				arg[i] = byte(i * 7)
+			}
+			p := fork(t, srv, echoArg, &forkserver.Attr{Socket: true, Arg: arg})
+			got, err := io.ReadAll(p.Conn())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, arg) {
+				t.Errorf("child got %d bytes, want %d", len(got), n)
+			}
+			wait(t, p)
+		})
+	}
+	t.Run("over", func(t *testing.T) {
+		_, err := srv.Fork(testContext(t), echoArg, &forkserver.Attr{Arg: make([]byte, forkserver.MaxArg+1)})
+		if !errors.Is(err, forkserver.ErrArgTooLarge) {
+			t.Errorf("Fork with %d bytes: %v, want ErrArgTooLarge", forkserver.MaxArg+1, err)
+		}
+		err = srv.Eval(testContext(t), setenv, make([]byte, forkserver.MaxArg+1))
+		if !errors.Is(err, forkserver.ErrArgTooLarge) {
+			t.Errorf("Eval with %d bytes: %v, want ErrArgTooLarge", forkserver.MaxArg+1, err)
+		}
+	})
+}
+
+// Files travel to the child in order, and back from it over its socket.
+func TestFilesBothWays(t *testing.T) {
+	srv := start(t)
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := fork(t, srv, swapFiles, &forkserver.Attr{Socket: true, Files: []*os.File{inR, outW}})
+	inR.Close()
+	outW.Close()
+	inW.WriteString("there")
+	inW.Close()
+	got, err := io.ReadAll(outR)
+	if err != nil || string(got) != "there" {
+		t.Errorf("child copied %q, %v; want %q", got, err, "there")
+	}
+	outR.Close()
+
+	buf := make([]byte, 1)
+	_, files, err := forkserver.ReadFds(p.Conn(), buf, 1)
+	if err != nil || len(files) != 1 {
+		t.Fatalf("ReadFds: %d files, %v", len(files), err)
+	}
+	back, err := io.ReadAll(files[0])
+	files[0].Close()
+	if string(back) != "back" {
+		t.Errorf("file from the child holds %q, %v", back, err)
+	}
+	if exit := wait(t, p); !exit.Success() {
+		t.Errorf("child: %s", exit)
+	}
+}
+
+func TestStdio(t *testing.T) {
+	srv := start(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p := fork(t, srv, returnError, &forkserver.Attr{Stderr: w})
+	w.Close()
+	got, _ := io.ReadAll(r)
+	if want := "forkserver: return-error: boom\n"; string(got) != want {
+		t.Errorf("child's stderr: %q, want %q", got, want)
+	}
+	wait(t, p)
+}
+
+func TestGrandchild(t *testing.T) {
+	srv := start(t)
+	p := fork(t, srv, forkGrandchild, &forkserver.Attr{Socket: true, Server: true})
+	var pid, status int
+	if _, err := fmt.Fscan(p.Conn(), &pid, &status); err != nil {
+		t.Fatal(err)
+	}
+	if status != 7 || pid <= 0 || pid == p.Pid {
+		t.Errorf("grandchild %d exited %d, want 7", pid, status)
+	}
+	if exit := wait(t, p); !exit.Success() {
+		t.Errorf("child: %s", exit)
+	}
+}
+
+func TestEval(t *testing.T) {
+	srv := start(t)
+	ctx := testContext(t)
+	if err := srv.Eval(ctx, setenv, []byte("FORKSERVER_TEST_EVAL=changed")); err != nil {
+		t.Fatal(err)
+	}
+	p := fork(t, srv, getenv, &forkserver.Attr{Socket: true, Arg: []byte("FORKSERVER_TEST_EVAL")})
+	got, _ := io.ReadAll(p.Conn())
+	if string(got) != "changed" {
+		t.Errorf("child sees %q, want the value Eval set", got)
+	}
+	wait(t, p)
+	if v := os.Getenv("FORKSERVER_TEST_EVAL"); v != "" {
+		t.Errorf("Eval changed the program's environment: %q", v)
+	}
+
+	if err := srv.Eval(ctx, returnError, nil); err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Errorf("Eval of a failing function: %v", err)
+	}
+	if err := srv.Eval(ctx, panics, nil); err == nil || !strings.Contains(err.Error(), "panic: boom") {
+		t.Errorf("Eval of a panicking function: %v", err)
+	}
+	if err := srv.Eval(ctx, forkserver.Func{}, nil); !errors.Is(err, forkserver.ErrUnknownFunc) {
+		t.Errorf("Eval of the zero Func: %v", err)
+	}
+	// The server survived all of it.
+	wait(t, fork(t, srv, returnNil, nil))
+}
+
+func TestUnknownFunc(t *testing.T) {
+	srv := start(t)
+	_, err := srv.Fork(testContext(t), forkserver.Func{}, nil)
+	if !errors.Is(err, forkserver.ErrUnknownFunc) {
+		t.Errorf("Fork of the zero Func: %v, want ErrUnknownFunc", err)
+	}
+}
+
+func TestClose(t *testing.T) {
+	srv := start(t)
+	p := fork(t, srv, ignoreTerm, &forkserver.Attr{Socket: true})
+	ready(t, p)
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if alive(srv.Pid()) {
+		t.Errorf("server %d alive after Close", srv.Pid())
+	}
+	if _, err := p.Wait(); !errors.Is(err, forkserver.ErrClosed) {
+		t.Errorf("Wait after Close: %v, want ErrClosed", err)
+	}
+	waitGone(t, p.Pid)
+	if _, err := srv.Fork(testContext(t), returnNil, nil); !errors.Is(err, forkserver.ErrClosed) {
+		t.Errorf("Fork after Close: %v, want ErrClosed", err)
+	}
+	if err := srv.KillAll(syscall.SIGKILL); !errors.Is(err, forkserver.ErrClosed) {
+		t.Errorf("KillAll after Close: %v, want ErrClosed", err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestStop(t *testing.T) {
+	srv := start(t)
+	var procs []*forkserver.Process
+	for range 3 {
+		p := fork(t, srv, untilTerm, &forkserver.Attr{Socket: true})
+		ready(t, p)
+		procs = append(procs, p)
+	}
+	if err := srv.Stop(testContext(t)); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	for _, p := range procs {
+		// Stop has returned, so the exits are already known.
+		select {
+		case <-p.Done():
+		default:
+			t.Fatalf("child %d: exit not delivered before Stop returned", p.Pid)
+		}
+		if exit := wait(t, p); !exit.Success() {
+			t.Errorf("child %d stopped with %s, want exit status 0", p.Pid, exit)
+		}
+	}
+	if alive(srv.Pid()) {
+		t.Errorf("server %d alive after Stop", srv.Pid())
+	}
+	if _, err := srv.Fork(testContext(t), returnNil, nil); !errors.Is(err, forkserver.ErrClosed) {
+		t.Errorf("Fork after Stop: %v, want ErrClosed", err)
+	}
+	if err := srv.Stop(testContext(t)); !errors.Is(err, forkserver.ErrClosed) {
+		t.Errorf("Stop after Stop: %v, want ErrClosed", err)
+	}
+}
+
+// A child that ignores SIGTERM is killed when Stop's context ends.
+func TestStopDeadline(t *testing.T) {
+	srv := start(t)
+	p := fork(t, srv, ignoreTerm, &forkserver.Attr{Socket: true})
+	ready(t, p)
+	ctx, cancel := context.WithTimeout(testContext(t), 200*time.Millisecond)
+	defer cancel()
+	if err := srv.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Stop: %v, want context.DeadlineExceeded", err)
+	}
+	exit := wait(t, p)
+	if !exit.Status.Signaled() || exit.Status.Signal() != syscall.SIGKILL {
+		t.Errorf("child ended with %s, want signal: killed", exit)
+	}
+}
+
+func TestDetach(t *testing.T) {
+	srv := start(t)
+	p := fork(t, srv, echo, &forkserver.Attr{Socket: true})
+	if err := srv.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	if alive(srv.Pid()) {
+		t.Errorf("server %d alive after Detach", srv.Pid())
+	}
+	if _, err := p.Wait(); !errors.Is(err, forkserver.ErrClosed) {
+		t.Errorf("Wait after Detach: %v, want ErrClosed", err)
+	}
+	// The child lives on and still answers.
+	fmt.Fprintln(p.Conn(), "still here")
+	line, err := bufio.NewReader(p.Conn()).ReadString('\n')
+	if line != "still here\n" {
+		t.Errorf("detached child answered %q, %v", line, err)
+	}
+	p.Conn().Close() // the echo child ends
+	waitGone(t, p.Pid)
+}
+
+func TestSignal(t *testing.T) {
+	srv := start(t)
+	p := fork(t, srv, ignoreTerm, &forkserver.Attr{Socket: true})
+	ready(t, p)
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if exit := wait(t, p); exit.Status.Signal() != syscall.SIGKILL {
+		t.Errorf("child ended with %s, want signal: killed", exit)
+	}
+	q := fork(t, srv, ignoreTerm, &forkserver.Attr{Socket: true})
+	ready(t, q)
+	if err := srv.KillAll(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if exit := wait(t, q); exit.Status.Signal() != syscall.SIGKILL {
+		t.Errorf("child ended with %s after KillAll, want signal: killed", exit)
+	}
+}
+
+func TestForkContext(t *testing.T) {
+	srv := start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := srv.Fork(ctx, returnNil, nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("Fork with a cancelled context: %v", err)
+	}
+	// The server and the connection are still fine.
+	wait(t, fork(t, srv, returnNil, nil))
+}
+
+func TestConcurrentForks(t *testing.T) {
+	srv := start(t)
+	const workers, each = 50, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				code := byte((w*each + i) % 200)
+				p, err := srv.Fork(testContext(t), exitWith, &forkserver.Attr{Arg: []byte{code}})
+				if err != nil {
+					errs <- err
+					return
+				}
+				exit, err := p.Wait()
+				if err != nil {
+					errs <- err
+				} else if exit.Status.ExitStatus() != int(code) || exit.Pid != p.Pid {
+					errs <- fmt.Errorf("child %d: %s, want exit status %d", p.Pid, exit, code)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// Neither the server nor the program needs a thread per child or per
+// blocked read: the runtime poller parks goroutines.
+func TestThreadsDoNotGrow(t *testing.T) {
+	srv := start(t)
+	before := threads(t, os.Getpid())
+	const n = 100
+	for range n {
+		ready(t, fork(t, srv, ignoreTerm, &forkserver.Attr{Socket: true}))
+	}
+	if got := threads(t, srv.Pid()); got > 20 {
+		t.Errorf("server has %d threads with %d children", got, n)
+	}
+	if got := threads(t, os.Getpid()); got > before+10 {
+		t.Errorf("program went from %d to %d threads with %d children", before, got, n)
+	}
+}
+
+// 500 forks leave no descriptor, goroutine or zombie behind, in the
+// program or the server.
+func TestNoLeaks(t *testing.T) {
+	srv := start(t)
+	warmUp := fork(t, srv, echo, &forkserver.Attr{Socket: true, Server: true})
+	warmUp.Conn().Close()
+	wait(t, warmUp)
+	fdsBefore, srvFdsBefore, goroutinesBefore := len(openFds()), countFds(t, srv.Pid()), runtime.NumGoroutine()
+	for i := range 500 {
+		attr := &forkserver.Attr{Socket: true, Server: i%2 == 0}
+		p, err := srv.Fork(testContext(t), echo, attr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Conn().Close()
+		wait(t, p)
+	}
+	settled := func() bool {
+		return len(openFds()) == fdsBefore && countFds(t, srv.Pid()) == srvFdsBefore &&
+			runtime.NumGoroutine() <= goroutinesBefore && len(childrenOf(t, srv.Pid())) == 0
+	}
+	for deadline := time.Now().Add(hangBound); !settled() && time.Now().Before(deadline); {
+		runtime.Gosched()
+	}
+	if !settled() {
+		t.Errorf("program fds %d -> %d, server fds %d -> %d, goroutines %d -> %d, server's children %v",
+			fdsBefore, len(openFds()), srvFdsBefore, countFds(t, srv.Pid()),
+			goroutinesBefore, runtime.NumGoroutine(), childrenOf(t, srv.Pid()))
+	}
+}
+
+// When the program dies, the server kills every child and exits.
+func TestProgramKilled(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "FORKSERVER_TEST_PROGRAM=victim")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && sc.Text() != "ready" {
+		pid, err := strconv.Atoi(sc.Text())
+		if err != nil {
+			t.Fatalf("victim said %q", sc.Text())
+		}
+		pids = append(pids, pid)
+	}
+	if len(pids) != 11 {
+		t.Fatalf("victim reported %d pids, want 11", len(pids))
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	begin := time.Now()
+	for _, pid := range pids {
+		waitGone(t, pid)
+	}
+	t.Logf("server and 10 children gone %v after the program died", time.Since(begin))
+}
+
+// victimProgram starts a server with 10 children that ignore SIGTERM,
+// prints the server's pid and theirs, and waits to be killed.
+func victimProgram() {
+	srv, err := forkserver.Start(nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(srv.Pid())
+	for range 10 {
+		p, err := srv.Fork(context.Background(), ignoreTerm, &forkserver.Attr{Socket: true})
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		p.Conn().Read(make([]byte, 1))
+		fmt.Println(p.Pid)
+	}
+	fmt.Println("ready")
+	select {}
+}
+
+// When the server dies, every call fails and nothing hangs.
+func TestServerKilled(t *testing.T) {
+	srv := start(t)
+	p := fork(t, srv, ignoreTerm, &forkserver.Attr{Socket: true})
+	ready(t, p)
+	defer syscall.Kill(p.Pid, syscall.SIGKILL) // orphaned by the server's death
+
+	if err := syscall.Kill(srv.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Wait(); !errors.Is(err, forkserver.ErrConnLost) {
+		t.Errorf("Wait: %v, want ErrConnLost", err)
+	}
+	if _, err := srv.Fork(testContext(t), returnNil, nil); !errors.Is(err, forkserver.ErrConnLost) {
+		t.Errorf("Fork: %v, want ErrConnLost", err)
+	}
+	if err := p.Signal(syscall.SIGTERM); !errors.Is(err, forkserver.ErrConnLost) {
+		t.Errorf("Signal: %v, want ErrConnLost", err)
+	}
+	if err := srv.Stop(testContext(t)); !errors.Is(err, forkserver.ErrConnLost) {
+		t.Errorf("Stop: %v, want ErrConnLost", err)
+	}
+}
+
+func TestStartWithoutMain(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "FORKSERVER_TEST_PROGRAM=nomain")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(out), "true forkserver: Main was not called") {
+		t.Errorf("Start without Main: %q", out)
+	}
+}
+
+// ready waits for the byte a child writes when it is running.
+func ready(t *testing.T, p *forkserver.Process) {
+	t.Helper()
+	p.Conn().SetReadDeadline(time.Now().Add(hangBound))
+	if _, err := io.ReadFull(p.Conn(), make([]byte, 1)); err != nil {
+		t.Fatalf("child %d not ready: %v", p.Pid, err)
+	}
+	p.Conn().SetReadDeadline(time.Time{})
+}
+
+// alive reports whether pid runs: a zombie, which is dead and waits only
+// for its parent to reap it, does not.
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
+}
+
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(hangBound); alive(pid); {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d still running", pid)
+		}
+		runtime.Gosched()
+	}
+}
+
+func threads(t *testing.T, pid int) int {
+	t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if n, ok := strings.CutPrefix(line, "Threads:"); ok {
+			v, _ := strconv.Atoi(strings.TrimSpace(n))
+			return v
+		}
+	}
+	t.Fatalf("no thread count for %d", pid)
+	return 0
+}
+
+func countFds(t *testing.T, pid int) int {
+	t.Helper()
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}
+
+// childrenOf lists the processes, zombies included, whose parent is pid.
+func childrenOf(t *testing.T, pid int) []string {
+	t.Helper()
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kids []string
+	for _, task := range tasks {
+		b, _ := os.ReadFile(task)
+		kids = append(kids, strings.Fields(string(b))...)
+	}
+	return kids
+}
+
