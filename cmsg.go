@@ -102,7 +102,7 @@ func readMsg(c *net.UnixConn, p, oob []byte, max int) (n int, fds []int, err err
 		}
 		switch {
 		case err != nil:
-		case rerr == io.EOF || rerr == nil && m == 0:
+		case errors.Is(rerr, io.EOF) || rerr == nil && m == 0:
 			err = io.EOF
 			if n > 0 {
 				err = io.ErrUnexpectedEOF

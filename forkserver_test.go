@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	forkserver.Main()
+	// A program built with -race sleeps a second on exit to let reports
+	// come in; the servers and children these tests start need not.
+	os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	os.Exit(m.Run())
 }
 
@@ -221,9 +224,14 @@ func TestExitStatus(t *testing.T) {
 		{"panic", panics, nil, "exit status 2", 2},
 		{"signal", killSelf, nil, "signal: killed", -1},
 	}
+	quiet, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer quiet.Close()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := fork(t, srv, tt.fn, &forkserver.Attr{Arg: tt.arg})
+			p := fork(t, srv, tt.fn, &forkserver.Attr{Arg: tt.arg, Stderr: quiet})
 			exit := wait(t, p)
 			if exit.String() != tt.want || exit.Status.ExitStatus() != tt.status {
 				t.Errorf("exit = %s (status %d), want %s (status %d)", exit, exit.Status.ExitStatus(), tt.want, tt.status)
@@ -810,4 +818,3 @@ func childrenOf(t *testing.T, pid int) []string {
 	}
 	return kids
 }
-
