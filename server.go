@@ -49,6 +49,9 @@ type server struct {
 	idle     []chan struct{} // closed when children becomes empty
 }
 
+// running is the server this process runs, for functions run by Eval.
+var running *server
+
 // child is a process the server created.
 type child struct {
 	owner *peer  // the connection that asked for it
@@ -84,6 +87,7 @@ func serve() int {
 		var conn *net.UnixConn
 		if conn, err = unixConn(3); err == nil {
 			s := &server{exe: exe, children: make(map[int]*child)}
+			running = s
 			s.watchExits()
 			root := s.newPeer(conn, nil, rightsAll)
 			root.send(0, &helloMsg{pid: uint32(os.Getpid())})
