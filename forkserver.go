@@ -283,6 +283,7 @@ type Server struct {
 type call struct {
 	reply     chan *replyMsg // gets the reply, or is closed when the connection ends
 	fork      bool
+	final     bool // a Stop or Detach: once it succeeds, the server exits
 	abandoned bool // the caller gave up; a child this Fork creates is killed
 }
 
@@ -417,9 +418,10 @@ func (s *Server) Eval(ctx context.Context, fn Func, arg []byte) error {
 // returns. When Stop returns, the server has exited and s is closed; a
 // refusal (ErrPermission) leaves s as it was.
 func (s *Server) Stop(ctx context.Context) error {
-	id, c, err := s.register(nil)
+	m := &stopMsg{}
+	id, c, err := s.register(m, nil)
 	if err == nil {
-		if err = s.write(id, &stopMsg{}, nil); err != nil {
+		if err = s.write(id, m, nil); err != nil {
 			s.forget(id)
 		}
 	}
@@ -494,7 +496,7 @@ func (s *Server) roundTrip(ctx context.Context, op string, m message) (*replyMsg
 // do sends m with extra, unless it is -1, and the descriptors of files, and
 // waits for the reply. A Fork passes the Process that will get its exit.
 func (s *Server) do(ctx context.Context, m message, extra int, files []*os.File, p *Process) (*replyMsg, error) {
-	id, c, err := s.register(p)
+	id, c, err := s.register(m, p)
 	if err != nil {
 		return nil, err
 	}
@@ -521,7 +523,7 @@ func (s *Server) do(ctx context.Context, m message, extra int, files []*os.File,
 	}
 }
 
-func (s *Server) register(p *Process) (uint32, *call, error) {
+func (s *Server) register(m message, p *Process) (uint32, *call, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
@@ -533,7 +535,7 @@ func (s *Server) register(p *Process) (uint32, *call, error) {
 			break
 		}
 	}
-	c := &call{reply: make(chan *replyMsg, 1), fork: p != nil}
+	c := &call{reply: make(chan *replyMsg, 1), fork: p != nil, final: m.kind() == tStop || m.kind() == tDetach}
 	s.calls[s.nextID] = c
 	if p != nil {
 		p.id = s.nextID
@@ -651,6 +653,9 @@ func (s *Server) dispatch(f frame) error {
 		c := s.calls[f.id]
 		delete(s.calls, f.id)
 		abandoned := c != nil && c.abandoned
+		if c != nil && c.final && m.code == codeOK && s.err == nil {
+			s.err = ErrClosed // the server exits now: that is no lost connection
+		}
 		s.mu.Unlock()
 		switch {
 		case c == nil: // a call given up on, not a Fork
