@@ -5,6 +5,7 @@ package forkserver
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,6 +15,9 @@ import (
 // function it names and returns the exit code.
 func runChild() int {
 	c, fn, name, err := readAssignment()
+	if err == io.EOF {
+		return 0 // a pooled child the server sent away
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "forkserver: child: %v\n", err)
 		return 2
@@ -34,6 +38,9 @@ func readAssignment() (*Child, func(context.Context, *Child) error, string, erro
 	}
 	f, err := newFrameReader(conn).read()
 	conn.Close()
+	if err == io.EOF {
+		return nil, nil, "", err
+	}
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("reading the assignment: %w", err)
 	}
@@ -64,6 +71,18 @@ func readAssignment() (*Child, func(context.Context, *Child) error, string, erro
 		}
 		c.server = newServer(int(a.serverPid), conn, false)
 		fds = fds[1:]
+	}
+	// A pooled child was executed before anyone asked for it and gets its
+	// standard descriptors now.
+	for std, flag := range []uint32{flagStdin, flagStdout, flagStderr} {
+		if a.flags&flag != 0 {
+			if err := dup2(fds[0], std); err != nil {
+				closeFds(fds)
+				return nil, nil, "", os.NewSyscallError("dup2", err)
+			}
+			closeFds(fds[:1])
+			fds = fds[1:]
+		}
 	}
 	for i, fd := range fds {
 		c.files = append(c.files, os.NewFile(uintptr(fd), fmt.Sprintf("forkserver-file-%d", i)))

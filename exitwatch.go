@@ -25,6 +25,8 @@ func (s *server) watchExits() {
 // pid stays in the table until its process is gone for good: a signal sent
 // under s.mu can never reach a reused pid.
 func (s *server) reap() {
+	s.forkMu.Lock()
+	defer s.forkMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
@@ -42,6 +44,10 @@ func (s *server) reap() {
 			continue
 		}
 		delete(s.children, pid)
+		if c.owner == nil { // pooled or abandoned: nobody to tell
+			s.leftPool(pid)
+			continue
+		}
 		c.owner.send(c.id, exitToMsg(pid, ws, &ru))
 	}
 	if len(s.children) == 0 {

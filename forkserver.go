@@ -39,6 +39,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -70,8 +72,12 @@ var (
 	errTooManyFiles = fmt.Errorf("forkserver: more than %d files", MaxFiles)
 )
 
-// roleEnv tells a process started by this package which role it plays.
-const roleEnv = "FORKSERVER_ROLE"
+// roleEnv tells a process started by this package which role it plays;
+// poolEnv tells a server the size of its pool.
+const (
+	roleEnv = "FORKSERVER_ROLE"
+	poolEnv = "FORKSERVER_POOL"
+)
 
 var (
 	mainCalled atomic.Bool
@@ -139,6 +145,17 @@ type Config struct {
 	// Env is the server's environment, which children inherit. Nil means
 	// the program's environment at Start.
 	Env []string
+
+	// PoolSize is how many children the server keeps executed and waiting
+	// for a Fork, so that Fork costs a message to a running process rather
+	// than an exec and the Go runtime's start. Zero means no pool. The
+	// server refills the pool in the background after each Fork; a burst
+	// larger than the pool starts the rest cold. A pooled child behaves as a
+	// cold one in every way the requester can see, except that it started
+	// earlier: it sees the server's environment as it was then. Eval
+	// replaces every waiting child, so that children forked after it see
+	// what it changed.
+	PoolSize int
 }
 
 // Attr says what a child gets. The zero value, or a nil *Attr, gives a child
@@ -302,17 +319,22 @@ func Start(cfg *Config) (*Server, error) {
 	if env == nil {
 		env = os.Environ()
 	}
-	s, err := startServer(append(withoutRole(env), roleEnv+"=server"))
+	if cfg.PoolSize < 0 {
+		return nil, fmt.Errorf("forkserver: start: negative pool size %d", cfg.PoolSize)
+	}
+	env = append(withoutRole(env), roleEnv+"=server", poolEnv+"="+strconv.Itoa(cfg.PoolSize))
+	s, err := startServer(env)
 	if err != nil {
 		return nil, opError("start", err)
 	}
 	return s, nil
 }
 
+// withoutRole returns env without the variables this package sets.
 func withoutRole(env []string) []string {
-	out := make([]string, 0, len(env)+1)
+	out := make([]string, 0, len(env)+2)
 	for _, kv := range env {
-		if len(kv) <= len(roleEnv) || kv[:len(roleEnv)+1] != roleEnv+"=" {
+		if !strings.HasPrefix(kv, roleEnv+"=") && !strings.HasPrefix(kv, poolEnv+"=") {
 			out = append(out, kv)
 		}
 	}

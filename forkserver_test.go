@@ -56,11 +56,22 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
+// eachPool runs test against a server without a pool and one with.
+func eachPool(t *testing.T, test func(*testing.T, *forkserver.Server)) {
+	for _, size := range []int{0, 2} {
+		t.Run(fmt.Sprintf("pool=%d", size), func(t *testing.T) {
+			test(t, startWith(t, &forkserver.Config{PoolSize: size}))
+		})
+	}
+}
+
 // start starts a server that the test closes when it ends, checking that
 // the server process is gone by then.
-func start(t *testing.T) *forkserver.Server {
+func start(t *testing.T) *forkserver.Server { return startWith(t, nil) }
+
+func startWith(t *testing.T, cfg *forkserver.Config) *forkserver.Server {
 	t.Helper()
-	srv, err := forkserver.Start(nil)
+	srv, err := forkserver.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,8 +218,9 @@ func wait(t *testing.T, p *forkserver.Process) *forkserver.Exit {
 	return exit
 }
 
-func TestExitStatus(t *testing.T) {
-	srv := start(t)
+func TestExitStatus(t *testing.T) { eachPool(t, testExitStatus) }
+
+func testExitStatus(t *testing.T, srv *forkserver.Server) {
 	tests := []struct {
 		name   string
 		fn     forkserver.Func
@@ -254,8 +266,9 @@ func TestExitStatus(t *testing.T) {
 
 // A child sees its standard descriptors, its socket, its files and
 // nothing else of the program's or the server's.
-func TestChildDescriptors(t *testing.T) {
-	srv := start(t)
+func TestChildDescriptors(t *testing.T) { eachPool(t, testChildDescriptors) }
+
+func testChildDescriptors(t *testing.T, srv *forkserver.Server) {
 	file, err := os.Create(filepath.Join(t.TempDir(), "given"))
 	if err != nil {
 		t.Fatal(err)
@@ -291,8 +304,9 @@ func TestChildDescriptors(t *testing.T) {
 	}
 }
 
-func TestSocketEcho(t *testing.T) {
-	srv := start(t)
+func TestSocketEcho(t *testing.T) { eachPool(t, testSocketEcho) }
+
+func testSocketEcho(t *testing.T, srv *forkserver.Server) {
 	p := fork(t, srv, echo, &forkserver.Attr{Socket: true})
 	msg := bytes.Repeat([]byte("echo "), 100000) // larger than a socket buffer
 	go func() {
@@ -311,8 +325,9 @@ func TestSocketEcho(t *testing.T) {
 	}
 }
 
-func TestArg(t *testing.T) {
-	srv := start(t)
+func TestArg(t *testing.T) { eachPool(t, testArg) }
+
+func testArg(t *testing.T, srv *forkserver.Server) {
 	for _, n := range []int{0, 1, forkserver.MaxArg} {
 		t.Run(strconv.Itoa(n), func(t *testing.T) {
 			arg := make([]byte, n)
@@ -343,8 +358,9 @@ func TestArg(t *testing.T) {
 }
 
 // Files travel to the child in order, and back from it over its socket.
-func TestFilesBothWays(t *testing.T) {
-	srv := start(t)
+func TestFilesBothWays(t *testing.T) { eachPool(t, testFilesBothWays) }
+
+func testFilesBothWays(t *testing.T, srv *forkserver.Server) {
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -379,8 +395,9 @@ func TestFilesBothWays(t *testing.T) {
 	}
 }
 
-func TestStdio(t *testing.T) {
-	srv := start(t)
+func TestStdio(t *testing.T) { eachPool(t, testStdio) }
+
+func testStdio(t *testing.T, srv *forkserver.Server) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -395,8 +412,9 @@ func TestStdio(t *testing.T) {
 	wait(t, p)
 }
 
-func TestGrandchild(t *testing.T) {
-	srv := start(t)
+func TestGrandchild(t *testing.T) { eachPool(t, testGrandchild) }
+
+func testGrandchild(t *testing.T, srv *forkserver.Server) {
 	p := fork(t, srv, forkGrandchild, &forkserver.Attr{Socket: true, Server: true})
 	var pid, status int
 	if _, err := fmt.Fscan(p.Conn(), &pid, &status); err != nil {
@@ -410,8 +428,9 @@ func TestGrandchild(t *testing.T) {
 	}
 }
 
-func TestEval(t *testing.T) {
-	srv := start(t)
+func TestEval(t *testing.T) { eachPool(t, testEval) }
+
+func testEval(t *testing.T, srv *forkserver.Server) {
 	ctx := testContext(t)
 	if err := srv.Eval(ctx, setenv, []byte("FORKSERVER_TEST_EVAL=changed")); err != nil {
 		t.Fatal(err)
@@ -472,8 +491,9 @@ func TestClose(t *testing.T) {
 	}
 }
 
-func TestStop(t *testing.T) {
-	srv := start(t)
+func TestStop(t *testing.T) { eachPool(t, testStop) }
+
+func testStop(t *testing.T, srv *forkserver.Server) {
 	var procs []*forkserver.Process
 	for range 3 {
 		p := fork(t, srv, untilTerm, &forkserver.Attr{Socket: true})
@@ -506,8 +526,9 @@ func TestStop(t *testing.T) {
 }
 
 // A child that ignores SIGTERM is killed when Stop's context ends.
-func TestStopDeadline(t *testing.T) {
-	srv := start(t)
+func TestStopDeadline(t *testing.T) { eachPool(t, testStopDeadline) }
+
+func testStopDeadline(t *testing.T, srv *forkserver.Server) {
 	p := fork(t, srv, ignoreTerm, &forkserver.Attr{Socket: true})
 	ready(t, p)
 	ctx, cancel := context.WithTimeout(testContext(t), 200*time.Millisecond)
@@ -521,8 +542,9 @@ func TestStopDeadline(t *testing.T) {
 	}
 }
 
-func TestDetach(t *testing.T) {
-	srv := start(t)
+func TestDetach(t *testing.T) { eachPool(t, testDetach) }
+
+func testDetach(t *testing.T, srv *forkserver.Server) {
 	p := fork(t, srv, echo, &forkserver.Attr{Socket: true})
 	if err := srv.Detach(); err != nil {
 		t.Fatal(err)
@@ -543,8 +565,9 @@ func TestDetach(t *testing.T) {
 	waitGone(t, p.Pid)
 }
 
-func TestSignal(t *testing.T) {
-	srv := start(t)
+func TestSignal(t *testing.T) { eachPool(t, testSignal) }
+
+func testSignal(t *testing.T, srv *forkserver.Server) {
 	p := fork(t, srv, ignoreTerm, &forkserver.Attr{Socket: true})
 	ready(t, p)
 	if err := p.Signal(syscall.SIGTERM); err != nil {
@@ -577,8 +600,9 @@ func TestForkContext(t *testing.T) {
 	wait(t, fork(t, srv, returnNil, nil))
 }
 
-func TestConcurrentForks(t *testing.T) {
-	srv := start(t)
+func TestConcurrentForks(t *testing.T) { eachPool(t, testConcurrentForks) }
+
+func testConcurrentForks(t *testing.T, srv *forkserver.Server) {
 	const workers, each = 50, 20
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*each)
@@ -629,10 +653,23 @@ func TestThreadsDoNotGrow(t *testing.T) {
 // 500 forks leave no descriptor, goroutine or zombie behind, in the
 // program or the server.
 func TestNoLeaks(t *testing.T) {
-	srv := start(t)
+	for _, size := range []int{0, 2} {
+		t.Run(fmt.Sprintf("pool=%d", size), func(t *testing.T) {
+			testNoLeaks(t, startWith(t, &forkserver.Config{PoolSize: size}), size)
+		})
+	}
+}
+
+func testNoLeaks(t *testing.T, srv *forkserver.Server, pooled int) {
 	warmUp := fork(t, srv, echo, &forkserver.Attr{Socket: true, Server: true})
 	warmUp.Conn().Close()
 	wait(t, warmUp)
+	for deadline := time.Now().Add(hangBound); len(childrenOf(t, srv.Pid())) != pooled; { // the pool refills
+		if time.Now().After(deadline) {
+			t.Fatalf("server has children %v, want a pool of %d", childrenOf(t, srv.Pid()), pooled)
+		}
+		runtime.Gosched()
+	}
 	fdsBefore, srvFdsBefore, goroutinesBefore := len(openFds()), countFds(t, srv.Pid()), runtime.NumGoroutine()
 	for i := range 500 {
 		attr := &forkserver.Attr{Socket: true, Server: i%2 == 0}
@@ -645,7 +682,7 @@ func TestNoLeaks(t *testing.T) {
 	}
 	settled := func() bool {
 		return len(openFds()) == fdsBefore && countFds(t, srv.Pid()) == srvFdsBefore &&
-			runtime.NumGoroutine() <= goroutinesBefore && len(childrenOf(t, srv.Pid())) == 0
+			runtime.NumGoroutine() <= goroutinesBefore && len(childrenOf(t, srv.Pid())) == pooled
 	}
 	for deadline := time.Now().Add(hangBound); !settled() && time.Now().Before(deadline); {
 		runtime.Gosched()

@@ -844,7 +844,7 @@ func TestFrameNfdsMismatch(t *testing.T) {
 	// request, but does in an assignment.
 	fork := &forkMsg{flags: forkFlags, nfiles: 2, name: "f"}
 	assign := &assignMsg{flags: assignFlags, nfiles: 2, serverPid: 1, name: "f"}
-	if fork.numFds() != 4+2 || assign.numFds() != 2+2 {
+	if fork.numFds() != 4+2 || assign.numFds() != 5+2 {
 		t.Errorf("fork needs %d descriptors, assign %d", fork.numFds(), assign.numFds())
 	}
 

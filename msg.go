@@ -75,7 +75,7 @@ const (
 	flagStderr
 
 	forkFlags   = flagSocket | flagServer | flagStdin | flagStdout | flagStderr
-	assignFlags = flagSocket | flagServer
+	assignFlags = forkFlags // a pooled child gets its stdio in the assignment
 )
 
 // Reply codes. codeOK carries a value (a pid for Fork); the others name an

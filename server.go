@@ -38,15 +38,23 @@ const (
 
 // server is the state of the fork server process.
 type server struct {
-	exe string
+	exe      string
+	poolSize int
 
-	// mu guards the fields below. It is held across the fork and insertion
-	// of a child and across the reaping of children, so that a pid in
-	// children always names that child, alive or a zombie.
-	mu       sync.Mutex
-	children map[int]*child
-	stopping bool            // no new children
-	idle     []chan struct{} // closed when children becomes empty
+	// forkMu is held for reading across each fork and the recording of the
+	// child, and for writing while reaping: every pid reaped is known.
+	forkMu sync.RWMutex
+
+	// mu guards the fields below. It is held while reaping, so that a pid
+	// in children always names that child, alive or a zombie, while mu is
+	// held: a signal sent under mu cannot reach a reused pid.
+	mu        sync.Mutex
+	children  map[int]*child
+	pool      []*pooled
+	poolGen   int // counts drains: a child started before one is not pooled
+	refilling bool
+	stopping  bool            // no new children
+	idle      []chan struct{} // closed when children becomes empty
 }
 
 // running is the server this process runs, for functions run by Eval.
@@ -54,7 +62,7 @@ var running *server
 
 // child is a process the server created.
 type child struct {
-	owner *peer  // the connection that asked for it
+	owner *peer  // the connection that asked for it; nil while pooled
 	id    uint32 // its Fork request's id, which its exit event carries
 }
 
@@ -87,8 +95,11 @@ func serve() int {
 		var conn *net.UnixConn
 		if conn, err = unixConn(3); err == nil {
 			s := &server{exe: exe, children: make(map[int]*child)}
+			s.poolSize, _ = strconv.Atoi(os.Getenv(poolEnv))
+			os.Unsetenv(poolEnv)
 			running = s
 			s.watchExits()
+			go s.refill()
 			root := s.newPeer(conn, nil, rightsAll)
 			root.send(0, &helloMsg{pid: uint32(os.Getpid())})
 			root.serve()
@@ -186,7 +197,14 @@ func (p *peer) handle(f frame) bool {
 			p.reply(f.id, ErrPermission)
 			break
 		}
-		go func() { p.reply(f.id, eval(m)) }()
+		go func() {
+			err := eval(m)
+			s.mu.Lock()
+			s.drainPool() // pooled children predate what fn changed
+			s.mu.Unlock()
+			go s.refill()
+			p.reply(f.id, err)
+		}()
 	case *stopMsg:
 		if p.rights&rightStop == 0 {
 			p.reply(f.id, ErrPermission)
@@ -209,9 +227,10 @@ func (p *peer) handle(f frame) bool {
 	return true
 }
 
-// fork creates a child for the request id from p. It owns fds and closes
-// them. On success it sends the reply itself, before the child's exit event
-// can be sent; on failure the caller replies with the error.
+// fork creates a child for the request id from p, from the pool when one
+// waits there, cold otherwise. It owns fds and closes them. On success it
+// sends the reply itself, before the child's exit event can be sent; on
+// failure the caller replies with the error.
 func (s *server) fork(p *peer, id uint32, m *forkMsg, fds []int) (err error) {
 	defer closeFds(fds)
 	if p.rights&rightFork == 0 {
@@ -220,21 +239,24 @@ func (s *server) fork(p *peer, id uint32, m *forkMsg, fds []int) (err error) {
 	if lookup(m.name) == nil {
 		return ErrUnknownFunc
 	}
+	// fds arrive as socket, stdin, stdout, stderr, files, each optional but
+	// the files; the child's own connection to the server, if it asked for
+	// one, goes in after the socket.
+	var socket, stdio, files []int
 	next := 0
-	take := func(flag uint32, def int) int {
+	for _, flag := range []uint32{flagSocket, flagStdin, flagStdout, flagStderr} {
 		if m.flags&flag == 0 {
-			return def
+			continue
+		}
+		if flag == flagSocket {
+			socket = fds[next : next+1]
+		} else {
+			stdio = append(stdio, fds[next])
 		}
 		next++
-		return fds[next-1]
 	}
-	a := &assignMsg{flags: m.flags & assignFlags, nfiles: m.nfiles, serverPid: uint32(os.Getpid()), name: m.name, arg: m.arg}
-	var toChild []int
-	if fd := take(flagSocket, -1); fd >= 0 {
-		toChild = append(toChild, fd)
-	}
-	stdio := []uintptr{uintptr(take(flagStdin, 0)), uintptr(take(flagStdout, 1)), uintptr(take(flagStderr, 2))}
-	var sp *peer // the child's own connection, if it asked for one
+	files = fds[next:]
+	var sp *peer
 	if m.flags&flagServer != 0 {
 		conn, end, err := socketConnPair()
 		if err != nil {
@@ -247,42 +269,78 @@ func (s *server) fork(p *peer, id uint32, m *forkMsg, fds []int) (err error) {
 				conn.Close()
 			}
 		}()
-		toChild = append(toChild, end)
+		socket = append(socket, end)
 	}
-	toChild = append(toChild, fds[next:]...)
+	a := &assignMsg{flags: m.flags, nfiles: m.nfiles, serverPid: uint32(os.Getpid()), name: m.name, arg: m.arg}
+	claim := func(pid int) {
+		s.children[pid] = &child{owner: p, id: id}
+		p.send(id, &replyMsg{value: uint32(pid)})
+		if sp != nil {
+			go sp.serve()
+		}
+	}
+	if s.assignPooled(a, concat(socket, stdio, files), claim) {
+		return nil
+	}
 
-	// The assignment waits in the child's socket before the child exists,
-	// so the child reads it at once and the server holds no end open.
+	// A cold child gets its standard descriptors at exec, and the rest of
+	// its assignment waits in its socket before it exists, so that it reads
+	// it at once and the server holds no end open.
+	a.flags &^= flagStdin | flagStdout | flagStderr
 	ctl, childCtl, err := socketConnPair()
 	if err != nil {
 		return err
 	}
 	defer closeFds([]int{childCtl})
-	err = writeMsg(ctl, appendFrame(nil, 0, a), toChild)
+	err = writeMsg(ctl, appendFrame(nil, 0, a), concat(socket, files))
 	ctl.Close()
 	if err != nil {
 		return err
 	}
-
-	env := append(os.Environ(), roleEnv+"=child")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopping {
-		return ErrClosed
+	std := []uintptr{0, 1, 2}
+	for i, flag := range []uint32{flagStdin, flagStdout, flagStderr} {
+		if m.flags&flag != 0 {
+			std[i] = uintptr(stdio[0])
+			stdio = stdio[1:]
+		}
 	}
+	return s.spawn(std, childCtl, func(pid int) error {
+		if s.stopping {
+			s.children[pid] = &child{} // reaped, reported to no one
+			syscall.Kill(pid, syscall.SIGKILL)
+			return ErrClosed
+		}
+		claim(pid)
+		return nil
+	})
+}
+
+func concat(fds ...[]int) []int {
+	var all []int
+	for _, f := range fds {
+		all = append(all, f...)
+	}
+	return all
+}
+
+// spawn executes a fresh child with std as its descriptors 0 to 2 and ctl
+// as 3, then calls add with its pid, with s.mu held, to record it in
+// children. The reaper cannot run between the two, so every pid it reaps is
+// already recorded.
+func (s *server) spawn(std []uintptr, ctl int, add func(pid int) error) error {
+	env := append(os.Environ(), roleEnv+"=child")
+	s.forkMu.RLock()
+	defer s.forkMu.RUnlock()
 	pid, err := syscall.ForkExec(s.exe, os.Args, &syscall.ProcAttr{
 		Env:   env,
-		Files: append(stdio, uintptr(childCtl)),
+		Files: append(std, uintptr(ctl)),
 	})
 	if err != nil {
 		return os.NewSyscallError("fork/exec", err)
 	}
-	s.children[pid] = &child{owner: p, id: id}
-	p.send(id, &replyMsg{value: uint32(pid)})
-	if sp != nil {
-		go sp.serve()
-	}
-	return nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return add(pid)
 }
 
 // signal sends sig to the child pid if it is in p's scope.
@@ -296,7 +354,7 @@ func (s *server) signal(p *peer, pid int, sig syscall.Signal) error {
 	if !ok {
 		return os.ErrProcessDone
 	}
-	if !c.owner.within(p) {
+	if c.owner == nil || !c.owner.within(p) {
 		return ErrPermission
 	}
 	return os.NewSyscallError("kill", syscall.Kill(pid, sig))
@@ -306,7 +364,7 @@ func (s *server) signal(p *peer, pid int, sig syscall.Signal) error {
 // is nil. s.mu must be held.
 func (s *server) signalAll(p *peer, sig syscall.Signal) {
 	for pid, c := range s.children {
-		if p == nil || c.owner.within(p) {
+		if p == nil || c.owner != nil && c.owner.within(p) {
 			syscall.Kill(pid, sig)
 		}
 	}

@@ -30,3 +30,6 @@ func executable() (string, error) { return os.Executable() }
 // serverSysProcAttr: macOS has no parent-death signal; the server relies on
 // the end-of-file on its connection alone.
 func serverSysProcAttr() *syscall.SysProcAttr { return nil }
+
+// dup2 makes newfd a copy of oldfd that is not close-on-exec.
+func dup2(oldfd, newfd int) error { return syscall.Dup2(oldfd, newfd) }

@@ -26,3 +26,6 @@ func executable() (string, error) { return "/proc/self/exe", nil }
 func serverSysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
+
+// dup2 makes newfd a copy of oldfd that is not close-on-exec.
+func dup2(oldfd, newfd int) error { return syscall.Dup3(oldfd, newfd, 0) }
