@@ -178,10 +178,112 @@ type Attr struct {
 	Stdin, Stdout, Stderr *os.File
 
 	// Server gives the child its own connection to the server, as
-	// Child.Server. Through it the child may fork, and signal or kill the
-	// children it forked, transitively; it may not Eval, Stop or Detach.
+	// Child.Server, with the rights in ServerRights.
 	Server bool
+
+	// ServerRights are the rights of the connection Server gives: zero
+	// means RightFork|RightSignal. They may not exceed the rights of the
+	// connection Fork is called on. Whatever the rights, children forked
+	// through that connection are confined as this child is: they run
+	// with its Credential, Chroot, Namespaces, NoNewPrivs and, at most, its
+	// Rlimits; asking for other ones is refused with ErrPermission.
+	ServerRights Rights
+
+	// The settings below make a child run with less than the server has.
+	// Namespaces (and their ID mappings) are applied by the kernel as the
+	// server creates the child, so a Fork that asks for them starts cold,
+	// never from the pool. Every other setting is applied by the child
+	// itself after it is assigned its function and before the function
+	// runs, in this order: Setsid or Setpgid, Rlimits, Chroot, Dir,
+	// Credential, NoNewPrivs, Pdeathsig, Env and ExtraEnv. Package
+	// initialisation has run before, with the server's privileges. A
+	// setting the system or the server cannot honour is an error from
+	// Fork; should one fail in the child all the same, the child prints why
+	// and exits with status 127.
+
+	// Dir is the child's working directory, inside Chroot if that is set.
+	// Empty means the server's.
+	Dir string
+
+	// Env, if not nil, is the child's whole environment. ExtraEnv is added
+	// to the environment the child would otherwise have, later entries
+	// winning.
+	Env, ExtraEnv []string
+
+	// Setsid makes the child the leader of a new session and process
+	// group; Setpgid, of a new process group only. Either way
+	// Process.SignalGroup and KillAllGroups reach the child and whatever
+	// it started in its group.
+	Setsid, Setpgid bool
+
+	// Credential, if not nil, is the user and groups the child runs as.
+	Credential *Credential
+
+	// Chroot, if not empty, is the child's root directory.
+	Chroot string
+
+	// Namespaces are new Linux namespaces for the child. With NewUser,
+	// UidMappings and GidMappings map IDs in the new namespace to IDs
+	// outside it.
+	Namespaces               Namespace
+	UidMappings, GidMappings []IDMap
+
+	// NoNewPrivs sets Linux's no_new_privs: neither the child nor what it
+	// executes can gain privileges, through setuid binaries or otherwise.
+	NoNewPrivs bool
+
+	// Pdeathsig is the signal the child gets when the server dies (Linux).
+	Pdeathsig syscall.Signal
+
+	// Rlimits are resource limits for the child, such as RLIMIT_NOFILE,
+	// RLIMIT_AS or RLIMIT_CPU from package syscall.
+	Rlimits []Rlimit
 }
+
+// Credential is a user and groups to run as.
+type Credential struct {
+	Uid, Gid uint32
+	Groups   []uint32 // supplementary groups; nil means none
+}
+
+// IDMap maps Size IDs from HostID outside a user namespace to ContainerID
+// inside it.
+type IDMap struct{ ContainerID, HostID, Size uint32 }
+
+// Rlimit is a resource limit: Resource is a syscall.RLIMIT_* constant.
+type Rlimit struct {
+	Resource int
+	Cur, Max uint64
+}
+
+// Namespace is a set of Linux namespaces.
+type Namespace uint32
+
+// Linux namespaces a child can be given.
+const (
+	NewUser Namespace = 1 << iota
+	NewMount
+	NewPID
+	NewNet
+	NewUTS
+	NewIPC
+
+	allNamespaces = NewUser | NewMount | NewPID | NewNet | NewUTS | NewIPC
+)
+
+// Rights is a set of rights of a connection to the server.
+type Rights uint8
+
+// The rights a connection may hold. The connection Start returns holds
+// them all.
+const (
+	RightFork   Rights = 1 << iota // Fork and Exec
+	RightSignal                    // signal the connection's own children
+	RightEval                      // Eval
+	RightStop                      // Stop and Detach
+
+	allRights = RightFork | RightSignal | RightEval | RightStop
+)
 
 // Child is what a registered function receives in a child process.
 type Child struct {
@@ -272,6 +374,15 @@ func (p *Process) Signal(sig syscall.Signal) error {
 	default:
 	}
 	_, err := p.srv.roundTrip(context.Background(), "signal", &signalMsg{pid: uint32(p.Pid), sig: uint32(sig)})
+	return err
+}
+
+// SignalGroup sends sig to the process group the child leads, which it
+// must have been forked with Attr.Setsid or Attr.Setpgid to do: it reaches
+// what the child started in its group. The server refuses once the child
+// has exited, since the group id could then be reused.
+func (p *Process) SignalGroup(sig syscall.Signal) error {
+	_, err := p.srv.roundTrip(context.Background(), "signal group", &signalMsg{pid: uint32(p.Pid), sig: uint32(sig), group: true})
 	return err
 }
 
@@ -372,25 +483,68 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 	if err := checkCall(fn, attr.Arg); err != nil {
 		return nil, opError(op, err)
 	}
+	st, err := attr.settings()
+	if err != nil {
+		return nil, opError(op, err)
+	}
+	m := &forkMsg{name: fn.name, arg: attr.Arg, nfiles: uint16(len(attr.Files)), settings: st}
+	if !st.empty() {
+		m.flags |= flagSettings
+	}
+	if attr.Server {
+		m.flags |= flagServer
+	}
+	return s.launch(ctx, op, m, &m.flags, attr)
+}
+
+// Exec asks the server to start the external program at path with argv
+// (argv[0] included) and what attr gives it, as os/exec would from the
+// program, but from the small server process. Its descriptors 0 to 2 are
+// as a Fork's; Attr.Files become descriptors 3, 4, and so on; the socket,
+// if Attr.Socket asks for one, comes after them. The settings of attr apply
+// as the kernel creates the process, except NoNewPrivs and Rlimits, which
+// only a Go child can apply and which are refused here; Attr.Server is
+// refused too. The program's exit, signals and Stop work as for a Fork.
+func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Attr) (*Process, error) {
+	if attr == nil {
+		attr = new(Attr)
+	}
+	op := "exec " + path
+	if path == "" || len(path) > maxPath || len(argv) > maxList {
+		return nil, opError(op, fmt.Errorf("forkserver: path of 1 to %d bytes and at most %d arguments required", maxPath, maxList))
+	}
+	if attr.Server || len(attr.Arg) > 0 {
+		return nil, opError(op, errors.New("forkserver: Attr.Server and Attr.Arg are for Fork only"))
+	}
+	st, err := attr.settings()
+	if err != nil {
+		return nil, opError(op, err)
+	}
+	m := &execMsg{path: path, argv: argv, nfiles: uint16(len(attr.Files)), settings: st}
+	if !st.empty() {
+		m.flags |= flagSettings
+	}
+	return s.launch(ctx, op, m, &m.flags, attr)
+}
+
+// launch sends the Fork or Exec request m, whose flags it completes from
+// attr, with the descriptors attr gives, and returns the new Process.
+func (s *Server) launch(ctx context.Context, op string, m message, flags *uint32, attr *Attr) (*Process, error) {
 	if len(attr.Files) > MaxFiles {
 		return nil, opError(op, errTooManyFiles)
 	}
-	m := &forkMsg{name: fn.name, arg: attr.Arg, nfiles: uint16(len(attr.Files))}
-	files := make([]*os.File, 0, 3+len(attr.Files))
+	var files []*os.File
 	for i, f := range []*os.File{attr.Stdin, attr.Stdout, attr.Stderr} {
 		if f != nil {
-			m.flags |= flagStdin << i
+			*flags |= flagStdin << i
 			files = append(files, f)
 		}
 	}
 	files = append(files, attr.Files...)
-	if attr.Server {
-		m.flags |= flagServer
-	}
 	p := &Process{srv: s, done: make(chan struct{})}
 	theirs := -1
 	if attr.Socket {
-		m.flags |= flagSocket
+		*flags |= flagSocket
 		var err error
 		if p.conn, theirs, err = socketConnPair(); err != nil {
 			return nil, opError(op, err)
@@ -408,11 +562,79 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 	return p, nil
 }
 
+// settings checks the settings of a and puts them in wire form.
+func (a *Attr) settings() (settings, error) {
+	st := settings{
+		dir:        a.Dir,
+		chroot:     a.Chroot,
+		env:        a.Env,
+		extraEnv:   a.ExtraEnv,
+		namespaces: uint32(a.Namespaces),
+		pdeathsig:  uint32(a.Pdeathsig),
+		rights:     uint32(a.ServerRights),
+	}
+	for _, b := range []struct {
+		set  bool
+		flag uint32
+	}{{a.Setsid, setSetsid}, {a.Setpgid, setSetpgid}, {a.Env != nil, setEnv}, {a.Credential != nil, setCredential}, {a.NoNewPrivs, setNoNewPrivs}} {
+		if b.set {
+			st.set |= b.flag
+		}
+	}
+	if c := a.Credential; c != nil {
+		st.uid, st.gid, st.groups = c.Uid, c.Gid, c.Groups
+	}
+	for _, m := range a.UidMappings {
+		st.uidMaps = append(st.uidMaps, idMap{m.ContainerID, m.HostID, m.Size})
+	}
+	for _, m := range a.GidMappings {
+		st.gidMaps = append(st.gidMaps, idMap{m.ContainerID, m.HostID, m.Size})
+	}
+	for _, r := range a.Rlimits {
+		if r.Resource < 0 {
+			return st, fmt.Errorf("forkserver: negative rlimit resource %d", r.Resource)
+		}
+		st.rlimits = append(st.rlimits, rlimit{uint32(r.Resource), r.Cur, r.Max})
+	}
+	switch {
+	case len(a.Dir) > maxPath || len(a.Chroot) > maxPath:
+		return st, fmt.Errorf("forkserver: Dir or Chroot longer than %d bytes", maxPath)
+	case len(a.Env) > maxList || len(a.ExtraEnv) > maxList:
+		return st, fmt.Errorf("forkserver: more than %d environment entries", maxList)
+	case len(st.groups) > maxGroups:
+		return st, fmt.Errorf("forkserver: more than %d groups", maxGroups)
+	case len(st.uidMaps) > maxIDMaps || len(st.gidMaps) > maxIDMaps:
+		return st, fmt.Errorf("forkserver: more than %d ID mappings", maxIDMaps)
+	case len(st.rlimits) > maxRlimits:
+		return st, fmt.Errorf("forkserver: more than %d rlimits", maxRlimits)
+	case a.Pdeathsig < 0 || a.Pdeathsig > maxSignal:
+		return st, fmt.Errorf("forkserver: Pdeathsig %d out of range", a.Pdeathsig)
+	case a.Namespaces&^allNamespaces != 0 || a.ServerRights&^allRights != 0:
+		return st, errors.New("forkserver: unknown Namespace or Rights bits")
+	}
+	for _, list := range [][]string{a.Env, a.ExtraEnv} {
+		for _, kv := range list {
+			if len(kv) > MaxArg {
+				return st, fmt.Errorf("%w: an environment entry of %d bytes", ErrArgTooLarge, len(kv))
+			}
+		}
+	}
+	return st, nil
+}
+
 // KillAll sends sig to every child created through this connection and,
 // transitively, through the connections it handed to children. Through the
 // connection Start returns, that is every child of the server.
 func (s *Server) KillAll(sig syscall.Signal) error {
 	_, err := s.roundTrip(context.Background(), "kill all", &killAllMsg{sig: uint32(sig)})
+	return err
+}
+
+// KillAllGroups is KillAll, but a child that leads a process group
+// (Attr.Setsid or Attr.Setpgid) gets sig sent to its whole group, which
+// reaches what it started in the group, grandchildren included.
+func (s *Server) KillAllGroups(sig syscall.Signal) error {
+	_, err := s.roundTrip(context.Background(), "kill all groups", &killAllMsg{sig: uint32(sig), groups: true})
 	return err
 }
 
@@ -596,6 +818,9 @@ func (s *Server) dropReply(c *call, r *replyMsg) {
 
 func (s *Server) write(id uint32, m message, fds []int) error {
 	buf := appendFrame(nil, id, m)
+	if len(buf)-headerLen > maxBody {
+		return fmt.Errorf("forkserver: request of %d bytes exceeds the limit of %d", len(buf)-headerLen, maxBody)
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if err := writeMsg(s.conn, buf, fds); err != nil {

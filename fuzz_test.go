@@ -50,6 +50,14 @@ func fzSeeds() []fzSeed {
 			0, 1500, 0, 300, 2048, 0, 0, 0, 120, 0, 0, 8, 0, 0, 0, 0, 3, 1,
 		}}},
 		{"assign", 0, &assignMsg{flags: flagSocket | flagServer, nfiles: 1, serverPid: 1000, name: "worker", arg: []byte("x")}},
+		{"exec", 7, &execMsg{flags: flagSocket | flagStdout, nfiles: 1, path: "/bin/cat", argv: []string{"cat", "-u"}}},
+		{"signalgroup", 8, &signalMsg{pid: 4242, sig: 15, group: true}},
+		{"killallgroup", 9, &killAllMsg{sig: 9, groups: true}},
+		{"fork-settings", 10, &forkMsg{flags: flagSocket | flagSettings, name: "parse", settings: settings{
+			set: setSetsid | setCredential | setNoNewPrivs, dir: "/", chroot: "/var/empty", extraEnv: []string{"LANG=C"},
+			uid: 65534, gid: 65534, namespaces: uint32(NewNet | NewUser), uidMaps: []idMap{{0, 65534, 1}},
+			pdeathsig: 9, rlimits: []rlimit{{7, 16, 16}}, rights: uint32(RightFork),
+		}}},
 	}
 }
 
@@ -67,8 +75,8 @@ func fzRawFrame(t msgType, nfds uint16, body []byte) []byte {
 	return append(fzHeader(protoVersion, t, nfds, 7, uint32(len(body))), body...)
 }
 
-// fzMaxAssign is the largest valid frame: an assignment with the longest
-// name and the largest argument.
+// fzMaxAssign is an assignment with the longest name and the largest
+// argument.
 func fzMaxAssign() []byte {
 	return appendFrame(nil, 9, &assignMsg{
 		flags: assignFlags, nfiles: 1, serverPid: 1 << 30,
@@ -211,7 +219,7 @@ func FuzzDecodeFrame(f *testing.F) {
 	})
 }
 
-var fzKinds = []msgType{tFork, tSignal, tKillAll, tEval, tStop, tDetach, tHello, tReply, tExit, tAssign}
+var fzKinds = []msgType{tFork, tSignal, tKillAll, tEval, tStop, tDetach, tHello, tReply, tExit, tAssign, tExec, tSignalGroup, tKillAllGroup}
 
 func fzName(s string) string {
 	if s == "" {
@@ -234,7 +242,9 @@ func fzPid(v uint32) uint32 { return v%(1<<30) + 1 }
 func fzBuild(kind byte, a, b uint32, c uint16, s string, p []byte) message {
 	switch fzKinds[int(kind)%len(fzKinds)] {
 	case tFork:
-		return &forkMsg{flags: a & forkFlags, nfiles: c % (MaxFiles + 1), name: fzName(s), arg: fzArg(p)}
+		m := &forkMsg{flags: a & forkFlags, nfiles: c % (MaxFiles + 1), name: fzName(s), arg: fzArg(p)}
+		m.settings = fzSettings(m.flags, b, s)
+		return m
 	case tSignal:
 		return &signalMsg{pid: fzPid(a), sig: b % (maxSignal + 1)}
 	case tKillAll:
@@ -258,9 +268,57 @@ func fzBuild(kind byte, a, b uint32, c uint16, s string, p []byte) message {
 		}
 		return m
 	case tAssign:
-		return &assignMsg{flags: a & assignFlags, nfiles: c % (MaxFiles + 1), serverPid: fzPid(b), name: fzName(s), arg: fzArg(p)}
+		m := &assignMsg{flags: a & assignFlags, nfiles: c % (MaxFiles + 1), serverPid: fzPid(b), name: fzName(s), arg: fzArg(p)}
+		m.settings = fzSettings(m.flags, b, s)
+		return m
+	case tExec:
+		m := &execMsg{flags: a & execFlags, nfiles: c % (MaxFiles + 1), path: fzName(s), argv: fzList(p)}
+		m.settings = fzSettings(m.flags, b, s)
+		return m
+	case tSignalGroup:
+		return &signalMsg{pid: fzPid(a), sig: b % (maxSignal + 1), group: true}
+	case tKillAllGroup:
+		return &killAllMsg{sig: a % (maxSignal + 1), groups: true}
 	}
 	panic("unreachable")
+}
+
+// fzSettings makes valid settings from fuzzed fields, if flags calls for
+// them.
+func fzSettings(flags, b uint32, s string) settings {
+	if flags&flagSettings == 0 {
+		return settings{}
+	}
+	st := settings{
+		set: b & setAll, dir: s[:min(len(s), maxPath)], chroot: s[:min(len(s), 3)],
+		uid: b, gid: b >> 1, namespaces: b & uint32(allNamespaces), pdeathsig: b % (maxSignal + 1),
+		rights: b & uint32(allRights),
+	}
+	if b&1 != 0 {
+		st.env = []string{s, "A=B"}
+		st.groups = []uint32{b, 0}
+		st.uidMaps = []idMap{{0, b, 1}}
+		st.rlimits = []rlimit{{7, uint64(b), ^uint64(0)}}
+	}
+	if b&2 != 0 {
+		st.extraEnv = []string{""}
+		st.gidMaps = []idMap{{b, 0, 65536}}
+	}
+	return st
+}
+
+// fzList splits p into at most maxList strings; none decodes as nil.
+func fzList(p []byte) []string {
+	var list []string
+	for _, f := range bytes.Split(p, []byte{0}) {
+		if len(list) < maxList {
+			list = append(list, string(f[:min(len(f), MaxArg)]))
+		}
+	}
+	if len(p) == 0 {
+		return nil
+	}
+	return list
 }
 
 func FuzzRoundTrip(f *testing.F) {
@@ -767,7 +825,7 @@ func TestDecodeArgLength(t *testing.T) {
 			}
 		}
 		// A length prefix of 4 GiB - 1 with nothing after it.
-		body := appendName(nil, "f")
+		body := appendString(nil, "f")
 		if typ == tFork || typ == tAssign {
 			body = (fzWithName(typ, "f", nil)).appendBody(nil)
 			body = body[:len(body)-4]
@@ -777,9 +835,9 @@ func TestDecodeArgLength(t *testing.T) {
 			t.Errorf("type %d with an argument claiming 4 GiB: %v", typ, err)
 		}
 	}
-	// The largest valid frame is exactly maxBody long.
+	// An assignment with the longest name and argument fits.
 	b := fzMaxAssign()
-	if len(b) != headerLen+maxBody {
+	if len(b) > headerLen+maxBody {
 		t.Errorf("largest assignment is %d bytes, maxBody is %d", len(b)-headerLen, maxBody)
 	}
 	if _, _, err := decodeFrame(b); err != nil {

@@ -36,9 +36,9 @@ const (
 
 	protoVersion = 1
 	headerLen    = 12
-	maxText      = 1024                  // error texts in replies are cut to this
-	maxFds       = 4 + MaxFiles          // socket and stdio, then Attr.Files
-	maxBody      = 16 + MaxName + MaxArg // the largest body: an assignment
+	maxText      = 1024         // error texts in replies are cut to this
+	maxFds       = 5 + MaxFiles // socket, server connection and stdio, then Attr.Files
+	maxBody      = 1 << 20      // settings included; Fork checks what it sends
 	maxSignal    = 64
 )
 
@@ -55,6 +55,9 @@ const (
 	tEval
 	tStop
 	tDetach
+	tExec         // like tFork, but executes an external program
+	tSignalGroup  // a signalMsg for the child's process group
+	tKillAllGroup // a killAllMsg that reaches the process groups too
 )
 
 // Frames sent by the server.
@@ -73,9 +76,21 @@ const (
 	flagStdin
 	flagStdout
 	flagStderr
+	flagSettings // a settings section follows (no descriptor)
 
-	forkFlags   = flagSocket | flagServer | flagStdin | flagStdout | flagStderr
+	fdFlags     = flagSocket | flagServer | flagStdin | flagStdout | flagStderr
+	forkFlags   = fdFlags | flagSettings
 	assignFlags = forkFlags // a pooled child gets its stdio in the assignment
+	execFlags   = flagSocket | flagStdin | flagStdout | flagStderr | flagSettings
+)
+
+// Bounds of the settings section and of an exec request.
+const (
+	maxPath    = 4096
+	maxList    = 1024 // environment entries, arguments
+	maxGroups  = 256
+	maxIDMaps  = 32
+	maxRlimits = 32
 )
 
 // Reply codes. codeOK carries a value (a pid for Fork); the others name an
@@ -116,18 +131,23 @@ type message interface {
 }
 
 type forkMsg struct {
-	flags  uint32
-	nfiles uint16
-	name   string
-	arg    []byte
+	flags    uint32
+	nfiles   uint16
+	name     string
+	arg      []byte
+	settings settings // if flags has flagSettings
 }
 
 type signalMsg struct {
-	pid uint32
-	sig uint32
+	pid   uint32
+	sig   uint32
+	group bool // the child's process group, which it leads
 }
 
-type killAllMsg struct{ sig uint32 }
+type killAllMsg struct {
+	sig    uint32
+	groups bool // and the process group of every child that leads one
+}
 
 type evalMsg struct {
 	name string
@@ -161,23 +181,88 @@ type assignMsg struct {
 	serverPid uint32
 	name      string
 	arg       []byte
+	settings  settings // if flags has flagSettings
 }
 
-func (*forkMsg) kind() msgType    { return tFork }
-func (*signalMsg) kind() msgType  { return tSignal }
-func (*killAllMsg) kind() msgType { return tKillAll }
-func (*evalMsg) kind() msgType    { return tEval }
-func (*stopMsg) kind() msgType    { return tStop }
-func (*detachMsg) kind() msgType  { return tDetach }
-func (*helloMsg) kind() msgType   { return tHello }
-func (*replyMsg) kind() msgType   { return tReply }
-func (*exitMsg) kind() msgType    { return tExit }
-func (*assignMsg) kind() msgType  { return tAssign }
+// execMsg asks for an external program. Its descriptors are as a Fork's,
+// but it has no connection to the server.
+type execMsg struct {
+	flags    uint32
+	nfiles   uint16
+	path     string
+	argv     []string
+	settings settings // if flags has flagSettings
+}
+
+// settings are what a child is set up with beyond its descriptors. The
+// set bits say which of the optional ones apply.
+type settings struct {
+	set        uint32 // setSetsid | ...
+	dir        string
+	chroot     string
+	env        []string // the whole environment if set has setEnv
+	extraEnv   []string
+	uid, gid   uint32 // if set has setCredential
+	groups     []uint32
+	namespaces uint32
+	uidMaps    []idMap
+	gidMaps    []idMap
+	pdeathsig  uint32
+	rlimits    []rlimit
+	rights     uint32 // of the child's connection to the server; 0 means the default
+}
+
+const (
+	setSetsid uint32 = 1 << iota
+	setSetpgid
+	setEnv
+	setCredential
+	setNoNewPrivs
+	setAll = setSetsid | setSetpgid | setEnv | setCredential | setNoNewPrivs
+)
+
+// empty reports whether st asks for nothing.
+func (st *settings) empty() bool {
+	return st.set == 0 && st.dir == "" && st.chroot == "" && len(st.env) == 0 && len(st.extraEnv) == 0 &&
+		len(st.groups) == 0 && st.namespaces == 0 && len(st.uidMaps) == 0 && len(st.gidMaps) == 0 &&
+		st.pdeathsig == 0 && len(st.rlimits) == 0 && st.rights == 0
+}
+
+type idMap struct{ container, host, size uint32 }
+
+type rlimit struct {
+	resource uint32
+	cur, max uint64
+}
+
+func (*forkMsg) kind() msgType { return tFork }
+func (*execMsg) kind() msgType { return tExec }
+func (m *signalMsg) kind() msgType {
+	if m.group {
+		return tSignalGroup
+	}
+	return tSignal
+}
+
+func (m *killAllMsg) kind() msgType {
+	if m.groups {
+		return tKillAllGroup
+	}
+	return tKillAll
+}
+func (*evalMsg) kind() msgType   { return tEval }
+func (*stopMsg) kind() msgType   { return tStop }
+func (*detachMsg) kind() msgType { return tDetach }
+func (*helloMsg) kind() msgType  { return tHello }
+func (*replyMsg) kind() msgType  { return tReply }
+func (*exitMsg) kind() msgType   { return tExit }
+func (*assignMsg) kind() msgType { return tAssign }
 
 func (m *forkMsg) numFds() int {
-	return bits.OnesCount32(m.flags&^flagServer) + int(m.nfiles)
+	return bits.OnesCount32(m.flags&fdFlags&^flagServer) + int(m.nfiles)
 }
-func (m *assignMsg) numFds() int { return bits.OnesCount32(m.flags) + int(m.nfiles) }
+func (m *execMsg) numFds() int   { return bits.OnesCount32(m.flags&fdFlags) + int(m.nfiles) }
+func (m *assignMsg) numFds() int { return bits.OnesCount32(m.flags&fdFlags) + int(m.nfiles) }
 func (*signalMsg) numFds() int   { return 0 }
 func (*killAllMsg) numFds() int  { return 0 }
 func (*evalMsg) numFds() int     { return 0 }
@@ -191,10 +276,16 @@ func newMessage(t msgType) message {
 	switch t {
 	case tFork:
 		return new(forkMsg)
+	case tExec:
+		return new(execMsg)
 	case tSignal:
 		return new(signalMsg)
+	case tSignalGroup:
+		return &signalMsg{group: true}
 	case tKillAll:
 		return new(killAllMsg)
+	case tKillAllGroup:
+		return &killAllMsg{groups: true}
 	case tEval:
 		return new(evalMsg)
 	case tStop:
@@ -327,11 +418,56 @@ func (d *decoder) u32() uint32 {
 	return 0
 }
 
-func (d *decoder) i64() int64 {
+func (d *decoder) u64() uint64 {
 	if p := d.take(8); p != nil {
-		return int64(binary.LittleEndian.Uint64(p))
+		return binary.LittleEndian.Uint64(p)
 	}
 	return 0
+}
+
+func (d *decoder) i64() int64 { return int64(d.u64()) }
+
+// count reads a u16 element count of at most max, whose elements of size
+// bytes each must all be present.
+func (d *decoder) count(max, size int) int {
+	n := int(d.u16())
+	switch {
+	case n > max:
+		d.fail("%d elements exceed %d", n, max)
+	case n*size > len(d.b):
+		d.fail("%d elements of %d bytes, have %d bytes", n, size, len(d.b))
+	}
+	if d.err != nil {
+		return 0
+	}
+	return n
+}
+
+// path reads a u16-prefixed string of at most maxPath bytes.
+func (d *decoder) path() string {
+	n := int(d.u16())
+	if n > maxPath {
+		d.fail("path of %d bytes exceeds %d", n, maxPath)
+	}
+	return string(d.take(n))
+}
+
+// strings reads a u16 count of u32-prefixed strings, each at most MaxArg
+// bytes. An empty list decodes as nil.
+func (d *decoder) strings() []string {
+	n := d.count(maxList, 4)
+	if n == 0 {
+		return nil
+	}
+	list := make([]string, n)
+	for i := range list {
+		k := d.u32()
+		if k > MaxArg {
+			d.fail("string of %d bytes exceeds %d", k, MaxArg)
+		}
+		list[i] = string(d.take(int(k)))
+	}
+	return list
 }
 
 // name reads a u16-prefixed name of 1 to MaxName bytes.
@@ -398,9 +534,18 @@ func (d *decoder) signal() uint32 {
 	return s
 }
 
-func appendName(b []byte, s string) []byte {
+func appendString(b []byte, s string) []byte {
 	b = binary.LittleEndian.AppendUint16(b, uint16(len(s)))
 	return append(b, s...)
+}
+
+func appendStrings(b []byte, list []string) []byte {
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(list)))
+	for _, s := range list {
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(s)))
+		b = append(b, s...)
+	}
+	return b
 }
 
 func appendArg(b []byte, p []byte) []byte {
@@ -411,8 +556,12 @@ func appendArg(b []byte, p []byte) []byte {
 func (m *forkMsg) appendBody(b []byte) []byte {
 	b = binary.LittleEndian.AppendUint32(b, m.flags)
 	b = binary.LittleEndian.AppendUint16(b, m.nfiles)
-	b = appendName(b, m.name)
-	return appendArg(b, m.arg)
+	b = appendString(b, m.name)
+	b = appendArg(b, m.arg)
+	if m.flags&flagSettings != 0 {
+		b = m.settings.append(b)
+	}
+	return b
 }
 
 func (m *forkMsg) parseBody(d *decoder) {
@@ -420,6 +569,97 @@ func (m *forkMsg) parseBody(d *decoder) {
 	m.nfiles = d.nfiles()
 	m.name = d.name()
 	m.arg = d.arg()
+	if m.flags&flagSettings != 0 {
+		m.settings.parse(d)
+	}
+}
+
+func (m *execMsg) appendBody(b []byte) []byte {
+	b = binary.LittleEndian.AppendUint32(b, m.flags)
+	b = binary.LittleEndian.AppendUint16(b, m.nfiles)
+	b = appendString(b, m.path)
+	b = appendStrings(b, m.argv)
+	if m.flags&flagSettings != 0 {
+		b = m.settings.append(b)
+	}
+	return b
+}
+
+func (m *execMsg) parseBody(d *decoder) {
+	m.flags = d.flags(execFlags)
+	m.nfiles = d.nfiles()
+	m.path = d.path()
+	if d.err == nil && m.path == "" {
+		d.fail("empty path")
+	}
+	m.argv = d.strings()
+	if m.flags&flagSettings != 0 {
+		m.settings.parse(d)
+	}
+}
+
+func (st *settings) append(b []byte) []byte {
+	b = binary.LittleEndian.AppendUint32(b, st.set)
+	b = appendString(b, st.dir)
+	b = appendString(b, st.chroot)
+	b = appendStrings(b, st.env)
+	b = appendStrings(b, st.extraEnv)
+	b = binary.LittleEndian.AppendUint32(b, st.uid)
+	b = binary.LittleEndian.AppendUint32(b, st.gid)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(st.groups)))
+	for _, g := range st.groups {
+		b = binary.LittleEndian.AppendUint32(b, g)
+	}
+	b = binary.LittleEndian.AppendUint32(b, st.namespaces)
+	for _, maps := range [][]idMap{st.uidMaps, st.gidMaps} {
+		b = binary.LittleEndian.AppendUint16(b, uint16(len(maps)))
+		for _, m := range maps {
+			b = binary.LittleEndian.AppendUint32(b, m.container)
+			b = binary.LittleEndian.AppendUint32(b, m.host)
+			b = binary.LittleEndian.AppendUint32(b, m.size)
+		}
+	}
+	b = binary.LittleEndian.AppendUint32(b, st.pdeathsig)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(st.rlimits)))
+	for _, r := range st.rlimits {
+		b = binary.LittleEndian.AppendUint32(b, r.resource)
+		b = binary.LittleEndian.AppendUint64(b, r.cur)
+		b = binary.LittleEndian.AppendUint64(b, r.max)
+	}
+	return binary.LittleEndian.AppendUint32(b, st.rights)
+}
+
+func (st *settings) parse(d *decoder) {
+	st.set = d.flags(setAll)
+	st.dir = d.path()
+	st.chroot = d.path()
+	st.env = d.strings()
+	st.extraEnv = d.strings()
+	st.uid = d.u32()
+	st.gid = d.u32()
+	if n := d.count(maxGroups, 4); n > 0 {
+		st.groups = make([]uint32, n)
+		for i := range st.groups {
+			st.groups[i] = d.u32()
+		}
+	}
+	st.namespaces = d.flags(uint32(allNamespaces))
+	for _, maps := range []*[]idMap{&st.uidMaps, &st.gidMaps} {
+		if n := d.count(maxIDMaps, 12); n > 0 {
+			*maps = make([]idMap, n)
+			for i := range *maps {
+				(*maps)[i] = idMap{d.u32(), d.u32(), d.u32()}
+			}
+		}
+	}
+	st.pdeathsig = d.signal()
+	if n := d.count(maxRlimits, 20); n > 0 {
+		st.rlimits = make([]rlimit, n)
+		for i := range st.rlimits {
+			st.rlimits[i] = rlimit{d.u32(), d.u64(), d.u64()}
+		}
+	}
+	st.rights = d.flags(uint32(allRights))
 }
 
 func (m *signalMsg) appendBody(b []byte) []byte {
@@ -439,7 +679,7 @@ func (m *killAllMsg) appendBody(b []byte) []byte {
 func (m *killAllMsg) parseBody(d *decoder) { m.sig = d.signal() }
 
 func (m *evalMsg) appendBody(b []byte) []byte {
-	return appendArg(appendName(b, m.name), m.arg)
+	return appendArg(appendString(b, m.name), m.arg)
 }
 
 func (m *evalMsg) parseBody(d *decoder) {
@@ -461,7 +701,7 @@ func (m *helloMsg) parseBody(d *decoder) { m.pid = d.pid() }
 func (m *replyMsg) appendBody(b []byte) []byte {
 	b = binary.LittleEndian.AppendUint16(b, m.code)
 	b = binary.LittleEndian.AppendUint32(b, m.value)
-	return appendName(b, m.text)
+	return appendString(b, m.text)
 }
 
 func (m *replyMsg) parseBody(d *decoder) {
@@ -494,8 +734,12 @@ func (m *assignMsg) appendBody(b []byte) []byte {
 	b = binary.LittleEndian.AppendUint32(b, m.flags)
 	b = binary.LittleEndian.AppendUint16(b, m.nfiles)
 	b = binary.LittleEndian.AppendUint32(b, m.serverPid)
-	b = appendName(b, m.name)
-	return appendArg(b, m.arg)
+	b = appendString(b, m.name)
+	b = appendArg(b, m.arg)
+	if m.flags&flagSettings != 0 {
+		b = m.settings.append(b)
+	}
+	return b
 }
 
 func (m *assignMsg) parseBody(d *decoder) {
@@ -504,4 +748,7 @@ func (m *assignMsg) parseBody(d *decoder) {
 	m.serverPid = d.pid()
 	m.name = d.name()
 	m.arg = d.arg()
+	if m.flags&flagSettings != 0 {
+		m.settings.parse(d)
+	}
 }

@@ -4,6 +4,7 @@ package forkserver
 
 import (
 	"net"
+	"os"
 	"syscall"
 )
 
@@ -74,7 +75,8 @@ func (s *server) refill() {
 		if err != nil {
 			return
 		}
-		err = s.spawn([]uintptr{0, 1, 2}, childCtl, func(pid int) error {
+		env := append(os.Environ(), roleEnv+"=child")
+		err = s.spawn(s.exe, os.Args, env, "", []uintptr{0, 1, 2, uintptr(childCtl)}, nil, func(pid int) error {
 			s.children[pid] = &child{}
 			if s.stopping { // missed by the signals the stop sent
 				syscall.Kill(pid, syscall.SIGKILL)

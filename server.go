@@ -9,22 +9,19 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
 )
 
-// Rights of a connection to the server.
-const (
-	rightFork   uint8 = 1 << iota
-	rightSignal       // signal and kill the connection's own children
-	rightEval
-	rightStop // Stop and Detach
+// errExecSettings: an external program cannot be set up after it starts.
+var errExecSettings = errors.New("forkserver: exec: NoNewPrivs and Rlimits apply to Fork only")
 
-	rightsAll   = rightFork | rightSignal | rightEval | rightStop
-	rightsChild = rightFork | rightSignal
-)
+// rightsChild are the rights of a connection handed to a child that asked
+// for none in particular.
+const rightsChild = RightFork | RightSignal
 
 const (
 	// highWater bounds the bytes queued for one connection: a peer that
@@ -64,6 +61,7 @@ var running *server
 type child struct {
 	owner *peer  // the connection that asked for it; nil while pooled
 	id    uint32 // its Fork request's id, which its exit event carries
+	group bool   // it leads its own process group
 }
 
 // peer is one connection to the server: the program's, or one handed to a
@@ -72,7 +70,10 @@ type peer struct {
 	srv    *server
 	conn   *net.UnixConn
 	parent *peer // the connection through which this one was handed out
-	rights uint8
+	rights Rights
+	// base, for a connection handed to a child, is what that child runs
+	// with: every child forked through the connection is confined to it.
+	base *settings
 
 	mu       sync.Mutex
 	cond     sync.Cond // signalled as the queue drains
@@ -100,7 +101,7 @@ func serve() int {
 			running = s
 			s.watchExits()
 			go s.refill()
-			root := s.newPeer(conn, nil, rightsAll)
+			root := s.newPeer(conn, nil, allRights)
 			root.send(0, &helloMsg{pid: uint32(os.Getpid())})
 			root.serve()
 			s.programGone()
@@ -139,7 +140,7 @@ func closeInherited() {
 func (s *server) programGone() {
 	s.mu.Lock()
 	s.stopping = true
-	s.signalAll(nil, syscall.SIGKILL)
+	s.signalAll(nil, syscall.SIGKILL, true)
 	idle := s.whenIdle()
 	s.mu.Unlock()
 	select {
@@ -148,7 +149,7 @@ func (s *server) programGone() {
 	}
 }
 
-func (s *server) newPeer(conn *net.UnixConn, parent *peer, rights uint8) *peer {
+func (s *server) newPeer(conn *net.UnixConn, parent *peer, rights Rights) *peer {
 	p := &peer{srv: s, conn: conn, parent: parent, rights: rights}
 	p.cond.L = &p.mu
 	return p
@@ -181,19 +182,23 @@ func (p *peer) handle(f frame) bool {
 		if err := s.fork(p, f.id, m, f.fds); err != nil {
 			p.reply(f.id, err)
 		}
+	case *execMsg:
+		if err := s.exec(p, f.id, m, f.fds); err != nil {
+			p.reply(f.id, err)
+		}
 	case *signalMsg:
-		p.reply(f.id, s.signal(p, int(m.pid), syscall.Signal(m.sig)))
+		p.reply(f.id, s.signal(p, int(m.pid), syscall.Signal(m.sig), m.group))
 	case *killAllMsg:
-		if p.rights&rightSignal == 0 {
+		if p.rights&RightSignal == 0 {
 			p.reply(f.id, ErrPermission)
 			break
 		}
 		s.mu.Lock()
-		s.signalAll(p, syscall.Signal(m.sig))
+		s.signalAll(p, syscall.Signal(m.sig), m.groups)
 		s.mu.Unlock()
 		p.reply(f.id, nil)
 	case *evalMsg:
-		if p.rights&rightEval == 0 {
+		if p.rights&RightEval == 0 {
 			p.reply(f.id, ErrPermission)
 			break
 		}
@@ -206,13 +211,13 @@ func (p *peer) handle(f frame) bool {
 			p.reply(f.id, err)
 		}()
 	case *stopMsg:
-		if p.rights&rightStop == 0 {
+		if p.rights&RightStop == 0 {
 			p.reply(f.id, ErrPermission)
 			break
 		}
 		go s.stop(p, f.id)
 	case *detachMsg:
-		if p.rights&rightStop == 0 {
+		if p.rights&RightStop == 0 {
 			p.reply(f.id, ErrPermission)
 			break
 		}
@@ -228,42 +233,38 @@ func (p *peer) handle(f frame) bool {
 }
 
 // fork creates a child for the request id from p, from the pool when one
-// waits there, cold otherwise. It owns fds and closes them. On success it
-// sends the reply itself, before the child's exit event can be sent; on
-// failure the caller replies with the error.
+// waits there and the settings allow, cold otherwise. It owns fds and
+// closes them. On success it sends the reply itself, before the child's
+// exit event can be sent; on failure the caller replies with the error.
 func (s *server) fork(p *peer, id uint32, m *forkMsg, fds []int) (err error) {
 	defer closeFds(fds)
-	if p.rights&rightFork == 0 {
+	if p.rights&RightFork == 0 {
 		return ErrPermission
 	}
 	if lookup(m.name) == nil {
 		return ErrUnknownFunc
 	}
-	// fds arrive as socket, stdin, stdout, stderr, files, each optional but
-	// the files; the child's own connection to the server, if it asked for
-	// one, goes in after the socket.
-	var socket, stdio, files []int
-	next := 0
-	for _, flag := range []uint32{flagSocket, flagStdin, flagStdout, flagStderr} {
-		if m.flags&flag == 0 {
-			continue
-		}
-		if flag == flagSocket {
-			socket = fds[next : next+1]
-		} else {
-			stdio = append(stdio, fds[next])
-		}
-		next++
+	st := m.settings
+	if err := s.admit(p, &st, false); err != nil {
+		return err
 	}
-	files = fds[next:]
+	socket, stdio, files := splitFds(m.flags, fds)
 	var sp *peer
 	if m.flags&flagServer != 0 {
+		rights := Rights(st.rights)
+		if rights == 0 {
+			rights = rightsChild
+		}
+		if rights&^p.rights != 0 {
+			return ErrPermission
+		}
 		conn, end, err := socketConnPair()
 		if err != nil {
 			return err
 		}
 		defer closeFds([]int{end})
-		sp = s.newPeer(conn, p, p.rights&rightsChild)
+		sp = s.newPeer(conn, p, rights)
+		sp.base = &st
 		defer func() {
 			if err != nil {
 				conn.Close()
@@ -271,15 +272,18 @@ func (s *server) fork(p *peer, id uint32, m *forkMsg, fds []int) (err error) {
 		}()
 		socket = append(socket, end)
 	}
-	a := &assignMsg{flags: m.flags, nfiles: m.nfiles, serverPid: uint32(os.Getpid()), name: m.name, arg: m.arg}
+	a := &assignMsg{flags: m.flags, nfiles: m.nfiles, serverPid: uint32(os.Getpid()), name: m.name, arg: m.arg, settings: st}
+	if !st.empty() {
+		a.flags |= flagSettings
+	}
 	claim := func(pid int) {
-		s.children[pid] = &child{owner: p, id: id}
+		s.children[pid] = &child{owner: p, id: id, group: st.set&(setSetsid|setSetpgid) != 0}
 		p.send(id, &replyMsg{value: uint32(pid)})
 		if sp != nil {
 			go sp.serve()
 		}
 	}
-	if s.assignPooled(a, concat(socket, stdio, files), claim) {
+	if st.namespaces == 0 && s.assignPooled(a, concat(socket, stdio, files), claim) {
 		return nil
 	}
 
@@ -297,14 +301,50 @@ func (s *server) fork(p *peer, id uint32, m *forkMsg, fds []int) (err error) {
 	if err != nil {
 		return err
 	}
-	std := []uintptr{0, 1, 2}
-	for i, flag := range []uint32{flagStdin, flagStdout, flagStderr} {
-		if m.flags&flag != 0 {
-			std[i] = uintptr(stdio[0])
-			stdio = stdio[1:]
-		}
+	sys, err := sysProcAttr(&st, false)
+	if err != nil {
+		return err
 	}
-	return s.spawn(std, childCtl, func(pid int) error {
+	env := append(os.Environ(), roleEnv+"=child")
+	return s.spawn(s.exe, os.Args, env, "", append(stdFds(m.flags, stdio), uintptr(childCtl)), sys, s.claimer(claim))
+}
+
+// exec starts an external program for the request id from p: its
+// descriptors 0 to 2 are as a Fork's, Attr.Files follow from 3, and the
+// socket, if asked for, comes after them.
+func (s *server) exec(p *peer, id uint32, m *execMsg, fds []int) error {
+	defer closeFds(fds)
+	if p.rights&RightFork == 0 {
+		return ErrPermission
+	}
+	st := m.settings
+	if err := s.admit(p, &st, true); err != nil {
+		return err
+	}
+	socket, stdio, files := splitFds(m.flags, fds)
+	sys, err := sysProcAttr(&st, true)
+	if err != nil {
+		return err
+	}
+	env := os.Environ()
+	if st.set&setEnv != 0 {
+		env = st.env
+	}
+	env = append(env[:len(env):len(env)], st.extraEnv...)
+	all := stdFds(m.flags, stdio)
+	for _, fd := range concat(files, socket) {
+		all = append(all, uintptr(fd))
+	}
+	return s.spawn(m.path, m.argv, env, st.dir, all, sys, s.claimer(func(pid int) {
+		s.children[pid] = &child{owner: p, id: id, group: st.set&(setSetsid|setSetpgid) != 0}
+		p.send(id, &replyMsg{value: uint32(pid)})
+	}))
+}
+
+// claimer returns the add function for spawn that records a new child
+// with claim, unless the server began to stop meanwhile.
+func (s *server) claimer(claim func(pid int)) func(pid int) error {
+	return func(pid int) error {
 		if s.stopping {
 			s.children[pid] = &child{} // reaped, reported to no one
 			syscall.Kill(pid, syscall.SIGKILL)
@@ -312,7 +352,107 @@ func (s *server) fork(p *peer, id uint32, m *forkMsg, fds []int) (err error) {
 		}
 		claim(pid)
 		return nil
-	})
+	}
+}
+
+// splitFds splits the descriptors of a Fork or Exec request by role.
+func splitFds(flags uint32, fds []int) (socket, stdio, files []int) {
+	next := 0
+	for _, flag := range []uint32{flagSocket, flagStdin, flagStdout, flagStderr} {
+		if flags&flag == 0 {
+			continue
+		}
+		if flag == flagSocket {
+			socket = fds[next : next+1]
+		} else {
+			stdio = append(stdio, fds[next])
+		}
+		next++
+	}
+	return socket, stdio, fds[next:]
+}
+
+// stdFds returns the descriptors 0 to 2 of a cold child: those given, else
+// the server's own.
+func stdFds(flags uint32, stdio []int) []uintptr {
+	std := []uintptr{0, 1, 2}
+	for i, flag := range []uint32{flagStdin, flagStdout, flagStderr} {
+		if flags&flag != 0 {
+			std[i] = uintptr(stdio[0])
+			stdio = stdio[1:]
+		}
+	}
+	return std
+}
+
+// admit confines st to what p may ask for and checks that the server can
+// honour it, so that a refusal is Fork's error rather than the child's.
+func (s *server) admit(p *peer, st *settings, external bool) error {
+	if err := p.confine(st); err != nil {
+		return err
+	}
+	if st.set&setCredential != 0 && os.Geteuid() != 0 &&
+		(int(st.uid) != os.Geteuid() || int(st.gid) != os.Getegid() || len(st.groups) > 0) {
+		return os.NewSyscallError("setuid", syscall.EPERM)
+	}
+	if st.chroot != "" {
+		if os.Geteuid() != 0 {
+			return os.NewSyscallError("chroot", syscall.EPERM)
+		}
+		if fi, err := os.Stat(st.chroot); err != nil || !fi.IsDir() {
+			return os.NewSyscallError("chroot", syscall.ENOTDIR)
+		}
+	}
+	if st.dir != "" && st.chroot == "" {
+		if fi, err := os.Stat(st.dir); err != nil || !fi.IsDir() {
+			return os.NewSyscallError("chdir", syscall.ENOTDIR)
+		}
+	}
+	_, err := sysProcAttr(st, external)
+	return err
+}
+
+// confine makes st no more privileged than the child p was handed to.
+func (p *peer) confine(st *settings) error {
+	b := p.base
+	if b == nil {
+		return nil
+	}
+	if b.set&setCredential != 0 {
+		if st.set&setCredential == 0 {
+			st.set |= setCredential
+			st.uid, st.gid, st.groups = b.uid, b.gid, b.groups
+		} else if st.uid != b.uid || st.gid != b.gid || !slices.Equal(st.groups, b.groups) {
+			return ErrPermission
+		}
+	}
+	if b.chroot != "" {
+		if st.chroot == "" {
+			st.chroot = b.chroot
+		} else if st.chroot != b.chroot {
+			return ErrPermission
+		}
+	}
+	restricted := b.set&(setCredential|setNoNewPrivs) != 0 || b.chroot != "" || b.namespaces != 0
+	if restricted {
+		if st.uidMaps == nil && st.gidMaps == nil {
+			st.uidMaps, st.gidMaps = b.uidMaps, b.gidMaps
+		} else if !slices.Equal(st.uidMaps, b.uidMaps) || !slices.Equal(st.gidMaps, b.gidMaps) {
+			return ErrPermission
+		}
+	}
+	st.namespaces |= b.namespaces
+	st.set |= b.set & setNoNewPrivs
+	for _, limit := range b.rlimits {
+		i := slices.IndexFunc(st.rlimits, func(r rlimit) bool { return r.resource == limit.resource })
+		if i < 0 {
+			st.rlimits = append(st.rlimits, limit)
+			continue
+		}
+		st.rlimits[i].cur = min(st.rlimits[i].cur, limit.cur)
+		st.rlimits[i].max = min(st.rlimits[i].max, limit.max)
+	}
+	return nil
 }
 
 func concat(fds ...[]int) []int {
@@ -323,18 +463,13 @@ func concat(fds ...[]int) []int {
 	return all
 }
 
-// spawn executes a fresh child with std as its descriptors 0 to 2 and ctl
-// as 3, then calls add with its pid, with s.mu held, to record it in
-// children. The reaper cannot run between the two, so every pid it reaps is
-// already recorded.
-func (s *server) spawn(std []uintptr, ctl int, add func(pid int) error) error {
-	env := append(os.Environ(), roleEnv+"=child")
+// spawn executes path with files as its first descriptors, then calls
+// add with its pid, with s.mu held, to record it in children. The reaper
+// cannot run between the two, so every pid it reaps is already recorded.
+func (s *server) spawn(path string, argv, env []string, dir string, files []uintptr, sys *syscall.SysProcAttr, add func(pid int) error) error {
 	s.forkMu.RLock()
 	defer s.forkMu.RUnlock()
-	pid, err := syscall.ForkExec(s.exe, os.Args, &syscall.ProcAttr{
-		Env:   env,
-		Files: append(std, uintptr(ctl)),
-	})
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Dir: dir, Env: env, Files: files, Sys: sys})
 	if err != nil {
 		return os.NewSyscallError("fork/exec", err)
 	}
@@ -343,9 +478,10 @@ func (s *server) spawn(std []uintptr, ctl int, add func(pid int) error) error {
 	return add(pid)
 }
 
-// signal sends sig to the child pid if it is in p's scope.
-func (s *server) signal(p *peer, pid int, sig syscall.Signal) error {
-	if p.rights&rightSignal == 0 {
+// signal sends sig to the child pid, or to the process group it leads, if
+// it is in p's scope.
+func (s *server) signal(p *peer, pid int, sig syscall.Signal, group bool) error {
+	if p.rights&RightSignal == 0 {
 		return ErrPermission
 	}
 	s.mu.Lock()
@@ -357,15 +493,26 @@ func (s *server) signal(p *peer, pid int, sig syscall.Signal) error {
 	if c.owner == nil || !c.owner.within(p) {
 		return ErrPermission
 	}
+	if group {
+		if !c.group {
+			return fmt.Errorf("forkserver: process %d leads no process group: fork it with Setsid or Setpgid", pid)
+		}
+		pid = -pid
+	}
 	return os.NewSyscallError("kill", syscall.Kill(pid, sig))
 }
 
 // signalAll sends sig to every child in p's scope, or to every child if p
-// is nil. s.mu must be held.
-func (s *server) signalAll(p *peer, sig syscall.Signal) {
+// is nil; with groups, to the process group of every child that leads one.
+// s.mu must be held.
+func (s *server) signalAll(p *peer, sig syscall.Signal, groups bool) {
 	for pid, c := range s.children {
 		if p == nil || c.owner != nil && c.owner.within(p) {
-			syscall.Kill(pid, sig)
+			if groups && c.group {
+				syscall.Kill(-pid, sig)
+			} else {
+				syscall.Kill(pid, sig)
+			}
 		}
 	}
 }
@@ -397,7 +544,7 @@ func (s *server) whenIdle() chan struct{} {
 func (s *server) stop(p *peer, id uint32) {
 	s.mu.Lock()
 	s.stopping = true
-	s.signalAll(nil, syscall.SIGTERM)
+	s.signalAll(nil, syscall.SIGTERM, false)
 	idle := s.whenIdle()
 	s.mu.Unlock()
 	<-idle

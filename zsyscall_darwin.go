@@ -1,6 +1,8 @@
 package forkserver
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"syscall"
 )
@@ -33,3 +35,30 @@ func serverSysProcAttr() *syscall.SysProcAttr { return nil }
 
 // dup2 makes newfd a copy of oldfd that is not close-on-exec.
 func dup2(oldfd, newfd int) error { return syscall.Dup2(oldfd, newfd) }
+
+// sysProcAttr returns what the kernel must apply as it creates a child
+// with st: on macOS, only what an external program cannot apply itself.
+// Linux namespaces, no_new_privs and the parent-death signal do not exist.
+func sysProcAttr(st *settings, external bool) (*syscall.SysProcAttr, error) {
+	if st.namespaces != 0 || len(st.uidMaps) > 0 || len(st.gidMaps) > 0 || st.pdeathsig != 0 || st.set&setNoNewPrivs != 0 {
+		return nil, fmt.Errorf("forkserver: namespaces, NoNewPrivs and Pdeathsig: %w", errors.ErrUnsupported)
+	}
+	if !external {
+		return nil, nil
+	}
+	if len(st.rlimits) > 0 {
+		return nil, errExecSettings
+	}
+	sys := &syscall.SysProcAttr{
+		Setsid:  st.set&setSetsid != 0,
+		Setpgid: st.set&setSetpgid != 0,
+		Chroot:  st.chroot,
+	}
+	if st.set&setCredential != 0 {
+		sys.Credential = &syscall.Credential{Uid: st.uid, Gid: st.gid, Groups: st.groups}
+	}
+	return sys, nil
+}
+
+func enableNoNewPrivs() error                 { return errors.ErrUnsupported }
+func enablePdeathsig(sig syscall.Signal) error { return errors.ErrUnsupported }

@@ -29,3 +29,65 @@ func serverSysProcAttr() *syscall.SysProcAttr {
 
 // dup2 makes newfd a copy of oldfd that is not close-on-exec.
 func dup2(oldfd, newfd int) error { return syscall.Dup3(oldfd, newfd, 0) }
+
+var cloneFlags = map[Namespace]uintptr{
+	NewUser:  syscall.CLONE_NEWUSER,
+	NewMount: syscall.CLONE_NEWNS,
+	NewPID:   syscall.CLONE_NEWPID,
+	NewNet:   syscall.CLONE_NEWNET,
+	NewUTS:   syscall.CLONE_NEWUTS,
+	NewIPC:   syscall.CLONE_NEWIPC,
+}
+
+// sysProcAttr returns what the kernel must apply as it creates a child with
+// st: the namespaces, and for an external program, which cannot apply
+// anything itself, every setting it can.
+func sysProcAttr(st *settings, external bool) (*syscall.SysProcAttr, error) {
+	sys := new(syscall.SysProcAttr)
+	for ns, flag := range cloneFlags {
+		if Namespace(st.namespaces)&ns != 0 {
+			sys.Cloneflags |= flag
+		}
+	}
+	for _, m := range st.uidMaps {
+		sys.UidMappings = append(sys.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.container), HostID: int(m.host), Size: int(m.size)})
+	}
+	for _, m := range st.gidMaps {
+		sys.GidMappings = append(sys.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.container), HostID: int(m.host), Size: int(m.size)})
+	}
+	if !external {
+		return sys, nil
+	}
+	if st.set&setNoNewPrivs != 0 || len(st.rlimits) > 0 {
+		return nil, errExecSettings
+	}
+	sys.Setsid = st.set&setSetsid != 0
+	sys.Setpgid = st.set&setSetpgid != 0
+	sys.Chroot = st.chroot
+	sys.Pdeathsig = syscall.Signal(st.pdeathsig)
+	if st.set&setCredential != 0 {
+		sys.Credential = &syscall.Credential{Uid: st.uid, Gid: st.gid, Groups: st.groups}
+	}
+	return sys, nil
+}
+
+// prSetNoNewPrivs is PR_SET_NO_NEW_PRIVS, which package syscall lacks.
+const prSetNoNewPrivs = 38
+
+// enableNoNewPrivs sets no_new_privs on every thread of the process.
+func enableNoNewPrivs() error {
+	_, _, errno := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, prSetNoNewPrivs, 1, 0)
+	if errno != 0 {
+		return os.NewSyscallError("prctl(PR_SET_NO_NEW_PRIVS)", errno)
+	}
+	return nil
+}
+
+// enablePdeathsig asks for sig when the parent, the server, dies.
+func enablePdeathsig(sig syscall.Signal) error {
+	_, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(sig), 0)
+	if errno != 0 {
+		return os.NewSyscallError("prctl(PR_SET_PDEATHSIG)", errno)
+	}
+	return nil
+}
