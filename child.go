@@ -142,11 +142,6 @@ func apply(st *settings, serverPid int) error {
 			return os.NewSyscallError("setuid", err)
 		}
 	}
-	if st.set&setNoNewPrivs != 0 {
-		if err := enableNoNewPrivs(); err != nil {
-			return err
-		}
-	}
 	if st.pdeathsig != 0 {
 		if err := enablePdeathsig(syscall.Signal(st.pdeathsig)); err != nil {
 			return err

@@ -190,16 +190,16 @@ type Attr struct {
 	ServerRights Rights
 
 	// The settings below make a child run with less than the server has.
-	// Namespaces (and their ID mappings) are applied by the kernel as the
-	// server creates the child, so a Fork that asks for them starts cold,
-	// never from the pool. Every other setting is applied by the child
-	// itself after it is assigned its function and before the function
-	// runs, in this order: Setsid or Setpgid, Rlimits, Chroot, Dir,
-	// Credential, NoNewPrivs, Pdeathsig, Env and ExtraEnv. Package
-	// initialisation has run before, with the server's privileges. A
-	// setting the system or the server cannot honour is an error from
-	// Fork; should one fail in the child all the same, the child prints why
-	// and exits with status 127.
+	// Namespaces (with their ID mappings) and NoNewPrivs are applied by
+	// the kernel as the server creates the child, so a Fork that asks for
+	// them starts cold, never from the pool. Every other setting is applied
+	// by the child itself after it is assigned its function and before the
+	// function runs, in this order: Setsid or Setpgid, Rlimits, Chroot,
+	// Dir, Credential, Pdeathsig, Env and ExtraEnv. Package initialisation
+	// has run before, with the server's privileges. A setting the system or
+	// the server cannot honour is an error from Fork; should one fail in
+	// the child all the same, the child prints why and exits with status
+	// 127.
 
 	// Dir is the child's working directory, inside Chroot if that is set.
 	// Empty means the server's.
@@ -502,9 +502,9 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 // program, but from the small server process. Its descriptors 0 to 2 are
 // as a Fork's; Attr.Files become descriptors 3, 4, and so on; the socket,
 // if Attr.Socket asks for one, comes after them. The settings of attr apply
-// as the kernel creates the process, except NoNewPrivs and Rlimits, which
-// only a Go child can apply and which are refused here; Attr.Server is
-// refused too. The program's exit, signals and Stop work as for a Fork.
+// as the kernel creates the process, except Rlimits, which only a Go child
+// can apply and which are refused here, as are Attr.Server and Attr.Arg.
+// The program's exit, signals and Stop work as for a Fork.
 func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Attr) (*Process, error) {
 	if attr == nil {
 		attr = new(Attr)

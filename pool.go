@@ -76,7 +76,7 @@ func (s *server) refill() {
 			return
 		}
 		env := append(os.Environ(), roleEnv+"=child")
-		err = s.spawn(s.exe, os.Args, env, "", []uintptr{0, 1, 2, uintptr(childCtl)}, nil, func(pid int) error {
+		err = s.spawn(s.exe, os.Args, env, "", []uintptr{0, 1, 2, uintptr(childCtl)}, nil, false, func(pid int) error {
 			s.children[pid] = &child{}
 			if s.stopping { // missed by the signals the stop sent
 				syscall.Kill(pid, syscall.SIGKILL)

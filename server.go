@@ -17,7 +17,7 @@ import (
 )
 
 // errExecSettings: an external program cannot be set up after it starts.
-var errExecSettings = errors.New("forkserver: exec: NoNewPrivs and Rlimits apply to Fork only")
+var errExecSettings = errors.New("forkserver: exec: Rlimits apply to Fork only")
 
 // rightsChild are the rights of a connection handed to a child that asked
 // for none in particular.
@@ -283,7 +283,7 @@ func (s *server) fork(p *peer, id uint32, m *forkMsg, fds []int) (err error) {
 			go sp.serve()
 		}
 	}
-	if st.namespaces == 0 && s.assignPooled(a, concat(socket, stdio, files), claim) {
+	if st.namespaces == 0 && st.set&setNoNewPrivs == 0 && s.assignPooled(a, concat(socket, stdio, files), claim) {
 		return nil
 	}
 
@@ -306,7 +306,7 @@ func (s *server) fork(p *peer, id uint32, m *forkMsg, fds []int) (err error) {
 		return err
 	}
 	env := append(os.Environ(), roleEnv+"=child")
-	return s.spawn(s.exe, os.Args, env, "", append(stdFds(m.flags, stdio), uintptr(childCtl)), sys, s.claimer(claim))
+	return s.spawn(s.exe, os.Args, env, "", append(stdFds(m.flags, stdio), uintptr(childCtl)), sys, st.set&setNoNewPrivs != 0, s.claimer(claim))
 }
 
 // exec starts an external program for the request id from p: its
@@ -335,7 +335,7 @@ func (s *server) exec(p *peer, id uint32, m *execMsg, fds []int) error {
 	for _, fd := range concat(files, socket) {
 		all = append(all, uintptr(fd))
 	}
-	return s.spawn(m.path, m.argv, env, st.dir, all, sys, s.claimer(func(pid int) {
+	return s.spawn(m.path, m.argv, env, st.dir, all, sys, st.set&setNoNewPrivs != 0, s.claimer(func(pid int) {
 		s.children[pid] = &child{owner: p, id: id, group: st.set&(setSetsid|setSetpgid) != 0}
 		p.send(id, &replyMsg{value: uint32(pid)})
 	}))
@@ -463,13 +463,25 @@ func concat(fds ...[]int) []int {
 	return all
 }
 
-// spawn executes path with files as its first descriptors, then calls
-// add with its pid, with s.mu held, to record it in children. The reaper
-// cannot run between the two, so every pid it reaps is already recorded.
-func (s *server) spawn(path string, argv, env []string, dir string, files []uintptr, sys *syscall.SysProcAttr, add func(pid int) error) error {
+// spawn executes path with files as its first descriptors, from a thread
+// with no_new_privs if nnp is set, then calls add with its pid, with s.mu
+// held, to record it in children. The reaper cannot run between the two,
+// so every pid it reaps is already recorded.
+func (s *server) spawn(path string, argv, env []string, dir string, files []uintptr, sys *syscall.SysProcAttr, nnp bool, add func(pid int) error) error {
 	s.forkMu.RLock()
 	defer s.forkMu.RUnlock()
-	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Dir: dir, Env: env, Files: files, Sys: sys})
+	var pid int
+	var err error
+	forkExec := func() {
+		pid, err = syscall.ForkExec(path, argv, &syscall.ProcAttr{Dir: dir, Env: env, Files: files, Sys: sys})
+	}
+	if nnp {
+		if terr := withNoNewPrivs(forkExec); terr != nil {
+			return terr
+		}
+	} else {
+		forkExec()
+	}
 	if err != nil {
 		return os.NewSyscallError("fork/exec", err)
 	}

@@ -60,5 +60,5 @@ func sysProcAttr(st *settings, external bool) (*syscall.SysProcAttr, error) {
 	return sys, nil
 }
 
-func enableNoNewPrivs() error                 { return errors.ErrUnsupported }
+func withNoNewPrivs(fn func()) error           { return errors.ErrUnsupported }
 func enablePdeathsig(sig syscall.Signal) error { return errors.ErrUnsupported }

@@ -2,6 +2,8 @@ package forkserver
 
 import (
 	"os"
+	"runtime"
+	"sync"
 	"syscall"
 )
 
@@ -58,7 +60,7 @@ func sysProcAttr(st *settings, external bool) (*syscall.SysProcAttr, error) {
 	if !external {
 		return sys, nil
 	}
-	if st.set&setNoNewPrivs != 0 || len(st.rlimits) > 0 {
+	if len(st.rlimits) > 0 {
 		return nil, errExecSettings
 	}
 	sys.Setsid = st.set&setSetsid != 0
@@ -74,12 +76,42 @@ func sysProcAttr(st *settings, external bool) (*syscall.SysProcAttr, error) {
 // prSetNoNewPrivs is PR_SET_NO_NEW_PRIVS, which package syscall lacks.
 const prSetNoNewPrivs = 38
 
-// enableNoNewPrivs sets no_new_privs on every thread of the process.
-func enableNoNewPrivs() error {
-	_, _, errno := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, prSetNoNewPrivs, 1, 0)
-	if errno != 0 {
-		return os.NewSyscallError("prctl(PR_SET_NO_NEW_PRIVS)", errno)
+// noNewPrivsThread is an OS thread with no_new_privs set, on which the
+// server forks the children that must have it: the flag belongs to a
+// thread, a child inherits it from the thread that forks it, and it cannot
+// be set on every thread of a Go program built with cgo.
+var noNewPrivsThread struct {
+	once  sync.Once
+	calls chan func()
+	err   error
+}
+
+// withNoNewPrivs runs fn on a thread that has no_new_privs set.
+func withNoNewPrivs(fn func()) error {
+	t := &noNewPrivsThread
+	t.once.Do(func() {
+		t.calls = make(chan func())
+		ready := make(chan error)
+		go func() {
+			runtime.LockOSThread() // for good: the thread never sheds the flag
+			_, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetNoNewPrivs, 1, 0)
+			if errno != 0 {
+				ready <- os.NewSyscallError("prctl(PR_SET_NO_NEW_PRIVS)", errno)
+				return // the locked thread exits with the goroutine
+			}
+			ready <- nil
+			for call := range t.calls {
+				call()
+			}
+		}()
+		t.err = <-ready
+	})
+	if t.err != nil {
+		return t.err
 	}
+	done := make(chan struct{})
+	t.calls <- func() { fn(); close(done) }
+	<-done
 	return nil
 }
 

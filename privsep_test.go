@@ -1,0 +1,291 @@
+//go:build linux
+
+package forkserver_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/forkserver/forkserver"
+)
+
+// report is what privReport tells about the child it runs in.
+type report struct {
+	Uid, Gid, Pid int
+	Groups        []int
+	Dir           string
+	Env           []string
+	NoNewPrivs    bool
+	NoFile        uint64
+	Interfaces    []string
+	ProcMounted   bool
+	Pgid, Sid     int
+	Err           string
+}
+
+var (
+	privReport = forkserver.Register("priv-report", func(ctx context.Context, c *forkserver.Child) error {
+		return json.NewEncoder(c.Conn()).Encode(describeSelf())
+	})
+	// privForkAs forks priv-report through its own connection with the
+	// credential in its argument ("" for none) and relays the report, or
+	// the error, to its socket.
+	privForkAs = forkserver.Register("priv-fork-as", func(ctx context.Context, c *forkserver.Child) error {
+		attr := &forkserver.Attr{Socket: true}
+		if arg := string(c.Arg()); arg == "root" {
+			attr.Credential = &forkserver.Credential{}
+		} else if arg == "eval" {
+			attr.Server, attr.ServerRights = true, forkserver.RightFork|forkserver.RightEval
+		}
+		p, err := c.Server().Fork(ctx, privReport, attr)
+		if err != nil {
+			return json.NewEncoder(c.Conn()).Encode(report{Err: err.Error()})
+		}
+		defer p.Conn().Close()
+		_, err = io.Copy(c.Conn(), p.Conn())
+		p.Wait()
+		return err
+	})
+	// privGroupLeader starts a sleep in its own process group, reports
+	// its pid and waits.
+	privGroupLeader = forkserver.Register("priv-group-leader", func(ctx context.Context, c *forkserver.Child) error {
+		cmd := exec.Command("sleep", "1000")
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		json.NewEncoder(c.Conn()).Encode(cmd.Process.Pid)
+		return cmd.Wait()
+	})
+)
+
+func describeSelf() report {
+	var r report
+	r.Uid, r.Gid, r.Pid = os.Getuid(), os.Getgid(), os.Getpid()
+	r.Groups, _ = os.Getgroups()
+	r.Dir, _ = os.Getwd()
+	r.Env = os.Environ()
+	status, _ := os.ReadFile("/proc/self/status")
+	r.NoNewPrivs = strings.Contains(string(status), "NoNewPrivs:\t1")
+	var lim syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	r.NoFile = lim.Cur
+	ifaces, _ := net.Interfaces()
+	for _, i := range ifaces {
+		r.Interfaces = append(r.Interfaces, i.Name)
+	}
+	_, err := os.Stat("/proc/self")
+	r.ProcMounted = err == nil
+	r.Pgid, _ = syscall.Getpgid(0)
+	sid, _, _ := syscall.RawSyscall(syscall.SYS_GETSID, 0, 0, 0)
+	r.Sid = int(sid)
+	return r
+}
+
+func forkReport(t *testing.T, srv *forkserver.Server, attr *forkserver.Attr) (report, *forkserver.Exit) {
+	t.Helper()
+	attr.Socket = true
+	p := fork(t, srv, privReport, attr)
+	var r report
+	if err := json.NewDecoder(p.Conn()).Decode(&r); err != nil {
+		t.Fatalf("no report from the child: %v", err)
+	}
+	return r, wait(t, p)
+}
+
+func needRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: credentials, chroot and namespaces are privileged")
+	}
+}
+
+func TestCredential(t *testing.T) {
+	needRoot(t)
+	eachPool(t, func(t *testing.T, srv *forkserver.Server) {
+		r, _ := forkReport(t, srv, &forkserver.Attr{
+			Credential: &forkserver.Credential{Uid: 65534, Gid: 65533, Groups: []uint32{65532}},
+		})
+		if r.Uid != 65534 || r.Gid != 65533 || !slices.Equal(r.Groups, []int{65532}) {
+			t.Errorf("child runs as uid %d gid %d groups %v", r.Uid, r.Gid, r.Groups)
+		}
+	})
+}
+
+func TestChrootDirEnv(t *testing.T) {
+	needRoot(t)
+	root := t.TempDir()
+	if err := os.Mkdir(root+"/work", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	eachPool(t, func(t *testing.T, srv *forkserver.Server) {
+		r, _ := forkReport(t, srv, &forkserver.Attr{
+			Chroot: root, Dir: "/work", Env: []string{"A=1"}, ExtraEnv: []string{"B=2", "A=3"},
+		})
+		if r.Dir != "/work" || r.ProcMounted {
+			t.Errorf("child in %q, /proc visible %v: not in the empty root", r.Dir, r.ProcMounted)
+		}
+		if !slices.Equal(r.Env, []string{"A=3", "B=2"}) {
+			t.Errorf("child's environment %q", r.Env)
+		}
+	})
+}
+
+func TestLimits(t *testing.T) {
+	eachPool(t, func(t *testing.T, srv *forkserver.Server) {
+		r, _ := forkReport(t, srv, &forkserver.Attr{
+			NoNewPrivs: true,
+			Rlimits:    []forkserver.Rlimit{{Resource: syscall.RLIMIT_NOFILE, Cur: 32, Max: 64}},
+		})
+		if !r.NoNewPrivs || r.NoFile != 32 {
+			t.Errorf("child: no_new_privs %v, RLIMIT_NOFILE %d", r.NoNewPrivs, r.NoFile)
+		}
+	})
+}
+
+func TestNamespaces(t *testing.T) {
+	needRoot(t)
+	srv := startWith(t, &forkserver.Config{PoolSize: 1}) // namespaces bypass the pool
+	r, exit := forkReport(t, srv, &forkserver.Attr{
+		Namespaces: forkserver.NewPID | forkserver.NewNet | forkserver.NewUTS | forkserver.NewIPC | forkserver.NewMount,
+	})
+	if r.Pid != 1 || !slices.Equal(r.Interfaces, []string{"lo"}) {
+		t.Errorf("child is pid %d with interfaces %v, want pid 1 and lo alone", r.Pid, r.Interfaces)
+	}
+	if !exit.Success() {
+		t.Errorf("child: %s", exit)
+	}
+}
+
+func TestUserNamespace(t *testing.T) {
+	srv := start(t)
+	r, _ := forkReport(t, srv, &forkserver.Attr{
+		Namespaces:  forkserver.NewUser,
+		UidMappings: []forkserver.IDMap{{ContainerID: 0, HostID: uint32(os.Getuid()), Size: 1}},
+		GidMappings: []forkserver.IDMap{{ContainerID: 0, HostID: uint32(os.Getgid()), Size: 1}},
+	})
+	if r.Uid != 0 {
+		t.Errorf("child is uid %d in its user namespace, want 0", r.Uid)
+	}
+}
+
+func TestSessionAndGroup(t *testing.T) {
+	srv := start(t)
+	r, _ := forkReport(t, srv, &forkserver.Attr{Setsid: true})
+	if r.Sid != r.Pid || r.Pgid != r.Pid {
+		t.Errorf("Setsid: pid %d, session %d, group %d", r.Pid, r.Sid, r.Pgid)
+	}
+	r, _ = forkReport(t, srv, &forkserver.Attr{Setpgid: true})
+	if r.Pgid != r.Pid || r.Sid == r.Pid {
+		t.Errorf("Setpgid: pid %d, session %d, group %d", r.Pid, r.Sid, r.Pgid)
+	}
+
+	// SignalGroup reaches what the child started in its group.
+	p := fork(t, srv, privGroupLeader, &forkserver.Attr{Socket: true, Setpgid: true})
+	var sleeper int
+	if err := json.NewDecoder(p.Conn()).Decode(&sleeper); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SignalGroup(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if exit := wait(t, p); exit.Status.Signal() != syscall.SIGKILL {
+		t.Errorf("group leader: %s", exit)
+	}
+	waitGone(t, sleeper)
+
+	q := fork(t, srv, ignoreTerm, &forkserver.Attr{Socket: true})
+	ready(t, q)
+	if err := q.SignalGroup(syscall.SIGKILL); err == nil {
+		t.Error("SignalGroup of a child that leads no group succeeded")
+	}
+}
+
+// A child's connection confines what it forks to what the child has.
+func TestConfinement(t *testing.T) {
+	needRoot(t)
+	srv := start(t)
+	ask := func(arg string, attr *forkserver.Attr) report {
+		t.Helper()
+		attr.Socket, attr.Server, attr.Arg = true, true, []byte(arg)
+		p := fork(t, srv, privForkAs, attr)
+		var r report
+		if err := json.NewDecoder(bufio.NewReader(p.Conn())).Decode(&r); err != nil {
+			t.Fatalf("no report: %v", err)
+		}
+		wait(t, p)
+		return r
+	}
+	nobody := &forkserver.Credential{Uid: 65534, Gid: 65534}
+	if r := ask("", &forkserver.Attr{Credential: nobody, NoNewPrivs: true}); r.Err != "" || r.Uid != 65534 || !r.NoNewPrivs {
+		t.Errorf("grandchild of a nobody child: uid %d, no_new_privs %v, %s; want uid 65534 inherited", r.Uid, r.NoNewPrivs, r.Err)
+	}
+	if r := ask("root", &forkserver.Attr{Credential: nobody}); !strings.Contains(r.Err, "not permitted") {
+		t.Errorf("a nobody child asked for a root grandchild: %+v, want refused", r)
+	}
+	if r := ask("eval", &forkserver.Attr{}); !strings.Contains(r.Err, "not permitted") {
+		t.Errorf("a child granted RightEval beyond its own: %+v, want refused", r)
+	}
+
+	// The program may not grant more than it holds either, and a child's
+	// connection without the right may not Eval.
+	if _, err := srv.Fork(testContext(t), returnNil, &forkserver.Attr{Server: true, ServerRights: 1 << 7}); err == nil {
+		t.Error("Fork with unknown rights succeeded")
+	}
+}
+
+func TestExec(t *testing.T) {
+	srv := start(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	file, err := os.Open("/etc/hostname")
+	if err != nil {
+		t.Skip(err)
+	}
+	defer file.Close()
+	p, err := srv.Exec(testContext(t), "/bin/sh", []string{"sh", "-c", `echo "$GREETING"; cat <&3 >/dev/null && echo file; exec >&4; echo socket; exit 3`},
+		&forkserver.Attr{Stdout: w, Files: []*os.File{file}, Socket: true, ExtraEnv: []string{"GREETING=hi"}, Setsid: true})
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Conn().Close()
+	out, _ := io.ReadAll(r)
+	if string(out) != "hi\nfile\n" {
+		t.Errorf("program wrote %q on stdout", out)
+	}
+	line, _ := bufio.NewReader(p.Conn()).ReadString('\n')
+	if line != "socket\n" {
+		t.Errorf("program wrote %q on its socket", line)
+	}
+	if exit := wait(t, p); exit.Status.ExitStatus() != 3 {
+		t.Errorf("program: %s, want exit status 3", exit)
+	}
+
+	_, err = srv.Exec(testContext(t), "/bin/true", []string{"true"}, &forkserver.Attr{Rlimits: []forkserver.Rlimit{{Resource: syscall.RLIMIT_CPU, Cur: 1, Max: 1}}})
+	if err == nil || !strings.Contains(err.Error(), "Fork only") {
+		t.Errorf("Exec with Rlimits: %v, want a clear refusal", err)
+	}
+	q, err := srv.Exec(testContext(t), "/bin/grep", []string{"grep", "-q", "NoNewPrivs:.1", "/proc/self/status"}, &forkserver.Attr{NoNewPrivs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exit := wait(t, q); !exit.Success() {
+		t.Errorf("Exec with NoNewPrivs: the program does not have it (%s)", exit)
+	}
+	_, err = srv.Exec(testContext(t), "/nonexistent", []string{"x"}, nil)
+	if !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("Exec of a missing program: %v, want ENOENT", err)
+	}
+}
