@@ -146,7 +146,7 @@ func apply(st *settings, serverPid int) error {
 		if err := enablePdeathsig(syscall.Signal(st.pdeathsig)); err != nil {
 			return err
 		}
-		if os.Getppid() != serverPid {
+		if ppid := os.Getppid(); ppid != serverPid && ppid != 0 { // 0: the server is outside a new PID namespace
 			return errors.New("the server died before the child started")
 		}
 	}

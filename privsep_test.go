@@ -255,7 +255,7 @@ func TestExec(t *testing.T) {
 	}
 	defer file.Close()
 	p, err := srv.Exec(testContext(t), "/bin/sh", []string{"sh", "-c", `echo "$GREETING"; cat <&3 >/dev/null && echo file; exec >&4; echo socket; exit 3`},
-		&forkserver.Attr{Stdout: w, Files: []*os.File{file}, Socket: true, ExtraEnv: []string{"GREETING=hi"}, Setsid: true})
+		&forkserver.Attr{Stdout: w, Files: []*os.File{file}, Socket: true, ExtraEnv: []string{"GREETING=hello", "GREETING=hi"}, Setsid: true})
 	w.Close()
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -330,7 +331,7 @@ func (s *server) exec(p *peer, id uint32, m *execMsg, fds []int) error {
 	if st.set&setEnv != 0 {
 		env = st.env
 	}
-	env = append(env[:len(env):len(env)], st.extraEnv...)
+	env = mergeEnv(env, st.extraEnv)
 	all := stdFds(m.flags, stdio)
 	for _, fd := range concat(files, socket) {
 		all = append(all, uintptr(fd))
@@ -339,6 +340,26 @@ func (s *server) exec(p *peer, id uint32, m *execMsg, fds []int) error {
 		s.children[pid] = &child{owner: p, id: id, group: st.set&(setSetsid|setSetpgid) != 0}
 		p.send(id, &replyMsg{value: uint32(pid)})
 	}))
+}
+
+// mergeEnv returns env with extra added, each key once, the later entry
+// winning, as a Go child's os.Setenv would have it.
+func mergeEnv(env, extra []string) []string {
+	if len(extra) == 0 {
+		return env
+	}
+	index := make(map[string]int)
+	var out []string
+	for _, kv := range append(env[:len(env):len(env)], extra...) {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := index[k]; ok {
+			out[i] = kv
+			continue
+		}
+		index[k] = len(out)
+		out = append(out, kv)
+	}
+	return out
 }
 
 // claimer returns the add function for spawn that records a new child
