@@ -13,8 +13,12 @@ import (
 
 var (
 	errNoData      = errors.New("forkserver: descriptors need at least one byte of data to travel with")
-	errTruncated   = errors.New("forkserver: descriptors truncated: more were sent than the reader accepts")
+	errTruncated   = errors.New("forkserver: descriptors truncated: more were sent than the reader accepts, or it has none free")
 	errUnwantedFds = errors.New("forkserver: descriptors sent where none belong")
+
+	// errFdsLost: a frame's descriptors could not be received for want of
+	// free descriptors; the frame itself was read.
+	errFdsLost = os.NewSyscallError("recvmsg", syscall.EMFILE)
 )
 
 // WriteFds writes all of data to c and passes files with its first byte, so
@@ -88,11 +92,16 @@ func writeMsg(c *net.UnixConn, p []byte, fds []int) error {
 
 // readMsg reads exactly len(p) bytes from c into p, with oob as the control
 // buffer, and returns the descriptors that came with them. On error, and when
-// more than max arrive, it closes every descriptor it received.
+// more than max arrive, it closes every descriptor it received. Descriptors
+// that did not fit, because they were too many or because this process has
+// no free descriptor left, are an error only once all of p is read, so that
+// the stream stays in step.
 func readMsg(c *net.UnixConn, p, oob []byte, max int) (n int, fds []int, err error) {
+	truncated := false
 	for n < len(p) && err == nil {
 		m, oobn, flags, _, rerr := c.ReadMsgUnix(p[n:], oob)
 		n += m
+		truncated = truncated || flags&syscall.MSG_CTRUNC != 0
 		if oobn > 0 {
 			got, perr := parseRights(oob[:oobn])
 			fds = append(fds, got...)
@@ -109,14 +118,9 @@ func readMsg(c *net.UnixConn, p, oob []byte, max int) (n int, fds []int, err err
 			}
 		case rerr != nil:
 			err = rerr
-		case flags&syscall.MSG_CTRUNC != 0:
-			err = errTruncated
-			if max == 0 {
-				err = errUnwantedFds
-			}
 		}
 	}
-	if err == nil && len(fds) > max {
+	if err == nil && (truncated || len(fds) > max) {
 		err = errTruncated
 		if max == 0 {
 			err = errUnwantedFds
@@ -172,12 +176,25 @@ func newFrameReader(c *net.UnixConn) *frameReader {
 // header and be exactly as many as its type calls for. On any error every
 // descriptor received is closed; io.EOF means the peer closed the connection
 // between frames.
+//
+// When the descriptors of a frame could not all be received although the
+// header counts no more than the buffer holds, this process has run out of
+// descriptors: read returns the frame without them and errFdsLost, and the
+// connection stays usable.
 func (r *frameReader) read() (frame, error) {
 	_, fds, err := readMsg(r.c, r.hdr[:], r.oob, maxFds)
-	if err != nil {
+	lost := errors.Is(err, errTruncated)
+	if err != nil && !lost {
 		return frame{}, err
 	}
 	h, err := parseHeader(r.hdr[:])
+	if err == nil && lost {
+		f, err := r.readBody(h, nil, false)
+		if err == nil {
+			err = errFdsLost
+		}
+		return f, err
+	}
 	if err == nil && int(h.nfds) != len(fds) {
 		err = fmt.Errorf("%w: header says %d descriptors, %d arrived", errMalformed, h.nfds, len(fds))
 	}
@@ -185,15 +202,22 @@ func (r *frameReader) read() (frame, error) {
 		closeFds(fds)
 		return frame{}, err
 	}
+	return r.readBody(h, fds, true)
+}
+
+// readBody reads the body of the frame h, which fds came with; check says
+// whether they must be what the body calls for.
+func (r *frameReader) readBody(h header, fds []int, check bool) (frame, error) {
 	body := make([]byte, h.len)
-	if _, _, err = readMsg(r.c, body, nil, 0); err == io.EOF {
+	_, _, err := readMsg(r.c, body, nil, 0)
+	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}
 	var m message
 	if err == nil {
 		m, err = decodeBody(h.typ, body)
 	}
-	if err == nil && m.numFds() != len(fds) {
+	if err == nil && check && m.numFds() != len(fds) {
 		err = fmt.Errorf("%w: type %d carries %d descriptors, %d arrived", errMalformed, h.typ, m.numFds(), len(fds))
 	}
 	if err != nil {

@@ -38,6 +38,8 @@ func TestMain(m *testing.M) {
 		forkserver.Main()
 		victimProgram()
 		os.Exit(0)
+	case "fault-busy":
+		faultBusyProgram() // in faults_test.go
 	}
 	forkserver.Main()
 	// A program built with -race sleeps a second on exit to let reports

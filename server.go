@@ -86,10 +86,13 @@ type peer struct {
 // serve runs the fork server on descriptor 3 until the program's
 // connection ends, and returns the exit code.
 func serve() int {
-	// A terminal's interrupt reaches the whole process group. The server
-	// follows the program's lifetime instead: it ends when the program's
-	// connection does.
+	// The server follows the program's lifetime, not the terminal's: a
+	// terminal's interrupt, which reaches the whole process group, and a
+	// stray SIGTERM leave it be while the program lives.
+	program := os.Getppid()
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGHUP)
+	terms := make(chan os.Signal, 1)
+	signal.Notify(terms, syscall.SIGTERM)
 
 	closeInherited()
 	exe, err := executable()
@@ -104,6 +107,16 @@ func serve() int {
 			go s.refill()
 			root := s.newPeer(conn, nil, allRights)
 			root.send(0, &helloMsg{pid: uint32(os.Getpid())})
+			go func() {
+				// On Linux the program's death sends SIGTERM (see
+				// serverSysProcAttr), which may come before the end of
+				// the connection does.
+				for range terms {
+					if os.Getppid() != program {
+						conn.Close()
+					}
+				}
+			}()
 			root.serve()
 			s.programGone()
 			return 0
@@ -162,6 +175,10 @@ func (p *peer) serve() {
 	r := newFrameReader(p.conn)
 	for {
 		f, err := r.read()
+		if err == errFdsLost { // the server ran out of descriptors: refuse this request alone
+			p.reply(f.id, err)
+			continue
+		}
 		if err != nil || !p.handle(f) {
 			break
 		}

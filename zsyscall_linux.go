@@ -23,10 +23,11 @@ func socketpair() (int, int, error) {
 // change: the server and every child run exactly this program's code.
 func executable() (string, error) { return "/proc/self/exe", nil }
 
-// serverSysProcAttr makes the kernel kill the server when the program dies,
-// a second guard behind the end-of-file on its connection.
+// serverSysProcAttr makes the kernel send the server SIGTERM when the
+// program dies, a second guard behind the end-of-file on its connection.
+// Not SIGKILL: the server must live on long enough to kill its children.
 func serverSysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 }
 
 // dup2 makes newfd a copy of oldfd that is not close-on-exec.

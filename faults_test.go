@@ -1,0 +1,729 @@
+//go:build linux
+
+package forkserver_test
+
+// Fault injection through the public API: the program killed while the
+// server is busy, the server killed under blocked calls, a thousand exits at
+// once, a Stop that must fall back to SIGKILL on a tree of children, and a
+// server that cannot allocate descriptors.
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/forkserver/forkserver"
+)
+
+// faultMarkEnv marks, in the environment, every process a server started
+// by a test forks, so that the test can find children it was never told
+// about.
+const faultMarkEnv = "FORKSERVER_FAULT_MARK"
+
+// Child functions, and functions Eval runs in the server, for these tests.
+var (
+	// faultHang says it is ready on its socket, then blocks for good. It
+	// ignores SIGTERM and the end of its socket alike: only SIGKILL stops
+	// it, so it outlives the program unless the server kills it.
+	faultHang = forkserver.Register("fault-hang", func(ctx context.Context, c *forkserver.Child) error {
+		c.Conn().Write([]byte{1})
+		select {}
+	})
+
+	// faultTermReport says it is ready, says so again when SIGTERM cancels
+	// its context, and blocks for good.
+	faultTermReport = forkserver.Register("fault-term-report", func(ctx context.Context, c *forkserver.Child) error {
+		c.Conn().Write([]byte{1})
+		<-ctx.Done()
+		c.Conn().Write([]byte{2})
+		select {}
+	})
+
+	// faultExitOnRelease writes a byte to its second file to say it is
+	// ready, reads its first file to the end, and exits with the status in
+	// its argument.
+	faultExitOnRelease = forkserver.Register("fault-exit-on-release", func(ctx context.Context, c *forkserver.Child) error {
+		release, ready := c.Files()[0], c.Files()[1]
+		if _, err := ready.Write([]byte{1}); err != nil {
+			return err
+		}
+		ready.Close()
+		if _, err := io.Copy(io.Discard, release); err != nil {
+			return err
+		}
+		os.Exit(int(c.Arg()[0]))
+		return nil
+	})
+
+	// faultSpawnHang forks as many fault-hang grandchildren as its argument
+	// says through its own connection, waits until they are ready, writes
+	// their pids on one line on its socket, and blocks for good, ignoring
+	// SIGTERM.
+	faultSpawnHang = forkserver.Register("fault-spawn-hang", func(ctx context.Context, c *forkserver.Child) error {
+		var pids []string
+		for range int(c.Arg()[0]) {
+			p, err := c.Server().Fork(ctx, faultHang, &forkserver.Attr{Socket: true})
+			if err != nil {
+				return err
+			}
+			if _, err := io.ReadFull(p.Conn(), make([]byte, 1)); err != nil {
+				return err
+			}
+			pids = append(pids, strconv.Itoa(p.Pid))
+		}
+		if _, err := fmt.Fprintln(c.Conn(), strings.Join(pids, " ")); err != nil {
+			return err
+		}
+		select {}
+	})
+
+	// faultBlock, run by Eval in the server, writes a byte to the FIFO its
+	// argument names, then blocks for good.
+	faultBlock = forkserver.Register("fault-block", func(ctx context.Context, c *forkserver.Child) error {
+		f, err := os.OpenFile(string(c.Arg()), os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		f.Write([]byte{1})
+		f.Close()
+		select {}
+	})
+
+	// faultSetrlimitNofile, run by Eval in the server, lowers the soft
+	// limit on open files to the lowest descriptor number not in use, so
+	// that the server cannot open another descriptor, given the argument
+	// "low"; given "restore" it restores the limit "low" replaced.
+	faultSetrlimitNofile = forkserver.Register("fault-setrlimit-nofile", func(ctx context.Context, c *forkserver.Child) error {
+		faultNofile.Lock()
+		defer faultNofile.Unlock()
+		switch string(c.Arg()) {
+		case "low":
+			var lim syscall.Rlimit
+			if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+				return err
+			}
+			dir, err := os.Open("/proc/self/fd")
+			if err != nil {
+				return err
+			}
+			names, err := dir.Readdirnames(-1)
+			rc, _ := dir.SyscallConn()
+			own := -1
+			rc.Control(func(fd uintptr) { own = int(fd) })
+			dir.Close()
+			if err != nil {
+				return err
+			}
+			open := map[int]bool{}
+			for _, name := range names {
+				if fd, err := strconv.Atoi(name); err == nil && fd != own {
+					open[fd] = true
+				}
+			}
+			free := 0
+			for open[free] {
+				free++
+			}
+			faultNofile.saved = lim
+			lim.Cur = uint64(free)
+			return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+		case "restore":
+			return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &faultNofile.saved)
+		}
+		return fmt.Errorf("fault-setrlimit-nofile: argument %q", c.Arg())
+	})
+	faultNofile struct {
+		sync.Mutex
+		saved syscall.Rlimit
+	}
+)
+
+// faultBusyProgram runs as a program of its own, for
+// TestFaultProgramKilledBusy: it starts a server whose children carry a
+// fresh mark in their environment, forks 200 children that only SIGKILL
+// stops, starts 50 more Forks at once and, as soon as one of those has
+// returned, prints the mark, the server's pid and the children's, and
+// "busy", and waits to be killed.
+func faultBusyProgram() {
+	forkserver.Main()
+	var b [16]byte
+	rand.Read(b[:])
+	mark := hex.EncodeToString(b[:])
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "FORKSERVER_TEST_PROGRAM=") {
+			env = append(env, kv)
+		}
+	}
+	srv, err := forkserver.Start(&forkserver.Config{Env: append(env, faultMarkEnv+"="+mark)})
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Println("mark", mark)
+	fmt.Println("pid", srv.Pid())
+
+	ctx := context.Background()
+	var (
+		mu   sync.Mutex
+		keep []*forkserver.Process // their sockets stay open
+		wg   sync.WaitGroup
+	)
+	const live, workers = 200, 8
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range live / workers {
+				p, err := srv.Fork(ctx, faultHang, &forkserver.Attr{Socket: true})
+				if err == nil {
+					_, err = io.ReadFull(p.Conn(), make([]byte, 1))
+				}
+				if err != nil {
+					fmt.Println("error:", w, err)
+					os.Exit(1)
+				}
+				mu.Lock()
+				keep = append(keep, p)
+				mu.Unlock()
+				fmt.Println("pid", p.Pid)
+			}
+		}()
+	}
+	wg.Wait()
+
+	const inFlight = 50
+	forked := make(chan error, inFlight)
+	for range inFlight {
+		go func() {
+			p, err := srv.Fork(ctx, faultHang, &forkserver.Attr{Socket: true})
+			if err == nil {
+				mu.Lock()
+				keep = append(keep, p)
+				mu.Unlock()
+			}
+			forked <- err
+		}()
+	}
+	if err := <-forked; err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Println("busy")
+	select {}
+}
+
+// When the program is killed while its server has 200 children and 50
+// Forks in flight, the server and every child it created, those of the
+// Forks in flight included, are gone soon after.
+func TestFaultProgramKilledBusy(t *testing.T) {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outR.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "FORKSERVER_TEST_PROGRAM=fault-busy")
+	cmd.Stdout = outW
+	cmd.Stderr = os.Stderr
+	err = cmd.Start()
+	outW.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mark string
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		// After a failure, kill what is left, the server included.
+		for deadline := time.Now().Add(hangBound); mark != "" && time.Now().Before(deadline); runtime.Gosched() {
+			left := markedProcs(mark)
+			if len(left) == 0 {
+				break
+			}
+			for _, pid := range left {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+
+	outR.SetReadDeadline(time.Now().Add(hangBound))
+	var pids []int
+	sc := bufio.NewScanner(outR)
+	for sc.Scan() && sc.Text() != "busy" {
+		switch f := strings.Fields(sc.Text()); {
+		case len(f) == 2 && f[0] == "mark":
+			mark = f[1]
+		case len(f) == 2 && f[0] == "pid":
+			pid, err := strconv.Atoi(f[1])
+			if err != nil {
+				t.Fatalf("program said %q", sc.Text())
+			}
+			pids = append(pids, pid)
+		default:
+			t.Fatalf("program said %q", sc.Text())
+		}
+	}
+	if sc.Text() != "busy" {
+		t.Fatalf("program ended its output before it was busy: %v", sc.Err())
+	}
+	if mark == "" || len(pids) != 1+200 {
+		t.Fatalf("program reported mark %q and %d pids, want a mark and 201 pids", mark, len(pids))
+	}
+	srvPid := pids[0]
+	running := len(markedProcs(mark)) // the server, its 200 children, and those of Forks done so far
+	if running < 1+200 {
+		t.Fatalf("found %d processes with the mark, want at least the server and its 200 children", running)
+	}
+
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	begin := time.Now()
+	for deadline := begin.Add(hangBound); ; runtime.Gosched() {
+		left := markedProcs(mark)
+		for _, pid := range pids {
+			if alive(pid) && !slices.Contains(left, pid) {
+				left = append(left, pid)
+			}
+		}
+		if len(left) == 0 {
+			break
+		}
+		if !alive(srvPid) {
+			// Nothing kills what the server leaves behind: a process not
+			// already dying is there for good.
+			if leaked := notDying(left); len(leaked) > 0 {
+				t.Fatalf("server gone %v after the program died, but %d of its children live on, not dying, e.g. %v",
+					time.Since(begin), len(leaked), leaked[:min(len(leaked), 10)])
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d processes still running %v after the program died, e.g. %v", len(left), hangBound, left[:min(len(left), 10)])
+		}
+	}
+	t.Logf("the server and every child (%d running before the kill, 200 of them known), those of 50 Forks in flight included, all gone %v after the program died",
+		running-1, time.Since(begin))
+}
+
+// markedProcs lists the running processes, zombies left out, whose
+// environment carries mark.
+func markedProcs(mark string) []int {
+	want := []byte(faultMarkEnv + "=" + mark)
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil {
+			continue
+		}
+		for kv := range bytes.SplitSeq(env, []byte{0}) {
+			if bytes.Equal(kv, want) {
+				if alive(pid) {
+					pids = append(pids, pid)
+				}
+				break
+			}
+		}
+	}
+	return pids
+}
+
+// notDying returns the processes among pids that sleep with no SIGKILL
+// pending and have not begun to exit: nothing is about to end them.
+func notDying(pids []int) []int {
+	const sigkillBit = 1 << (syscall.SIGKILL - 1)
+	const pfExiting = 0x4
+	var out []int
+	for _, pid := range pids {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(stat, ')')
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 7 || f[0] != "S" {
+			continue
+		}
+		if flags, _ := strconv.ParseUint(f[6], 10, 64); flags&pfExiting != 0 {
+			continue
+		}
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			continue
+		}
+		pending := false
+		for line := range strings.SplitSeq(string(status), "\n") {
+			k, v, _ := strings.Cut(line, ":")
+			if k == "SigPnd" || k == "ShdPnd" {
+				mask, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+				pending = pending || mask&sigkillBit != 0
+			}
+		}
+		if !pending {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// When the server dies, every call blocked on it returns ErrConnLost, and
+// the goroutines behind them end.
+func TestFaultServerKilledUnblocks(t *testing.T) {
+	var orphans []int
+	t.Cleanup(func() { // after the servers' own cleanup: they are dead
+		for _, pid := range orphans {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	baseline := runtime.NumGoroutine()
+	srv := start(t)
+	var procs []*forkserver.Process
+	for range 3 {
+		p := fork(t, srv, faultHang, &forkserver.Attr{Socket: true})
+		ready(t, p)
+		orphans = append(orphans, p.Pid)
+		procs = append(procs, p)
+	}
+	// A second server, busy with a Stop that its child's ignoring SIGTERM
+	// makes wait.
+	stopped := start(t)
+	sp := fork(t, stopped, faultTermReport, &forkserver.Attr{Socket: true})
+	ready(t, sp)
+	orphans = append(orphans, sp.Pid)
+
+	type result struct {
+		call string
+		err  error
+	}
+	results := make(chan result, 100)
+	calls := 0
+	// call runs fn in a goroutine and waits until it is under way: until
+	// it says so, or at once for calls that are simply blocked.
+	call := func(name string, fn func(running func()) error) {
+		calls++
+		running := make(chan struct{})
+		var once sync.Once
+		go func() {
+			err := fn(func() { once.Do(func() { close(running) }) })
+			once.Do(func() { close(running) })
+			results <- result{name, err}
+		}()
+		<-running
+	}
+	blocked := func(f func() error) func(func()) error {
+		return func(running func()) error { running(); return f() }
+	}
+	for i, p := range procs {
+		call(fmt.Sprintf("Wait %d", i), blocked(func() error { _, err := p.Wait(); return err }))
+		call(fmt.Sprintf("Signal loop %d", i), func(running func()) error {
+			for {
+				if err := p.Signal(0); err != nil {
+					return err
+				}
+				running()
+			}
+		})
+	}
+	for i := range 2 {
+		call(fmt.Sprintf("KillAll loop %d", i), func(running func()) error {
+			for {
+				if err := srv.KillAll(0); err != nil {
+					return err
+				}
+				running()
+			}
+		})
+	}
+	call("Fork loop", func(running func()) error {
+		for {
+			p, err := srv.Fork(context.Background(), returnNil, nil)
+			if err != nil {
+				return err
+			}
+			<-p.Done()
+			running()
+		}
+	})
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	evalStarted, err := os.OpenFile(fifo, os.O_RDWR, 0) // opens at once: it is a writer too
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer evalStarted.Close()
+	call("Eval", func(running func()) error {
+		running()
+		return srv.Eval(context.Background(), faultBlock, []byte(fifo))
+	})
+	evalStarted.SetReadDeadline(time.Now().Add(hangBound))
+	if _, err := io.ReadFull(evalStarted, make([]byte, 1)); err != nil {
+		t.Fatalf("Eval did not start in the server: %v", err)
+	}
+	call("Stop", func(running func()) error {
+		running()
+		return stopped.Stop(context.Background())
+	})
+	sp.Conn().SetReadDeadline(time.Now().Add(hangBound))
+	if _, err := io.ReadFull(sp.Conn(), make([]byte, 1)); err != nil {
+		t.Fatalf("Stop did not reach the child: %v", err)
+	}
+
+	for _, s := range []*forkserver.Server{srv, stopped} {
+		if err := syscall.Kill(s.Pid(), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	timeout := time.After(hangBound)
+	for range calls {
+		select {
+		case r := <-results:
+			if !errors.Is(r.err, forkserver.ErrConnLost) {
+				t.Errorf("%s returned %v, want ErrConnLost", r.call, r.err)
+			}
+		case <-timeout:
+			t.Fatalf("calls still blocked %v after the servers died", hangBound)
+		}
+	}
+	for deadline := time.Now().Add(hangBound); runtime.NumGoroutine() > baseline; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines, %d before the servers started:\n%s",
+				runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
+		}
+	}
+}
+
+// A thousand children released at once exit at once: every exit arrives,
+// once, with its own status.
+func TestFaultManyExitAtOnce(t *testing.T) {
+	const n = 1000
+	srv := start(t)
+	// Every child reads the release pipe until it ends, after writing a
+	// byte to the ready pipe: four descriptors for a thousand children.
+	releaseR, releaseW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { releaseW.Close() }) // on failure too: the children exit
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer readyR.Close()
+
+	begin := time.Now()
+	procs := make([]*forkserver.Process, n)
+	var wg sync.WaitGroup
+	const workers = 4
+	errs := make(chan error, workers)
+	ctx := testContext(t)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				p, err := srv.Fork(ctx, faultExitOnRelease, &forkserver.Attr{
+					Arg:   []byte{byte(i % 256)},
+					Files: []*os.File{releaseR, readyW},
+				})
+				if err != nil {
+					errs <- fmt.Errorf("Fork %d: %w", i, err)
+					return
+				}
+				procs[i] = p
+			}
+		}()
+	}
+	wg.Wait()
+	releaseR.Close()
+	readyW.Close()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	forked := time.Since(begin)
+	readyR.SetReadDeadline(time.Now().Add(hangBound))
+	if got, err := io.ReadFull(readyR, make([]byte, n)); err != nil {
+		t.Fatalf("%d of %d children ready: %v", got, n, err)
+	}
+	readied := time.Since(begin)
+
+	releaseW.Close()
+	release := time.Now()
+	pids := map[int]int{}
+	for i, p := range procs {
+		exit := wait(t, p)
+		if exit.Pid != p.Pid || !exit.Status.Exited() || exit.Status.ExitStatus() != i%256 {
+			t.Errorf("child %d (pid %d): exit %s of pid %d, want exit status %d of pid %d", i, p.Pid, exit, exit.Pid, i%256, p.Pid)
+		}
+		if j, dup := pids[exit.Pid]; dup {
+			t.Errorf("children %d and %d both report pid %d", j, i, exit.Pid)
+		}
+		pids[exit.Pid] = i
+	}
+	t.Logf("%d children forked in %v, ready after %v; all exits in %v after the release", n, forked, readied, time.Since(release))
+	// Every exit is reported once the server has reaped its process: the
+	// server has nothing left, zombies included.
+	if kids := childrenOf(t, srv.Pid()); len(kids) != 0 {
+		t.Errorf("server still has %d children after every exit arrived: %v", len(kids), kids)
+	}
+	wait(t, fork(t, srv, returnNil, nil)) // and still serves
+}
+
+// Stop with a short deadline kills a child and its grandchildren that all
+// ignore SIGTERM, and returns once they and the server are gone.
+func TestFaultStopGrandchildrenIgnoreTerm(t *testing.T) {
+	var pids []int
+	t.Cleanup(func() { // after the server's own cleanup: only on failure
+		for _, pid := range pids {
+			if alive(pid) {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	srv := start(t)
+	const grandchildren = 3
+	p := fork(t, srv, faultSpawnHang, &forkserver.Attr{Socket: true, Server: true, Arg: []byte{grandchildren}})
+	pids = append(pids, p.Pid)
+	p.Conn().SetReadDeadline(time.Now().Add(hangBound))
+	line, err := bufio.NewReader(p.Conn()).ReadString('\n')
+	if err != nil {
+		t.Fatalf("child reported %q: %v", line, err)
+	}
+	for _, f := range strings.Fields(line) {
+		pid, err := strconv.Atoi(f)
+		if err != nil || !alive(pid) {
+			t.Fatalf("child reported %q", line)
+		}
+		pids = append(pids, pid)
+	}
+	if len(pids) != 1+grandchildren {
+		t.Fatalf("child reported %q, want %d pids", line, grandchildren)
+	}
+
+	// The deadline only makes Stop take its SIGKILL path.
+	ctx, cancel := context.WithTimeout(testContext(t), 300*time.Millisecond)
+	defer cancel()
+	if err := srv.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Stop: %v, want context.DeadlineExceeded", err)
+	}
+	// Stop returns once every child is reaped and the server has exited.
+	for _, pid := range pids {
+		if alive(pid) {
+			t.Errorf("process %d still running after Stop returned", pid)
+		}
+	}
+	if alive(srv.Pid()) {
+		t.Errorf("server %d still running after Stop returned", srv.Pid())
+	}
+	select {
+	case <-p.Done():
+		if exit, err := p.Wait(); err != nil || exit.Status.Signal() != syscall.SIGKILL {
+			t.Errorf("child ended with %v, %v; want signal: killed", exit, err)
+		}
+	default:
+		t.Errorf("child's exit not delivered before Stop returned")
+	}
+}
+
+// A server that cannot allocate a descriptor refuses a Fork with an error
+// that names the cause, and serves again once it can.
+func TestFaultForkRefused(t *testing.T) {
+	// The server makes socket pairs for a Fork: one to hand the child its
+	// assignment, one more for Attr.Server.
+	t.Run("no descriptors", func(t *testing.T) {
+		testForkRefused(t, "socketpair", map[string]*forkserver.Attr{
+			"nothing":     nil,
+			"Attr.Server": {Server: true},
+		})
+	})
+	// A Fork that sends descriptors needs the server to receive them.
+	t.Run("with descriptors", func(t *testing.T) {
+		devNull, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer devNull.Close()
+		testForkRefused(t, "", map[string]*forkserver.Attr{
+			"Attr.Socket": {Socket: true},
+			"Attr.Files":  {Files: []*os.File{devNull}},
+		})
+	})
+}
+
+// testForkRefused runs a new server out of descriptors, checks that a Fork
+// with each of attrs fails with EMFILE, naming op if it is not empty, and
+// that the server serves again once the limit is restored.
+func testForkRefused(t *testing.T, op string, attrs map[string]*forkserver.Attr) {
+	srv := start(t)
+	ctx := testContext(t)
+	survivor := fork(t, srv, faultHang, &forkserver.Attr{Socket: true})
+	ready(t, survivor)
+	if err := srv.Eval(ctx, faultSetrlimitNofile, []byte("low")); err != nil {
+		t.Fatal(err)
+	}
+	restored := false
+	defer func() {
+		if !restored {
+			srv.Eval(ctx, faultSetrlimitNofile, []byte("restore"))
+		}
+	}()
+
+	for given, attr := range attrs {
+		_, err := srv.Fork(ctx, returnNil, attr)
+		if !errors.Is(err, syscall.EMFILE) || !strings.Contains(err.Error(), op) || errors.Is(err, forkserver.ErrConnLost) {
+			t.Errorf("Fork given %s, with the server out of descriptors: %v; want EMFILE from %s", given, err, cmp.Or(op, "the server"))
+		} else {
+			t.Logf("Fork given %s: %v", given, err)
+		}
+	}
+	// The server is still there and answers.
+	if err := survivor.Signal(0); err != nil {
+		t.Errorf("Signal with the server out of descriptors: %v", err)
+	}
+	if err := srv.KillAll(0); err != nil {
+		t.Errorf("KillAll with the server out of descriptors: %v", err)
+	}
+
+	if err := srv.Eval(ctx, faultSetrlimitNofile, []byte("restore")); err != nil {
+		t.Fatal(err)
+	}
+	restored = true
+	if exit := wait(t, fork(t, srv, returnNil, nil)); !exit.Success() {
+		t.Errorf("Fork after the limit was restored: %s", exit)
+	}
+	if exit := wait(t, fork(t, srv, echoArg, &forkserver.Attr{Socket: true})); !exit.Success() {
+		t.Errorf("Fork with a socket after the limit was restored: %s", exit)
+	}
+	if err := survivor.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if exit := wait(t, survivor); exit.Status.Signal() != syscall.SIGKILL {
+		t.Errorf("child that lived through it ended with %s", exit)
+	}
+}
