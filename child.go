@@ -109,11 +109,6 @@ func apply(st *settings, serverPid int) error {
 			return os.NewSyscallError("setpgid", err)
 		}
 	}
-	for _, r := range st.rlimits {
-		if err := syscall.Setrlimit(int(r.resource), &syscall.Rlimit{Cur: r.cur, Max: r.max}); err != nil {
-			return os.NewSyscallError(fmt.Sprintf("setrlimit(%d)", r.resource), err)
-		}
-	}
 	if st.chroot != "" {
 		if err := syscall.Chroot(st.chroot); err != nil {
 			return os.NewSyscallError("chroot", err)
@@ -122,12 +117,7 @@ func apply(st *settings, serverPid int) error {
 			return err
 		}
 	}
-	if st.dir != "" {
-		if err := os.Chdir(st.dir); err != nil {
-			return err
-		}
-	}
-	if st.set&setCredential != 0 {
+	if st.set&setCredential != 0 && !sameCredential(st) {
 		groups := make([]int, len(st.groups))
 		for i, g := range st.groups {
 			groups[i] = int(g)
@@ -140,6 +130,18 @@ func apply(st *settings, serverPid int) error {
 		}
 		if err := syscall.Setuid(int(st.uid)); err != nil {
 			return os.NewSyscallError("setuid", err)
+		}
+	}
+	// As the user it now is: limits it may not raise, a directory it may
+	// not enter, fail here.
+	for _, r := range st.rlimits {
+		if err := syscall.Setrlimit(int(r.resource), &syscall.Rlimit{Cur: r.cur, Max: r.max}); err != nil {
+			return os.NewSyscallError(fmt.Sprintf("setrlimit(%d)", r.resource), err)
+		}
+	}
+	if st.dir != "" {
+		if err := os.Chdir(st.dir); err != nil {
+			return err
 		}
 	}
 	if st.pdeathsig != 0 {

@@ -208,8 +208,16 @@ func (r *frameReader) read() (frame, error) {
 // readBody reads the body of the frame h, which fds came with; check says
 // whether they must be what the body calls for.
 func (r *frameReader) readBody(h header, fds []int, check bool) (frame, error) {
-	body := make([]byte, h.len)
-	_, _, err := readMsg(r.c, body, nil, 0)
+	// The body grows as it arrives: a peer that sends a header and then
+	// nothing pins no more than a chunk.
+	const chunk = 64 << 10
+	var body []byte
+	var err error
+	for len(body) < int(h.len) && err == nil {
+		n := len(body)
+		body = append(body, make([]byte, min(int(h.len)-n, chunk))...)
+		_, _, err = readMsg(r.c, body[n:], nil, 0)
+	}
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}

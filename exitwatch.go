@@ -44,11 +44,14 @@ func (s *server) reap() {
 			continue
 		}
 		delete(s.children, pid)
-		if c.owner == nil { // pooled or abandoned: nobody to tell
-			s.leftPool(pid)
-			continue
+		switch {
+		case c.owner != nil:
+			c.owner.send(c.id, exitToMsg(pid, ws, &ru))
+		case c.pooled != nil && c.pooled.taken: // assignPooled decides
+			c.pooled.exit = exitToMsg(pid, ws, &ru)
+		case c.pooled != nil:
+			s.leftPool(pid) // it died while waiting: nobody to tell
 		}
-		c.owner.send(c.id, exitToMsg(pid, ws, &ru))
 	}
 	if len(s.children) == 0 {
 		for _, ch := range s.idle {

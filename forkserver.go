@@ -183,10 +183,14 @@ type Attr struct {
 
 	// ServerRights are the rights of the connection Server gives: zero
 	// means RightFork|RightSignal. They may not exceed the rights of the
-	// connection Fork is called on. Whatever the rights, children forked
-	// through that connection are confined as this child is: they run
-	// with its Credential, Chroot, Namespaces, NoNewPrivs and, at most, its
-	// Rlimits; asking for other ones is refused with ErrPermission.
+	// connection Fork is called on. Children forked through that
+	// connection are confined as this child is: they run with its
+	// Credential, Chroot, Namespaces, NoNewPrivs, environment (if Env was
+	// set) and, at most, its Rlimits, and by default with its standard
+	// descriptors; asking for more is refused with ErrPermission.
+	// RightEval and RightStop act on the whole server and so reach beyond
+	// any confinement: grant them only to a child you trust as the
+	// program.
 	ServerRights Rights
 
 	// The settings below make a child run with less than the server has.
@@ -194,8 +198,9 @@ type Attr struct {
 	// the kernel as the server creates the child, so a Fork that asks for
 	// them starts cold, never from the pool. Every other setting is applied
 	// by the child itself after it is assigned its function and before the
-	// function runs, in this order: Setsid or Setpgid, Rlimits, Chroot,
-	// Dir, Credential, Pdeathsig, Env and ExtraEnv. Package initialisation
+	// function runs, in this order: Setsid or Setpgid, Chroot, Credential,
+	// then, as that user, Rlimits and Dir, then Pdeathsig, Env and
+	// ExtraEnv. Package initialisation
 	// has run before, with the server's privileges. A setting the system or
 	// the server cannot honour is an error from Fork; should one fail in
 	// the child all the same, the child prints why and exits with status
@@ -373,8 +378,22 @@ func (p *Process) Signal(sig syscall.Signal) error {
 		}
 	default:
 	}
-	_, err := p.srv.roundTrip(context.Background(), "signal", &signalMsg{pid: uint32(p.Pid), sig: uint32(sig)})
+	return p.signal("signal", sig, false)
+}
+
+func (p *Process) signal(op string, sig syscall.Signal, group bool) error {
+	if err := checkSignal(sig); err != nil {
+		return opError(op, err)
+	}
+	_, err := p.srv.roundTrip(context.Background(), op, &signalMsg{pid: uint32(p.Pid), sig: uint32(sig), group: group})
 	return err
+}
+
+func checkSignal(sig syscall.Signal) error {
+	if sig < 0 || sig > maxSignal {
+		return fmt.Errorf("forkserver: signal %d out of range", int(sig))
+	}
+	return nil
 }
 
 // SignalGroup sends sig to the process group the child leads, which it
@@ -382,8 +401,7 @@ func (p *Process) Signal(sig syscall.Signal) error {
 // what the child started in its group. The server refuses once the child
 // has exited, since the group id could then be reused.
 func (p *Process) SignalGroup(sig syscall.Signal) error {
-	_, err := p.srv.roundTrip(context.Background(), "signal group", &signalMsg{pid: uint32(p.Pid), sig: uint32(sig), group: true})
-	return err
+	return p.signal("signal group", sig, true)
 }
 
 func (p *Process) finish(exit *Exit, err error) {
@@ -513,6 +531,11 @@ func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Att
 	if path == "" || len(path) > maxPath || len(argv) > maxList {
 		return nil, opError(op, fmt.Errorf("forkserver: path of 1 to %d bytes and at most %d arguments required", maxPath, maxList))
 	}
+	for _, a := range argv {
+		if len(a) > MaxArg {
+			return nil, opError(op, fmt.Errorf("%w: an argument of %d bytes", ErrArgTooLarge, len(a)))
+		}
+	}
 	if attr.Server || len(attr.Arg) > 0 {
 		return nil, opError(op, errors.New("forkserver: Attr.Server and Attr.Arg are for Fork only"))
 	}
@@ -591,8 +614,8 @@ func (a *Attr) settings() (settings, error) {
 		st.gidMaps = append(st.gidMaps, idMap{m.ContainerID, m.HostID, m.Size})
 	}
 	for _, r := range a.Rlimits {
-		if r.Resource < 0 {
-			return st, fmt.Errorf("forkserver: negative rlimit resource %d", r.Resource)
+		if r.Resource < 0 || r.Resource > 1<<16 {
+			return st, fmt.Errorf("forkserver: rlimit resource %d out of range", r.Resource)
 		}
 		st.rlimits = append(st.rlimits, rlimit{uint32(r.Resource), r.Cur, r.Max})
 	}
@@ -611,6 +634,8 @@ func (a *Attr) settings() (settings, error) {
 		return st, fmt.Errorf("forkserver: Pdeathsig %d out of range", a.Pdeathsig)
 	case a.Namespaces&^allNamespaces != 0 || a.ServerRights&^allRights != 0:
 		return st, errors.New("forkserver: unknown Namespace or Rights bits")
+	case a.Setsid && a.Setpgid:
+		return st, errors.New("forkserver: Setsid and Setpgid exclude each other: a session leader leads its group")
 	}
 	for _, list := range [][]string{a.Env, a.ExtraEnv} {
 		for _, kv := range list {
@@ -626,7 +651,14 @@ func (a *Attr) settings() (settings, error) {
 // transitively, through the connections it handed to children. Through the
 // connection Start returns, that is every child of the server.
 func (s *Server) KillAll(sig syscall.Signal) error {
-	_, err := s.roundTrip(context.Background(), "kill all", &killAllMsg{sig: uint32(sig)})
+	return s.killAll("kill all", sig, false)
+}
+
+func (s *Server) killAll(op string, sig syscall.Signal, groups bool) error {
+	if err := checkSignal(sig); err != nil {
+		return opError(op, err)
+	}
+	_, err := s.roundTrip(context.Background(), op, &killAllMsg{sig: uint32(sig), groups: groups})
 	return err
 }
 
@@ -634,8 +666,7 @@ func (s *Server) KillAll(sig syscall.Signal) error {
 // (Attr.Setsid or Attr.Setpgid) gets sig sent to its whole group, which
 // reaches what it started in the group, grandchildren included.
 func (s *Server) KillAllGroups(sig syscall.Signal) error {
-	_, err := s.roundTrip(context.Background(), "kill all groups", &killAllMsg{sig: uint32(sig), groups: true})
-	return err
+	return s.killAll("kill all groups", sig, true)
 }
 
 // Eval runs fn in the server process, with arg as Child.Arg and no

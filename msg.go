@@ -96,10 +96,10 @@ const (
 // Reply codes. codeOK carries a value (a pid for Fork); the others name an
 // error the requester turns back into the matching sentinel.
 const (
-	codeOK          uint16 = iota
-	codeErrno              // value is an errno, text the operation
-	codeFailed             // text is an error message (Eval)
-	codeUnknownFunc        // text is the name
+	codeOK     uint16 = iota
+	codeErrno         // value is an errno, text the operation
+	codeFailed        // text is an error message (Eval)
+	codeUnknownFunc
 	codePermission
 	codeProcessDone
 	codeClosed

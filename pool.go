@@ -14,14 +14,17 @@ import (
 
 // pooled is a child waiting in the pool.
 type pooled struct {
-	pid int
-	ctl *net.UnixConn // the server's end of its descriptor 3
+	pid   int
+	ctl   *net.UnixConn // the server's end of its descriptor 3
+	taken bool          // taken from the pool to be assigned
+	exit  *exitMsg      // its exit, if it ended after it was taken
 }
 
-// assignPooled hands a to a child from the pool, with fds, and calls claim
-// with its pid with s.mu held. It reports false if no pooled child could
-// take it; the caller then starts one cold.
-func (s *server) assignPooled(a *assignMsg, fds []int, claim func(pid int)) bool {
+// assignPooled writes the assignment frame, with fds, to a child from the
+// pool and calls claim with its pid, with s.mu held: with its exit too if
+// it has already ended, having had its assignment. It reports false if no
+// pooled child could take it; the caller then starts one cold.
+func (s *server) assignPooled(frame []byte, fds []int, claim func(pid int, exited *exitMsg)) bool {
 	for {
 		s.mu.Lock()
 		if s.stopping || len(s.pool) == 0 {
@@ -30,15 +33,15 @@ func (s *server) assignPooled(a *assignMsg, fds []int, claim func(pid int)) bool
 		}
 		pc := s.pool[len(s.pool)-1]
 		s.pool = s.pool[:len(s.pool)-1]
+		pc.taken = true
 		s.mu.Unlock()
 		go s.refill()
 
-		err := writeMsg(pc.ctl, appendFrame(nil, 0, a), fds)
+		err := writeMsg(pc.ctl, frame, fds)
 		pc.ctl.Close()
 		s.mu.Lock()
-		_, alive := s.children[pc.pid]
-		if err == nil && alive && !s.stopping {
-			claim(pc.pid)
+		if err == nil && (pc.exit != nil || !s.stopping) {
+			claim(pc.pid, pc.exit)
 			s.mu.Unlock()
 			return true
 		}
@@ -77,7 +80,8 @@ func (s *server) refill() {
 		}
 		env := append(os.Environ(), roleEnv+"=child")
 		err = s.spawn(s.exe, os.Args, env, "", []uintptr{0, 1, 2, uintptr(childCtl)}, nil, false, func(pid int) error {
-			s.children[pid] = &child{}
+			pc := &pooled{pid: pid, ctl: ctl}
+			s.children[pid] = &child{pooled: pc}
 			if s.stopping { // missed by the signals the stop sent
 				syscall.Kill(pid, syscall.SIGKILL)
 				return ErrClosed
@@ -86,7 +90,7 @@ func (s *server) refill() {
 				ctl.Close()
 				return nil
 			}
-			s.pool = append(s.pool, &pooled{pid: pid, ctl: ctl})
+			s.pool = append(s.pool, pc)
 			return nil
 		})
 		syscall.Close(childCtl)

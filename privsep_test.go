@@ -7,14 +7,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/forkserver/forkserver"
 )
@@ -44,6 +47,8 @@ var (
 		attr := &forkserver.Attr{Socket: true}
 		if arg := string(c.Arg()); arg == "root" {
 			attr.Credential = &forkserver.Credential{}
+		} else if arg == "chroot" {
+			attr.Chroot = "/tmp"
 		} else if arg == "eval" {
 			attr.Server, attr.ServerRights = true, forkserver.RightFork|forkserver.RightEval
 		}
@@ -231,6 +236,9 @@ func TestConfinement(t *testing.T) {
 	if r := ask("root", &forkserver.Attr{Credential: nobody}); !strings.Contains(r.Err, "not permitted") {
 		t.Errorf("a nobody child asked for a root grandchild: %+v, want refused", r)
 	}
+	if r := ask("chroot", &forkserver.Attr{Credential: nobody}); !strings.Contains(r.Err, "not permitted") {
+		t.Errorf("a nobody child asked for a chroot of its choosing: %+v, want refused", r)
+	}
 	if r := ask("eval", &forkserver.Attr{}); !strings.Contains(r.Err, "not permitted") {
 		t.Errorf("a child granted RightEval beyond its own: %+v, want refused", r)
 	}
@@ -288,4 +296,146 @@ func TestExec(t *testing.T) {
 	if !errors.Is(err, syscall.ENOENT) {
 		t.Errorf("Exec of a missing program: %v, want ENOENT", err)
 	}
+}
+
+var (
+	// describeStdio reports where its descriptors 0 to 2 and its files
+	// lead, and its environment, as one JSON object.
+	describeStdio = forkserver.Register("describe-stdio", func(ctx context.Context, c *forkserver.Child) error {
+		d := map[string]any{"env": os.Environ()}
+		for fd := 0; fd <= 2; fd++ {
+			d[fmt.Sprint(fd)], _ = os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+		}
+		for i, f := range c.Files() {
+			d[fmt.Sprintf("file%d", i)], _ = os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+		}
+		d["server"] = c.Server() != nil
+		return json.NewEncoder(c.Conn()).Encode(d)
+	})
+	// relayGrandchild forks describe-stdio through its own connection,
+	// with nothing in particular, and relays what it says.
+	relayGrandchild = forkserver.Register("relay-grandchild", func(ctx context.Context, c *forkserver.Child) error {
+		p, err := c.Server().Fork(ctx, describeStdio, &forkserver.Attr{Socket: true})
+		if err != nil {
+			return err
+		}
+		defer p.Conn().Close()
+		_, err = io.Copy(c.Conn(), p.Conn())
+		p.Wait()
+		return err
+	})
+)
+
+func decodeMap(t *testing.T, r io.Reader) map[string]any {
+	t.Helper()
+	var d map[string]any
+	if err := json.NewDecoder(r).Decode(&d); err != nil {
+		t.Fatalf("no description from the child: %v", err)
+	}
+	return d
+}
+
+// Every kind of descriptor at once reaches the child in its place, and
+// the server keeps none of them.
+func TestEveryDescriptorKind(t *testing.T) {
+	eachPool(t, func(t *testing.T, srv *forkserver.Server) {
+		file, err := os.Open("/etc/hostname")
+		if err != nil {
+			t.Skip(err)
+		}
+		defer file.Close()
+		null, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer null.Close()
+		attr := &forkserver.Attr{Socket: true, Server: true, Stdin: null, Files: []*os.File{file}}
+		wait(t, fork(t, srv, returnNil, attr)) // warm up
+		before := countFds(t, srv.Pid())
+		for range 20 {
+			p := fork(t, srv, describeStdio, attr)
+			d := decodeMap(t, p.Conn())
+			p.Conn().Close()
+			wait(t, p)
+			if d["0"] != os.DevNull || d["file0"] != "/etc/hostname" || d["server"] != true {
+				t.Fatalf("child sees stdin %v, file %v, server %v", d["0"], d["file0"], d["server"])
+			}
+		}
+		for deadline := time.Now().Add(hangBound); countFds(t, srv.Pid()) > before; {
+			if time.Now().After(deadline) {
+				t.Fatalf("server descriptors %d -> %d", before, countFds(t, srv.Pid()))
+			}
+			runtime.Gosched()
+		}
+	})
+}
+
+// An assignment larger than a socket's buffer still reaches a cold child.
+func TestLargeAssignment(t *testing.T) {
+	srv := start(t)
+	big := make([]string, 5)
+	for i := range big {
+		big[i] = fmt.Sprintf("BIG%d=%s", i, strings.Repeat("x", 60<<10))
+	}
+	p := fork(t, srv, describeStdio, &forkserver.Attr{Socket: true, Arg: make([]byte, forkserver.MaxArg), ExtraEnv: big})
+	d := decodeMap(t, p.Conn())
+	if env, _ := d["env"].([]any); len(env) < len(big) {
+		t.Errorf("child has %d environment entries", len(env))
+	}
+	wait(t, p)
+	wait(t, fork(t, srv, returnNil, nil)) // the connection still serves
+}
+
+// What a child was given or not given, its children get or do not get.
+func TestChildConnectionInherits(t *testing.T) {
+	srv := start(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p := fork(t, srv, relayGrandchild, &forkserver.Attr{Socket: true, Server: true, Stdout: w, Env: []string{"ONLY=this"}})
+	w.Close()
+	d := decodeMap(t, p.Conn())
+	wait(t, p)
+	out, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", r.Fd()))
+	if d["1"] != out {
+		t.Errorf("grandchild's stdout is %v, want its parent's, %v", d["1"], out)
+	}
+	if env, _ := d["env"].([]any); len(env) != 1 || env[0] != "ONLY=this" {
+		t.Errorf("grandchild's environment %v, want its parent's alone", env)
+	}
+}
+
+// Bad arguments fail before anything is sent, and the connection serves on.
+func TestBadArguments(t *testing.T) {
+	srv := start(t)
+	p := fork(t, srv, ignoreTerm, &forkserver.Attr{Socket: true})
+	ready(t, p)
+	if err := p.Signal(syscall.Signal(65)); err == nil {
+		t.Error("Signal(65) succeeded")
+	}
+	if err := srv.KillAll(syscall.Signal(-1)); err == nil {
+		t.Error("KillAll(-1) succeeded")
+	}
+	if _, err := srv.Exec(testContext(t), "/bin/true", []string{strings.Repeat("a", forkserver.MaxArg+1)}, nil); !errors.Is(err, forkserver.ErrArgTooLarge) {
+		t.Errorf("Exec with a huge argument: %v", err)
+	}
+	if _, err := srv.Fork(testContext(t), returnNil, &forkserver.Attr{Setsid: true, Setpgid: true}); err == nil {
+		t.Error("Fork with Setsid and Setpgid succeeded")
+	}
+	bad := &forkserver.Attr{Server: true, Namespaces: forkserver.NewUser, UidMappings: []forkserver.IDMap{{Size: 0}}}
+	before := countFds(t, srv.Pid())
+	for range 10 {
+		if _, err := srv.Fork(testContext(t), returnNil, bad); err == nil {
+			t.Fatal("Fork with an empty ID mapping succeeded")
+		}
+	}
+	if after := countFds(t, srv.Pid()); after != before {
+		t.Errorf("failed Forks left the server with %d descriptors, had %d", after, before)
+	}
+	if err := p.Signal(syscall.SIGKILL); err != nil {
+		t.Errorf("the connection no longer serves: %v", err)
+	}
+	wait(t, p)
 }

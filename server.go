@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"net"
 	"os"
 	"os/signal"
@@ -60,9 +61,10 @@ var running *server
 
 // child is a process the server created.
 type child struct {
-	owner *peer  // the connection that asked for it; nil while pooled
-	id    uint32 // its Fork request's id, which its exit event carries
-	group bool   // it leads its own process group
+	owner  *peer   // the connection that asked for it; nil while pooled
+	id     uint32  // its Fork request's id, which its exit event carries
+	group  bool    // it leads its own process group
+	pooled *pooled // while it waits in the pool or is being assigned
 }
 
 // peer is one connection to the server: the program's, or one handed to a
@@ -72,9 +74,12 @@ type peer struct {
 	conn   *net.UnixConn
 	parent *peer // the connection through which this one was handed out
 	rights Rights
-	// base, for a connection handed to a child, is what that child runs
-	// with: every child forked through the connection is confined to it.
+	// base and std, for a connection handed to a child, are what that
+	// child runs with: every child forked through the connection is
+	// confined to base, and gets std (-1: the server's own) unless it is
+	// given other standard descriptors.
 	base *settings
+	std  [3]int
 
 	mu       sync.Mutex
 	cond     sync.Cond // signalled as the queue drains
@@ -164,9 +169,15 @@ func (s *server) programGone() {
 }
 
 func (s *server) newPeer(conn *net.UnixConn, parent *peer, rights Rights) *peer {
-	p := &peer{srv: s, conn: conn, parent: parent, rights: rights}
+	p := &peer{srv: s, conn: conn, parent: parent, rights: rights, std: [3]int{-1, -1, -1}}
 	p.cond.L = &p.mu
 	return p
+}
+
+// release closes the connection and the descriptors p holds.
+func (p *peer) release() {
+	p.conn.Close()
+	closeFds(p.std[:])
 }
 
 // serve reads and handles requests until the connection ends or breaks
@@ -188,7 +199,7 @@ func (p *peer) serve() {
 	p.broken = true
 	p.out = nil
 	p.mu.Unlock()
-	p.conn.Close()
+	p.release()
 }
 
 // handle handles one request. It reports false, having closed the frame's
@@ -212,7 +223,11 @@ func (p *peer) handle(f frame) bool {
 			break
 		}
 		s.mu.Lock()
-		s.signalAll(p, syscall.Signal(m.sig), m.groups)
+		scope := p
+		if s.stopping && p.rights&RightStop != 0 {
+			scope = nil // Stop's last resort reaches every child, as Stop does
+		}
+		s.signalAll(scope, syscall.Signal(m.sig), m.groups)
 		s.mu.Unlock()
 		p.reply(f.id, nil)
 	case *evalMsg:
@@ -254,7 +269,7 @@ func (p *peer) handle(f frame) bool {
 // waits there and the settings allow, cold otherwise. It owns fds and
 // closes them. On success it sends the reply itself, before the child's
 // exit event can be sent; on failure the caller replies with the error.
-func (s *server) fork(p *peer, id uint32, m *forkMsg, fds []int) (err error) {
+func (s *server) fork(p *peer, id uint32, m *forkMsg, fds []int) error {
 	defer closeFds(fds)
 	if p.rights&RightFork == 0 {
 		return ErrPermission
@@ -266,65 +281,111 @@ func (s *server) fork(p *peer, id uint32, m *forkMsg, fds []int) (err error) {
 	if err := s.admit(p, &st, false); err != nil {
 		return err
 	}
-	socket, stdio, files := splitFds(m.flags, fds)
-	var sp *peer
+	socket, given, files := splitFds(m.flags, fds)
+	std := p.stdio(m.flags, given)
+	var sp *peer // the child's own connection, if it asked for one
 	if m.flags&flagServer != 0 {
-		rights := Rights(st.rights)
-		if rights == 0 {
-			rights = rightsChild
-		}
-		if rights&^p.rights != 0 {
-			return ErrPermission
-		}
-		conn, end, err := socketConnPair()
-		if err != nil {
+		var end int
+		var err error
+		if sp, end, err = s.childPeer(p, &st, std); err != nil {
 			return err
 		}
 		defer closeFds([]int{end})
-		sp = s.newPeer(conn, p, rights)
-		sp.base = &st
-		defer func() {
-			if err != nil {
-				conn.Close()
-			}
-		}()
 		socket = append(socket, end)
 	}
-	a := &assignMsg{flags: m.flags, nfiles: m.nfiles, serverPid: uint32(os.Getpid()), name: m.name, arg: m.arg, settings: st}
+	a := &assignMsg{flags: m.flags &^ stdFlags, nfiles: m.nfiles, serverPid: uint32(os.Getpid()), name: m.name, arg: m.arg, settings: st}
 	if !st.empty() {
 		a.flags |= flagSettings
 	}
-	claim := func(pid int) {
-		s.children[pid] = &child{owner: p, id: id, group: st.set&(setSetsid|setSetpgid) != 0}
+	frame := appendFrame(nil, 0, a)
+	claim := func(pid int, exited *exitMsg) {
+		if exited == nil {
+			s.children[pid] = &child{owner: p, id: id, group: st.set&(setSetsid|setSetpgid) != 0}
+		}
 		p.send(id, &replyMsg{value: uint32(pid)})
+		if exited != nil {
+			p.send(id, exited)
+		}
 		if sp != nil {
 			go sp.serve()
 		}
 	}
-	if st.namespaces == 0 && st.set&setNoNewPrivs == 0 && s.assignPooled(a, concat(socket, stdio, files), claim) {
-		return nil
+	err := s.forkChild(frame, a, &st, std, socket, files, claim)
+	if err != nil && sp != nil {
+		sp.release()
 	}
+	return err
+}
 
-	// A cold child gets its standard descriptors at exec, and the rest of
-	// its assignment waits in its socket before it exists, so that it reads
-	// it at once and the server holds no end open.
-	a.flags &^= flagStdin | flagStdout | flagStderr
+// forkChild hands the assignment a, encoded as frame, to a pooled child
+// when the settings st allow, or starts one cold, and claims it.
+func (s *server) forkChild(frame []byte, a *assignMsg, st *settings, std [3]int, socket, files []int, claim func(pid int, exited *exitMsg)) error {
+	if len(frame)-headerLen > maxBody {
+		return fmt.Errorf("forkserver: assignment of %d bytes exceeds the limit of %d", len(frame)-headerLen, maxBody)
+	}
+	if st.namespaces == 0 && st.set&setNoNewPrivs == 0 {
+		// A pooled child was executed with the server's standard
+		// descriptors and gets other ones in its assignment.
+		pa := *a
+		var stdio []int
+		for i, fd := range std {
+			if fd >= 0 {
+				pa.flags |= flagStdin << i
+				stdio = append(stdio, fd)
+			}
+		}
+		if s.assignPooled(appendFrame(nil, 0, &pa), concat(socket, stdio, files), claim) {
+			return nil
+		}
+	}
 	ctl, childCtl, err := socketConnPair()
 	if err != nil {
 		return err
 	}
-	defer closeFds([]int{childCtl})
-	err = writeMsg(ctl, appendFrame(nil, 0, a), concat(socket, files))
+	sys, err := sysProcAttr(st, false)
+	if err == nil {
+		env := append(os.Environ(), roleEnv+"=child")
+		err = s.spawn(s.exe, os.Args, env, "", append(stdFds(std), uintptr(childCtl)), sys, st.set&setNoNewPrivs != 0,
+			s.claimer(func(pid int) { claim(pid, nil) }))
+	}
+	closeFds([]int{childCtl})
+	if err == nil {
+		// The child reads its assignment as soon as it runs; the frame
+		// may be larger than the socket's buffer, so it is written only
+		// now. Should this fail, the child has died, and its exit says so.
+		writeMsg(ctl, frame, concat(socket, files))
+	}
 	ctl.Close()
-	if err != nil {
-		return err
+	return err
+}
+
+// childPeer makes the connection a child forked with st and std gets: its
+// rights are st's, at most p's, and it confines what is forked through it
+// to st and std.
+func (s *server) childPeer(p *peer, st *settings, std [3]int) (*peer, int, error) {
+	rights := Rights(st.rights)
+	if rights == 0 {
+		rights = rightsChild
 	}
-	sys, err := sysProcAttr(&st, false)
-	if err != nil {
-		return err
+	if rights&^p.rights != 0 {
+		return nil, -1, ErrPermission
 	}
-	env := append(os.Environ(), roleEnv+"=child")
-	return s.spawn(s.exe, os.Args, env, "", append(stdFds(m.flags, stdio), uintptr(childCtl)), sys, st.set&setNoNewPrivs != 0, s.claimer(claim))
+	conn, end, err := socketConnPair()
+	if err != nil {
+		return nil, -1, err
+	}
+	sp := s.newPeer(conn, p, rights)
+	sp.base = st
+	for i, fd := range std {
+		if fd >= 0 {
+			if sp.std[i], err = dupCloexec(fd); err != nil {
+				sp.release()
+				syscall.Close(end)
+				return nil, -1, err
+			}
+		}
+	}
+	return sp, end, nil
 }
 
 // exec starts an external program for the request id from p: its
@@ -339,7 +400,7 @@ func (s *server) exec(p *peer, id uint32, m *execMsg, fds []int) error {
 	if err := s.admit(p, &st, true); err != nil {
 		return err
 	}
-	socket, stdio, files := splitFds(m.flags, fds)
+	socket, given, files := splitFds(m.flags, fds)
 	sys, err := sysProcAttr(&st, true)
 	if err != nil {
 		return err
@@ -349,7 +410,7 @@ func (s *server) exec(p *peer, id uint32, m *execMsg, fds []int) error {
 		env = st.env
 	}
 	env = mergeEnv(env, st.extraEnv)
-	all := stdFds(m.flags, stdio)
+	all := stdFds(p.stdio(m.flags, given))
 	for _, fd := range concat(files, socket) {
 		all = append(all, uintptr(fd))
 	}
@@ -393,34 +454,42 @@ func (s *server) claimer(claim func(pid int)) func(pid int) error {
 	}
 }
 
+// stdFlags are the flags of the standard descriptors, 0 to 2 in order.
+const stdFlags = flagStdin | flagStdout | flagStderr
+
 // splitFds splits the descriptors of a Fork or Exec request by role.
 func splitFds(flags uint32, fds []int) (socket, stdio, files []int) {
 	next := 0
-	for _, flag := range []uint32{flagSocket, flagStdin, flagStdout, flagStderr} {
-		if flags&flag == 0 {
-			continue
-		}
-		if flag == flagSocket {
-			socket = fds[next : next+1]
-		} else {
-			stdio = append(stdio, fds[next])
-		}
+	if flags&flagSocket != 0 {
+		socket = []int{fds[0]}
 		next++
 	}
-	return socket, stdio, fds[next:]
+	n := bits.OnesCount32(flags & stdFlags)
+	return socket, fds[next : next+n], fds[next+n:]
 }
 
-// stdFds returns the descriptors 0 to 2 of a cold child: those given, else
+// stdio returns the descriptors 0 to 2 for a child forked through p: those
+// the request gave, else those of the child p was handed to, else -1 for
 // the server's own.
-func stdFds(flags uint32, stdio []int) []uintptr {
-	std := []uintptr{0, 1, 2}
-	for i, flag := range []uint32{flagStdin, flagStdout, flagStderr} {
-		if flags&flag != 0 {
-			std[i] = uintptr(stdio[0])
-			stdio = stdio[1:]
+func (p *peer) stdio(flags uint32, given []int) [3]int {
+	std := p.std
+	for i := range std {
+		if flags&(flagStdin<<i) != 0 {
+			std[i], given = given[0], given[1:]
 		}
 	}
 	return std
+}
+
+// stdFds returns the descriptors 0 to 2 of a cold child.
+func stdFds(std [3]int) []uintptr {
+	out := []uintptr{0, 1, 2}
+	for i, fd := range std {
+		if fd >= 0 {
+			out[i] = uintptr(fd)
+		}
+	}
+	return out
 }
 
 // admit confines st to what p may ask for and checks that the server can
@@ -429,8 +498,7 @@ func (s *server) admit(p *peer, st *settings, external bool) error {
 	if err := p.confine(st); err != nil {
 		return err
 	}
-	if st.set&setCredential != 0 && os.Geteuid() != 0 &&
-		(int(st.uid) != os.Geteuid() || int(st.gid) != os.Getegid() || len(st.groups) > 0) {
+	if st.set&setCredential != 0 && os.Geteuid() != 0 && !sameCredential(st) {
 		return os.NewSyscallError("setuid", syscall.EPERM)
 	}
 	if st.chroot != "" {
@@ -450,6 +518,21 @@ func (s *server) admit(p *peer, st *settings, external bool) error {
 	return err
 }
 
+// sameCredential reports whether st's credential is the one this process
+// has, the only one a process without privileges can run a child as.
+func sameCredential(st *settings) bool {
+	groups, err := os.Getgroups()
+	if err != nil || int(st.uid) != os.Geteuid() || int(st.gid) != os.Getegid() || len(groups) != len(st.groups) {
+		return false
+	}
+	for i, g := range groups {
+		if uint32(g) != st.groups[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // confine makes st no more privileged than the child p was handed to.
 func (p *peer) confine(st *settings) error {
 	b := p.base
@@ -464,14 +547,18 @@ func (p *peer) confine(st *settings) error {
 			return ErrPermission
 		}
 	}
-	if b.chroot != "" {
-		if st.chroot == "" {
-			st.chroot = b.chroot
-		} else if st.chroot != b.chroot {
-			return ErrPermission
-		}
+	restricted := b.set&(setCredential|setNoNewPrivs|setEnv) != 0 || b.chroot != "" || b.namespaces != 0
+	if st.chroot == "" {
+		st.chroot = b.chroot
+	} else if st.chroot != b.chroot && restricted {
+		return ErrPermission // a root of its choosing could hold setuid binaries of its making
 	}
-	restricted := b.set&(setCredential|setNoNewPrivs) != 0 || b.chroot != "" || b.namespaces != 0
+	if b.set&setEnv != 0 && st.set&setEnv == 0 {
+		// What the child was not given, such as the server's secrets,
+		// its children are not given either.
+		st.set |= setEnv
+		st.env = mergeEnv(b.env, b.extraEnv)
+	}
 	if restricted {
 		if st.uidMaps == nil && st.gidMaps == nil {
 			st.uidMaps, st.gidMaps = b.uidMaps, b.gidMaps

@@ -62,3 +62,12 @@ func sysProcAttr(st *settings, external bool) (*syscall.SysProcAttr, error) {
 
 func withNoNewPrivs(fn func()) error           { return errors.ErrUnsupported }
 func enablePdeathsig(sig syscall.Signal) error { return errors.ErrUnsupported }
+
+// dupCloexec returns a close-on-exec duplicate of fd.
+func dupCloexec(fd int) (int, error) {
+	nfd, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_DUPFD_CLOEXEC, 0)
+	if errno != 0 {
+		return -1, os.NewSyscallError("fcntl(F_DUPFD_CLOEXEC)", errno)
+	}
+	return int(nfd), nil
+}
