@@ -489,7 +489,8 @@ func (s *Server) Pid() int { return s.pid }
 // Fork asks the server to create a child that runs fn with what attr gives
 // it; a nil attr gives it nothing. The child is a fresh execution of this
 // binary. ctx bounds the wait for the server's answer: if ctx ends first,
-// Fork returns ctx's error and a child created anyway is killed.
+// Fork returns ctx's error and a child created anyway is killed (through
+// a connection that holds RightSignal, as every one does by default).
 //
 // The caller must Wait for the Process or let the server end; a Process
 // that is never waited for costs nothing but its entry in a map.
