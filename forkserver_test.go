@@ -38,6 +38,8 @@ func TestMain(m *testing.M) {
 		forkserver.Main()
 		victimProgram()
 		os.Exit(0)
+	case benchExecProgram:
+		benchExecChild() // in bench_test.go
 	case "fault-busy":
 		faultBusyProgram() // in faults_test.go
 	}
