@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"syscall"
-	"time"
 )
 
 // A warm pool: children already executed, initialised and blocked reading
@@ -35,8 +34,8 @@ func (s *server) assignPooled(frame []byte, fds []int, claim func(pid int, exite
 		pc := s.pool[len(s.pool)-1]
 		s.pool = s.pool[:len(s.pool)-1]
 		pc.taken = true
-		s.refillLater()
 		s.mu.Unlock()
+		go s.refill()
 
 		err := writeMsg(pc.ctl, frame, fds)
 		pc.ctl.Close()
@@ -49,24 +48,6 @@ func (s *server) assignPooled(frame []byte, fds []int, claim func(pid int, exite
 		s.mu.Unlock()
 		// It died while waiting, or the server began to stop: it is reaped
 		// unreported, and the next one is tried.
-	}
-}
-
-// refillDelay spaces a refill from the Fork that took a pooled child: the
-// replacement's exec and runtime start would otherwise compete for the
-// processors with the child just handed out, and delay it by as much.
-const refillDelay = 20 * time.Millisecond
-
-// refillLater refills the pool refillDelay from now, once for any number
-// of calls meanwhile. s.mu must be held.
-func (s *server) refillLater() {
-	if s.refillTimer == nil {
-		s.refillTimer = time.AfterFunc(refillDelay, func() {
-			s.mu.Lock()
-			s.refillTimer = nil
-			s.mu.Unlock()
-			s.refill()
-		})
 	}
 }
 

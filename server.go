@@ -47,14 +47,13 @@ type server struct {
 	// mu guards the fields below. It is held while reaping, so that a pid
 	// in children always names that child, alive or a zombie, while mu is
 	// held: a signal sent under mu cannot reach a reused pid.
-	mu          sync.Mutex
-	children    map[int]*child
-	pool        []*pooled
-	poolGen     int // counts drains: a child started before one is not pooled
-	refilling   bool
-	refillTimer *time.Timer     // a refill to come
-	stopping    bool            // no new children
-	idle        []chan struct{} // closed when children becomes empty
+	mu        sync.Mutex
+	children  map[int]*child
+	pool      []*pooled
+	poolGen   int // counts drains: a child started before one is not pooled
+	refilling bool
+	stopping  bool            // no new children
+	idle      []chan struct{} // closed when children becomes empty
 }
 
 // running is the server this process runs, for functions run by Eval.
