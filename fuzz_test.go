@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -481,6 +482,22 @@ type fzFrameResult struct {
 
 const fzHangBound = 5 * time.Second
 
+// fzConnPair returns both ends of a fresh socket pair, reads from rc
+// bounded by fzHangBound. The caller closes both.
+func fzConnPair(tb testing.TB) (rc, wc *net.UnixConn) {
+	tb.Helper()
+	rc, wfd, err := socketConnPair()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if wc, err = unixConn(wfd); err != nil {
+		rc.Close()
+		tb.Fatal(err)
+	}
+	rc.SetReadDeadline(time.Now().Add(fzHangBound))
+	return rc, wc
+}
+
 // fzReadFrames writes data to one end of a socket pair with nfd marker
 // descriptors attached to its first byte, closes that end for writing, and
 // reads frames from the other end with a frameReader until read fails. It
@@ -490,18 +507,8 @@ func fzReadFrames(tb testing.TB, mk *fzMarker, nfd int, data []byte) []fzFrameRe
 	tb.Helper()
 	before := fzProcFds(tb)
 
-	rc, wfd, err := socketConnPair()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	wc, err := unixConn(wfd)
-	if err != nil {
-		rc.Close()
-		tb.Fatal(err)
-	}
-	deadline := time.Now().Add(fzHangBound)
-	rc.SetReadDeadline(deadline)
-	wc.SetWriteDeadline(deadline)
+	rc, wc := fzConnPair(tb)
+	wc.SetWriteDeadline(time.Now().Add(fzHangBound))
 
 	fds := mk.open(tb, nfd)
 	sent := nfd
@@ -643,24 +650,16 @@ func TestHeaderHugeBody(t *testing.T) {
 	// The frame reader must reject the header before it allocates a body.
 	mk := newFzMarker(t)
 	fzWarmUp(t)
-	rc, wfd, err := socketConnPair()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rc, wc := fzConnPair(t)
 	defer rc.Close()
-	wc, err := unixConn(wfd)
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer wc.Close()
-	rc.SetReadDeadline(time.Now().Add(fzHangBound))
 	if _, err := wc.Write(fzHeader(protoVersion, tAssign, 0, 1, 0xffffffff)); err != nil {
 		t.Fatal(err)
 	}
 	r := newFrameReader(rc)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	_, err = r.read()
+	_, err := r.read()
 	runtime.ReadMemStats(&after)
 	if !errors.Is(err, errMalformed) {
 		t.Errorf("frameReader.read of a header claiming 4 GiB: %v", err)
@@ -952,15 +951,7 @@ func TestFrameReaderEOF(t *testing.T) {
 		{"a header, then half its body", append(fzHeader(protoVersion, tKillAll, 0, 1, 4), 9, 0), []error{io.ErrUnexpectedEOF}},
 		{"a frame, then a cut header", append(stop, 1, 5), []error{nil, io.ErrUnexpectedEOF}},
 	} {
-		rc, wfd, err := socketConnPair()
-		if err != nil {
-			t.Fatal(err)
-		}
-		wc, err := unixConn(wfd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc.SetReadDeadline(time.Now().Add(fzHangBound))
+		rc, wc := fzConnPair(t)
 		if _, err := wc.Write(tc.data); err != nil {
 			t.Fatal(err)
 		}
@@ -978,17 +969,9 @@ func TestFrameReaderEOF(t *testing.T) {
 	}
 
 	// The exported ReadFds.
-	rc, wfd, err := socketConnPair()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rc, wc := fzConnPair(t)
 	defer rc.Close()
-	wc, err := unixConn(wfd)
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer wc.Close()
-	rc.SetReadDeadline(time.Now().Add(fzHangBound))
 	wc.Write([]byte{1, 2})
 	wc.CloseWrite()
 	if n, _, err := ReadFds(rc, make([]byte, 4), 0); n != 2 || err != io.ErrUnexpectedEOF {
