@@ -300,10 +300,9 @@ func (s *server) fork(p *peer, id uint32, m *forkMsg, fds []int) error {
 	frame := appendFrame(nil, 0, a)
 	claim := func(pid int, exited *exitMsg) {
 		if exited == nil {
-			s.children[pid] = &child{owner: p, id: id, group: st.set&(setSetsid|setSetpgid) != 0}
-		}
-		p.send(id, &replyMsg{value: uint32(pid)})
-		if exited != nil {
+			s.adopt(pid, p, id, &st)
+		} else { // it ran and ended already: its pid may be another's now
+			p.send(id, &replyMsg{value: uint32(pid)})
 			p.send(id, exited)
 		}
 		if sp != nil {
@@ -415,9 +414,16 @@ func (s *server) exec(p *peer, id uint32, m *execMsg, fds []int) error {
 		all = append(all, uintptr(fd))
 	}
 	return s.spawn(m.path, m.argv, env, st.dir, all, sys, st.set&setNoNewPrivs != 0, s.claimer(func(pid int) {
-		s.children[pid] = &child{owner: p, id: id, group: st.set&(setSetsid|setSetpgid) != 0}
-		p.send(id, &replyMsg{value: uint32(pid)})
+		s.adopt(pid, p, id, &st)
 	}))
+}
+
+// adopt records pid as the child that request id from p created with st,
+// and answers the request, before any exit event of the child can be sent.
+// s.mu must be held.
+func (s *server) adopt(pid int, p *peer, id uint32, st *settings) {
+	s.children[pid] = &child{owner: p, id: id, group: st.set&(setSetsid|setSetpgid) != 0}
+	p.send(id, &replyMsg{value: uint32(pid)})
 }
 
 // mergeEnv returns env with extra added, each key once, the later entry
