@@ -684,8 +684,11 @@ func testNoLeaks(t *testing.T, srv *forkserver.Server, pooled int) {
 		p.Conn().Close()
 		wait(t, p)
 	}
+	// The server's count may have been taken while a refill held a
+	// descriptor for a moment, so it may only end lower; a descriptor
+	// leaked per Fork would leave it hundreds higher.
 	settled := func() bool {
-		return len(openFds()) == fdsBefore && countFds(t, srv.Pid()) == srvFdsBefore &&
+		return len(openFds()) == fdsBefore && countFds(t, srv.Pid()) <= srvFdsBefore &&
 			runtime.NumGoroutine() <= goroutinesBefore && len(childrenOf(t, srv.Pid())) == pooled
 	}
 	for deadline := time.Now().Add(hangBound); !settled() && time.Now().Before(deadline); {
