@@ -266,3 +266,12 @@ func socketConnPair() (*net.UnixConn, int, error) {
 	}
 	return c, b, nil
 }
+
+// dupCloexec returns a close-on-exec duplicate of fd.
+func dupCloexec(fd int) (int, error) {
+	nfd, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_DUPFD_CLOEXEC, 0)
+	if errno != 0 {
+		return -1, os.NewSyscallError("fcntl(F_DUPFD_CLOEXEC)", errno)
+	}
+	return int(nfd), nil
+}

@@ -10,25 +10,25 @@ import (
 
 // watchExits makes the server reap its children as they exit: one goroutine
 // woken by SIGCHLD, never a thread per child.
-func (s *server) watchExits() {
+func (sv *supervisor) watchExits() {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGCHLD)
 	go func() {
 		for range sigs {
-			s.reap()
+			sv.reapExited()
 		}
 	}()
 }
 
-// reap collects every child that has exited and sends each exit to the
-// connection that asked for the child. It holds s.mu while it waits, so a
+// reapExited collects every child that has exited and sends each exit to the
+// connection that asked for the child. It holds sv.mu while it waits, so a
 // pid stays in the table until its process is gone for good: a signal sent
-// under s.mu can never reach a reused pid.
-func (s *server) reap() {
-	s.forkMu.Lock()
-	defer s.forkMu.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// under sv.mu can never reach a reused pid.
+func (sv *supervisor) reapExited() {
+	sv.forkMu.Lock()
+	defer sv.forkMu.Unlock()
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
 	for {
 		var ws syscall.WaitStatus
 		var ru syscall.Rusage
@@ -39,25 +39,25 @@ func (s *server) reap() {
 		if err != nil || pid <= 0 {
 			break
 		}
-		c, ok := s.children[pid]
+		c, ok := sv.children[pid]
 		if !ok {
 			continue
 		}
-		delete(s.children, pid)
+		delete(sv.children, pid)
 		switch {
 		case c.owner != nil:
 			c.owner.send(c.id, exitToMsg(pid, ws, &ru))
 		case c.pooled != nil && c.pooled.taken: // assignPooled decides
 			c.pooled.exit = exitToMsg(pid, ws, &ru)
 		case c.pooled != nil:
-			s.leftPool(pid) // it died while waiting: nobody to tell
+			sv.leftPool(pid) // it died while waiting: nobody to tell
 		}
 	}
-	if len(s.children) == 0 {
-		for _, ch := range s.idle {
+	if len(sv.children) == 0 {
+		for _, ch := range sv.idle {
 			close(ch)
 		}
-		s.idle = nil
+		sv.idle = nil
 	}
 }
 

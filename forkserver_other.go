@@ -3,16 +3,26 @@
 package forkserver
 
 // This system has no fork server: Start returns errors.ErrUnsupported, and
-// so do WriteFds and ReadFds. The rest of the package compiles so that
-// programs using it build everywhere.
+// so do WriteFds and ReadFds. The rest of the API exists so that programs
+// using the package build everywhere; with no Server, none of it can be
+// reached.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"syscall"
 )
+
+func runRole(role string) {
+	fmt.Fprintf(os.Stderr, "forkserver: %s=%q: %v\n", roleEnv, role, errors.ErrUnsupported)
+	os.Exit(2)
+}
+
+// Start is not supported on this system.
+func Start(cfg *Config) (*Server, error) { return nil, errors.ErrUnsupported }
 
 // WriteFds is not supported on this system.
 func WriteFds(c *net.UnixConn, data []byte, files ...*os.File) error {
@@ -24,20 +34,20 @@ func ReadFds(c *net.UnixConn, data []byte, max int) (n int, files []*os.File, er
 	return 0, nil, errors.ErrUnsupported
 }
 
-func startServer([]string) (*Server, error) { return nil, errors.ErrUnsupported }
-
-func runRole(role string) {
-	fmt.Fprintf(os.Stderr, "forkserver: %s=%q: %v\n", roleEnv, role, errors.ErrUnsupported)
-	os.Exit(2)
+func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error) {
+	return nil, errors.ErrUnsupported
 }
 
-type frameReader struct{}
+func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Attr) (*Process, error) {
+	return nil, errors.ErrUnsupported
+}
 
-func newFrameReader(*net.UnixConn) *frameReader   { return nil }
-func (*frameReader) read() (frame, error)         { return frame{}, errors.ErrUnsupported }
-func socketConnPair() (*net.UnixConn, int, error) { return nil, -1, errors.ErrUnsupported }
-func writeMsg(*net.UnixConn, []byte, []int) error { return errors.ErrUnsupported }
-func withFds([]*os.File, func([]int) error) error { return errors.ErrUnsupported }
-func closeFds([]int)                              {}
-func reap(int) (ws syscall.WaitStatus)            { return ws }
-func exitFromMsg(m *exitMsg) *Exit                { return &Exit{Pid: int(m.pid)} }
+func (s *Server) KillAll(sig syscall.Signal) error                    { return errors.ErrUnsupported }
+func (s *Server) KillAllGroups(sig syscall.Signal) error              { return errors.ErrUnsupported }
+func (s *Server) Eval(ctx context.Context, fn Func, arg []byte) error { return errors.ErrUnsupported }
+func (s *Server) Stop(ctx context.Context) error                      { return errors.ErrUnsupported }
+func (s *Server) Detach() error                                       { return errors.ErrUnsupported }
+func (s *Server) Close() error                                        { return errors.ErrUnsupported }
+func (p *Process) Wait() (*Exit, error)                               { return nil, errors.ErrUnsupported }
+func (p *Process) Signal(sig syscall.Signal) error                    { return errors.ErrUnsupported }
+func (p *Process) SignalGroup(sig syscall.Signal) error               { return errors.ErrUnsupported }

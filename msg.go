@@ -221,13 +221,6 @@ const (
 	setAll = setSetsid | setSetpgid | setEnv | setCredential | setNoNewPrivs
 )
 
-// empty reports whether st asks for nothing.
-func (st *settings) empty() bool {
-	return st.set == 0 && st.dir == "" && st.chroot == "" && len(st.env) == 0 && len(st.extraEnv) == 0 &&
-		len(st.groups) == 0 && st.namespaces == 0 && len(st.uidMaps) == 0 && len(st.gidMaps) == 0 &&
-		st.pdeathsig == 0 && len(st.rlimits) == 0 && st.rights == 0
-}
-
 type idMap struct{ container, host, size uint32 }
 
 type rlimit struct {
@@ -377,225 +370,57 @@ func decodeFrame(b []byte) (header, message, error) {
 	return h, m, err
 }
 
-// decoder reads a body front to back; the first error sticks and every
-// later read returns zero values.
-type decoder struct {
-	b   []byte
-	err error
-}
+// A Fork, an Exec and an assignment share a layout: flags and the count
+// of Attr.Files first, then what is theirs alone, then the settings if the
+// flags say so. appendLaunch and parseLaunch encode and decode it around
+// the middle part.
 
-func (d *decoder) fail(format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: "+format, append([]any{errMalformed}, args...)...)
-	}
-	d.b = nil
-}
-
-func (d *decoder) take(n int) []byte {
-	if d.err != nil {
-		return nil
-	}
-	if n > len(d.b) {
-		d.fail("need %d bytes, have %d", n, len(d.b))
-		return nil
-	}
-	p := d.b[:n]
-	d.b = d.b[n:]
-	return p
-}
-
-func (d *decoder) u16() uint16 {
-	if p := d.take(2); p != nil {
-		return binary.LittleEndian.Uint16(p)
-	}
-	return 0
-}
-
-func (d *decoder) u32() uint32 {
-	if p := d.take(4); p != nil {
-		return binary.LittleEndian.Uint32(p)
-	}
-	return 0
-}
-
-func (d *decoder) u64() uint64 {
-	if p := d.take(8); p != nil {
-		return binary.LittleEndian.Uint64(p)
-	}
-	return 0
-}
-
-func (d *decoder) i64() int64 { return int64(d.u64()) }
-
-// count reads a u16 element count of at most max, whose elements of size
-// bytes each must all be present.
-func (d *decoder) count(max, size int) int {
-	n := int(d.u16())
-	switch {
-	case n > max:
-		d.fail("%d elements exceed %d", n, max)
-	case n*size > len(d.b):
-		d.fail("%d elements of %d bytes, have %d bytes", n, size, len(d.b))
-	}
-	if d.err != nil {
-		return 0
-	}
-	return n
-}
-
-// path reads a u16-prefixed string of at most maxPath bytes.
-func (d *decoder) path() string {
-	n := int(d.u16())
-	if n > maxPath {
-		d.fail("path of %d bytes exceeds %d", n, maxPath)
-	}
-	return string(d.take(n))
-}
-
-// strings reads a u16 count of u32-prefixed strings, each at most MaxArg
-// bytes. An empty list decodes as nil.
-func (d *decoder) strings() []string {
-	n := d.count(maxList, 4)
-	if n == 0 {
-		return nil
-	}
-	list := make([]string, n)
-	for i := range list {
-		k := d.u32()
-		if k > MaxArg {
-			d.fail("string of %d bytes exceeds %d", k, MaxArg)
-		}
-		list[i] = string(d.take(int(k)))
-	}
-	return list
-}
-
-// name reads a u16-prefixed name of 1 to MaxName bytes.
-func (d *decoder) name() string {
-	n := int(d.u16())
-	if d.err == nil && (n == 0 || n > MaxName) {
-		d.fail("name of %d bytes, want 1 to %d", n, MaxName)
-	}
-	return string(d.take(n))
-}
-
-// text reads a u16-prefixed text of at most maxText bytes.
-func (d *decoder) text() string {
-	n := int(d.u16())
-	if n > maxText {
-		d.fail("text of %d bytes exceeds %d", n, maxText)
-	}
-	return string(d.take(n))
-}
-
-// arg reads a u32-prefixed byte string of at most MaxArg bytes. An empty one
-// decodes as nil, so that it re-encodes identically.
-func (d *decoder) arg() []byte {
-	n := d.u32()
-	if n > MaxArg {
-		d.fail("argument of %d bytes exceeds %d", n, MaxArg)
-	}
-	p := d.take(int(n))
-	if len(p) == 0 {
-		return nil
-	}
-	return append([]byte(nil), p...)
-}
-
-func (d *decoder) flags(allowed uint32) uint32 {
-	f := d.u32()
-	if f&^allowed != 0 {
-		d.fail("unknown flag bits %#x", f&^allowed)
-	}
-	return f
-}
-
-func (d *decoder) nfiles() uint16 {
-	n := d.u16()
-	if n > MaxFiles {
-		d.fail("%d files exceed %d", n, MaxFiles)
-	}
-	return n
-}
-
-func (d *decoder) pid() uint32 {
-	p := d.u32()
-	if d.err == nil && (p == 0 || p > 1<<30) {
-		d.fail("pid %d out of range", p)
-	}
-	return p
-}
-
-func (d *decoder) signal() uint32 {
-	s := d.u32()
-	if s > maxSignal {
-		d.fail("signal %d out of range", s)
-	}
-	return s
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.LittleEndian.AppendUint16(b, uint16(len(s)))
-	return append(b, s...)
-}
-
-func appendStrings(b []byte, list []string) []byte {
-	b = binary.LittleEndian.AppendUint16(b, uint16(len(list)))
-	for _, s := range list {
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(s)))
-		b = append(b, s...)
+func appendLaunch(b []byte, flags uint32, nfiles uint16, st *settings, middle func([]byte) []byte) []byte {
+	b = binary.LittleEndian.AppendUint32(b, flags)
+	b = binary.LittleEndian.AppendUint16(b, nfiles)
+	b = middle(b)
+	if flags&flagSettings != 0 {
+		b = st.append(b)
 	}
 	return b
 }
 
-func appendArg(b []byte, p []byte) []byte {
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(p)))
-	return append(b, p...)
+func (d *decoder) parseLaunch(allowed uint32, flags *uint32, nfiles *uint16, st *settings, middle func()) {
+	*flags = d.flags(allowed)
+	*nfiles = d.nfiles()
+	middle()
+	if *flags&flagSettings != 0 {
+		st.parse(d)
+	}
 }
 
 func (m *forkMsg) appendBody(b []byte) []byte {
-	b = binary.LittleEndian.AppendUint32(b, m.flags)
-	b = binary.LittleEndian.AppendUint16(b, m.nfiles)
-	b = appendString(b, m.name)
-	b = appendArg(b, m.arg)
-	if m.flags&flagSettings != 0 {
-		b = m.settings.append(b)
-	}
-	return b
+	return appendLaunch(b, m.flags, m.nfiles, &m.settings, func(b []byte) []byte {
+		return appendArg(appendString(b, m.name), m.arg)
+	})
 }
 
 func (m *forkMsg) parseBody(d *decoder) {
-	m.flags = d.flags(forkFlags)
-	m.nfiles = d.nfiles()
-	m.name = d.name()
-	m.arg = d.arg()
-	if m.flags&flagSettings != 0 {
-		m.settings.parse(d)
-	}
+	d.parseLaunch(forkFlags, &m.flags, &m.nfiles, &m.settings, func() {
+		m.name = d.name()
+		m.arg = d.arg()
+	})
 }
 
 func (m *execMsg) appendBody(b []byte) []byte {
-	b = binary.LittleEndian.AppendUint32(b, m.flags)
-	b = binary.LittleEndian.AppendUint16(b, m.nfiles)
-	b = appendString(b, m.path)
-	b = appendStrings(b, m.argv)
-	if m.flags&flagSettings != 0 {
-		b = m.settings.append(b)
-	}
-	return b
+	return appendLaunch(b, m.flags, m.nfiles, &m.settings, func(b []byte) []byte {
+		return appendStrings(appendString(b, m.path), m.argv)
+	})
 }
 
 func (m *execMsg) parseBody(d *decoder) {
-	m.flags = d.flags(execFlags)
-	m.nfiles = d.nfiles()
-	m.path = d.path()
-	if d.err == nil && m.path == "" {
-		d.fail("empty path")
-	}
-	m.argv = d.strings()
-	if m.flags&flagSettings != 0 {
-		m.settings.parse(d)
-	}
+	d.parseLaunch(execFlags, &m.flags, &m.nfiles, &m.settings, func() {
+		m.path = d.path()
+		if d.err == nil && m.path == "" {
+			d.fail("empty path")
+		}
+		m.argv = d.strings()
+	})
 }
 
 func (st *settings) append(b []byte) []byte {
@@ -731,24 +556,16 @@ func (m *exitMsg) parseBody(d *decoder) {
 }
 
 func (m *assignMsg) appendBody(b []byte) []byte {
-	b = binary.LittleEndian.AppendUint32(b, m.flags)
-	b = binary.LittleEndian.AppendUint16(b, m.nfiles)
-	b = binary.LittleEndian.AppendUint32(b, m.serverPid)
-	b = appendString(b, m.name)
-	b = appendArg(b, m.arg)
-	if m.flags&flagSettings != 0 {
-		b = m.settings.append(b)
-	}
-	return b
+	return appendLaunch(b, m.flags, m.nfiles, &m.settings, func(b []byte) []byte {
+		b = binary.LittleEndian.AppendUint32(b, m.serverPid)
+		return appendArg(appendString(b, m.name), m.arg)
+	})
 }
 
 func (m *assignMsg) parseBody(d *decoder) {
-	m.flags = d.flags(assignFlags)
-	m.nfiles = d.nfiles()
-	m.serverPid = d.pid()
-	m.name = d.name()
-	m.arg = d.arg()
-	if m.flags&flagSettings != 0 {
-		m.settings.parse(d)
-	}
+	d.parseLaunch(assignFlags, &m.flags, &m.nfiles, &m.settings, func() {
+		m.serverPid = d.pid()
+		m.name = d.name()
+		m.arg = d.arg()
+	})
 }

@@ -21,31 +21,30 @@ type pooled struct {
 }
 
 // assignPooled writes the assignment frame, with fds, to a child from the
-// pool and calls claim with its pid, with s.mu held: with its exit too if
-// it has already ended, having had its assignment. It reports false if no
-// pooled child could take it; the caller then starts one cold.
-func (s *server) assignPooled(frame []byte, fds []int, claim func(pid int, exited *exitMsg)) bool {
+// pool and records it as l's child. It reports false if no pooled child
+// could take it; the caller then starts one cold.
+func (sv *supervisor) assignPooled(frame []byte, fds []int, l *launch) bool {
 	for {
-		s.mu.Lock()
-		if s.stopping || len(s.pool) == 0 {
-			s.mu.Unlock()
+		sv.mu.Lock()
+		if sv.stopping || len(sv.pool) == 0 {
+			sv.mu.Unlock()
 			return false
 		}
-		pc := s.pool[len(s.pool)-1]
-		s.pool = s.pool[:len(s.pool)-1]
+		pc := sv.pool[len(sv.pool)-1]
+		sv.pool = sv.pool[:len(sv.pool)-1]
 		pc.taken = true
-		s.mu.Unlock()
-		go s.refill()
+		sv.mu.Unlock()
+		go sv.refill()
 
 		err := writeMsg(pc.ctl, frame, fds)
 		pc.ctl.Close()
-		s.mu.Lock()
-		if err == nil && (pc.exit != nil || !s.stopping) {
-			claim(pc.pid, pc.exit)
-			s.mu.Unlock()
+		sv.mu.Lock()
+		if err == nil && (pc.exit != nil || !sv.stopping) {
+			sv.record(l, pc.pid, pc.exit)
+			sv.mu.Unlock()
 			return true
 		}
-		s.mu.Unlock()
+		sv.mu.Unlock()
 		// It died while waiting, or the server began to stop: it is reaped
 		// unreported, and the next one is tried.
 	}
@@ -53,24 +52,24 @@ func (s *server) assignPooled(frame []byte, fds []int, claim func(pid int, exite
 
 // refill starts pooled children until the pool is full. One refill runs at
 // a time, outside any Fork: a burst larger than the pool starts cold.
-func (s *server) refill() {
-	s.mu.Lock()
-	if s.refilling {
-		s.mu.Unlock()
+func (sv *supervisor) refill() {
+	sv.mu.Lock()
+	if sv.refilling {
+		sv.mu.Unlock()
 		return
 	}
-	s.refilling = true
-	s.mu.Unlock()
+	sv.refilling = true
+	sv.mu.Unlock()
 	defer func() {
-		s.mu.Lock()
-		s.refilling = false
-		s.mu.Unlock()
+		sv.mu.Lock()
+		sv.refilling = false
+		sv.mu.Unlock()
 	}()
 	for {
-		s.mu.Lock()
-		full := s.stopping || len(s.pool) >= s.poolSize
-		gen := s.poolGen
-		s.mu.Unlock()
+		sv.mu.Lock()
+		full := sv.stopping || len(sv.pool) >= sv.poolSize
+		gen := sv.poolGen
+		sv.mu.Unlock()
 		if full {
 			return
 		}
@@ -78,19 +77,19 @@ func (s *server) refill() {
 		if err != nil {
 			return
 		}
-		env := append(os.Environ(), roleEnv+"=child")
-		err = s.spawn(s.exe, os.Args, env, "", []uintptr{0, 1, 2, uintptr(childCtl)}, nil, false, func(pid int) error {
+		attr := &syscall.ProcAttr{Env: childEnv(), Files: []uintptr{0, 1, 2, uintptr(childCtl)}}
+		err = sv.spawn(sv.exe, os.Args, attr, false, func(pid int) error {
 			pc := &pooled{pid: pid, ctl: ctl}
-			s.children[pid] = &child{pooled: pc}
-			if s.stopping { // missed by the signals the stop sent
+			sv.children[pid] = &entry{pooled: pc}
+			if sv.stopping { // missed by the signals the stop sent
 				syscall.Kill(pid, syscall.SIGKILL)
 				return ErrClosed
 			}
-			if gen != s.poolGen { // drained while it started: it may predate an Eval
+			if gen != sv.poolGen { // drained while it started: it may predate an Eval
 				ctl.Close()
 				return nil
 			}
-			s.pool = append(s.pool, pc)
+			sv.pool = append(sv.pool, pc)
 			return nil
 		})
 		syscall.Close(childCtl)
@@ -102,22 +101,22 @@ func (s *server) refill() {
 }
 
 // drainPool sends every pooled child away, to be replaced by children that
-// see the server as it is now. s.mu must be held.
-func (s *server) drainPool() {
-	for _, pc := range s.pool {
+// see the server as it is now. sv.mu must be held.
+func (sv *supervisor) drainPool() {
+	for _, pc := range sv.pool {
 		pc.ctl.Close() // it reads end-of-file and exits
 	}
-	s.pool = nil
-	s.poolGen++
+	sv.pool = nil
+	sv.poolGen++
 }
 
-// leftPool removes the child pid from the pool if it died there. s.mu must
+// leftPool removes the child pid from the pool if it died there. sv.mu must
 // be held.
-func (s *server) leftPool(pid int) {
-	for i, pc := range s.pool {
+func (sv *supervisor) leftPool(pid int) {
+	for i, pc := range sv.pool {
 		if pc.pid == pid {
 			pc.ctl.Close()
-			s.pool = append(s.pool[:i], s.pool[i+1:]...)
+			sv.pool = append(sv.pool[:i], sv.pool[i+1:]...)
 			return
 		}
 	}

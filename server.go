@@ -6,14 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/bits"
 	"net"
 	"os"
 	"os/signal"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -35,8 +33,8 @@ const (
 	reapTimeout = 5 * time.Second
 )
 
-// server is the state of the fork server process.
-type server struct {
+// supervisor is the state of the fork server process.
+type supervisor struct {
 	exe      string
 	poolSize int
 
@@ -48,31 +46,35 @@ type server struct {
 	// in children always names that child, alive or a zombie, while mu is
 	// held: a signal sent under mu cannot reach a reused pid.
 	mu        sync.Mutex
-	children  map[int]*child
+	children  map[int]*entry
 	pool      []*pooled
 	poolGen   int // counts drains: a child started before one is not pooled
 	refilling bool
 	stopping  bool            // no new children
 	idle      []chan struct{} // closed when children becomes empty
+
+	// throttles counts the times a client was not read from because too
+	// much was queued for it.
+	throttles atomic.Int64
 }
 
 // running is the server this process runs, for functions run by Eval.
-var running *server
+var running *supervisor
 
-// child is a process the server created.
-type child struct {
-	owner  *peer   // the connection that asked for it; nil while pooled
+// entry is a process the server created.
+type entry struct {
+	owner  *client // the connection that asked for it; nil while pooled
 	id     uint32  // its Fork request's id, which its exit event carries
 	group  bool    // it leads its own process group
 	pooled *pooled // while it waits in the pool or is being assigned
 }
 
-// peer is one connection to the server: the program's, or one handed to a
+// client is one connection to the server: the program's, or one handed to a
 // child with Attr.Server.
-type peer struct {
-	srv    *server
+type client struct {
+	srv    *supervisor
 	conn   *net.UnixConn
-	parent *peer // the connection through which this one was handed out
+	parent *client // the connection through which this one was handed out
 	rights Rights
 	// base and std, for a connection handed to a child, are what that
 	// child runs with: every child forked through the connection is
@@ -88,9 +90,9 @@ type peer struct {
 	broken   bool      // writing failed or the connection closed; out is dropped
 }
 
-// serve runs the fork server on descriptor 3 until the program's
+// runServer runs the fork server on descriptor 3 until the program's
 // connection ends, and returns the exit code.
-func serve() int {
+func runServer() int {
 	// The server follows the program's lifetime, not the terminal's: a
 	// terminal's interrupt, which reaches the whole process group, and a
 	// stray SIGTERM leave it be while the program lives.
@@ -104,13 +106,13 @@ func serve() int {
 	if err == nil {
 		var conn *net.UnixConn
 		if conn, err = unixConn(3); err == nil {
-			s := &server{exe: exe, children: make(map[int]*child)}
-			s.poolSize, _ = strconv.Atoi(os.Getenv(poolEnv))
+			sv := &supervisor{exe: exe, children: make(map[int]*entry)}
+			sv.poolSize, _ = strconv.Atoi(os.Getenv(poolEnv))
 			os.Unsetenv(poolEnv)
-			running = s
-			s.watchExits()
-			go s.refill()
-			root := s.newPeer(conn, nil, allRights)
+			running = sv
+			sv.watchExits()
+			go sv.refill()
+			root := sv.newClient(conn, nil, allRights)
 			root.send(0, &helloMsg{pid: uint32(os.Getpid())})
 			go func() {
 				// On Linux the program's death sends SIGTERM (see
@@ -123,7 +125,7 @@ func serve() int {
 				}
 			}()
 			root.serve()
-			s.programGone()
+			sv.programGone()
 			return 0
 		}
 	}
@@ -156,488 +158,134 @@ func closeInherited() {
 
 // programGone kills every child and waits, for a bounded time, until they
 // are reaped, so that no child outlives the program that asked for it.
-func (s *server) programGone() {
-	s.mu.Lock()
-	s.stopping = true
-	s.signalAll(nil, syscall.SIGKILL, true)
-	idle := s.whenIdle()
-	s.mu.Unlock()
+func (sv *supervisor) programGone() {
+	sv.mu.Lock()
+	sv.stopping = true
+	sv.signalAll(nil, syscall.SIGKILL, true)
+	idle := sv.whenIdle()
+	sv.mu.Unlock()
 	select {
 	case <-idle:
 	case <-time.After(reapTimeout):
 	}
 }
 
-func (s *server) newPeer(conn *net.UnixConn, parent *peer, rights Rights) *peer {
-	p := &peer{srv: s, conn: conn, parent: parent, rights: rights, std: [3]int{-1, -1, -1}}
-	p.cond.L = &p.mu
-	return p
+func (sv *supervisor) newClient(conn *net.UnixConn, parent *client, rights Rights) *client {
+	cl := &client{srv: sv, conn: conn, parent: parent, rights: rights, std: [3]int{-1, -1, -1}}
+	cl.cond.L = &cl.mu
+	return cl
 }
 
-// release closes the connection and the descriptors p holds.
-func (p *peer) release() {
-	p.conn.Close()
-	closeFds(p.std[:])
+// release closes the connection and the descriptors cl holds.
+func (cl *client) release() {
+	cl.conn.Close()
+	closeFds(cl.std[:])
 }
 
 // serve reads and handles requests until the connection ends or breaks
 // the protocol.
-func (p *peer) serve() {
-	r := newFrameReader(p.conn)
+func (cl *client) serve() {
+	r := newFrameReader(cl.conn)
 	for {
 		f, err := r.read()
 		if err == errFdsLost { // the server ran out of descriptors: refuse this request alone
-			p.reply(f.id, err)
+			cl.reply(f.id, err)
 			continue
 		}
-		if err != nil || !p.handle(f) {
+		if err != nil || !cl.handle(f) {
 			break
 		}
-		p.throttle()
+		cl.throttle()
 	}
-	p.mu.Lock()
-	p.broken = true
-	p.out = nil
-	p.mu.Unlock()
-	p.release()
+	cl.mu.Lock()
+	cl.broken = true
+	cl.out = nil
+	cl.mu.Unlock()
+	cl.release()
+}
+
+// needs is the right each request needs. A frame of a type not listed is
+// not a request.
+var needs = map[msgType]Rights{
+	tFork:         RightFork,
+	tExec:         RightFork,
+	tSignal:       RightSignal,
+	tSignalGroup:  RightSignal,
+	tKillAll:      RightSignal,
+	tKillAllGroup: RightSignal,
+	tEval:         RightEval,
+	tStop:         RightStop,
+	tDetach:       RightStop,
 }
 
 // handle handles one request. It reports false, having closed the frame's
 // descriptors, if the frame is not a request.
-func (p *peer) handle(f frame) bool {
-	s := p.srv
-	switch m := f.msg.(type) {
-	case *forkMsg:
-		if err := s.fork(p, f.id, m, f.fds); err != nil {
-			p.reply(f.id, err)
-		}
-	case *execMsg:
-		if err := s.exec(p, f.id, m, f.fds); err != nil {
-			p.reply(f.id, err)
-		}
-	case *signalMsg:
-		p.reply(f.id, s.signal(p, int(m.pid), syscall.Signal(m.sig), m.group))
-	case *killAllMsg:
-		if p.rights&RightSignal == 0 {
-			p.reply(f.id, ErrPermission)
-			break
-		}
-		s.mu.Lock()
-		scope := p
-		if s.stopping && p.rights&RightStop != 0 {
-			scope = nil // Stop's last resort reaches every child, as Stop does
-		}
-		s.signalAll(scope, syscall.Signal(m.sig), m.groups)
-		s.mu.Unlock()
-		p.reply(f.id, nil)
-	case *evalMsg:
-		if p.rights&RightEval == 0 {
-			p.reply(f.id, ErrPermission)
-			break
-		}
-		go func() {
-			err := eval(m)
-			s.mu.Lock()
-			s.drainPool() // pooled children predate what fn changed
-			s.mu.Unlock()
-			go s.refill()
-			p.reply(f.id, err)
-		}()
-	case *stopMsg:
-		if p.rights&RightStop == 0 {
-			p.reply(f.id, ErrPermission)
-			break
-		}
-		go s.stop(p, f.id)
-	case *detachMsg:
-		if p.rights&RightStop == 0 {
-			p.reply(f.id, ErrPermission)
-			break
-		}
-		s.mu.Lock()
-		s.stopping = true
-		s.mu.Unlock()
-		p.exitAfter(f.id)
-	default:
+func (cl *client) handle(f frame) bool {
+	need, ok := needs[f.msg.kind()]
+	if !ok {
 		closeFds(f.fds)
 		return false
 	}
-	return true
-}
-
-// fork creates a child for the request id from p, from the pool when one
-// waits there and the settings allow, cold otherwise. It owns fds and
-// closes them. On success it sends the reply itself, before the child's
-// exit event can be sent; on failure the caller replies with the error.
-func (s *server) fork(p *peer, id uint32, m *forkMsg, fds []int) error {
-	defer closeFds(fds)
-	if p.rights&RightFork == 0 {
-		return ErrPermission
+	if cl.rights&need == 0 {
+		closeFds(f.fds)
+		cl.reply(f.id, ErrPermission)
+		return true
 	}
-	if lookup(m.name) == nil {
-		return ErrUnknownFunc
-	}
-	st := m.settings
-	if err := s.admit(p, &st, false); err != nil {
-		return err
-	}
-	socket, given, files := splitFds(m.flags, fds)
-	std := p.stdio(m.flags, given)
-	var sp *peer // the child's own connection, if it asked for one
-	if m.flags&flagServer != 0 {
-		var end int
-		var err error
-		if sp, end, err = s.childPeer(p, &st, std); err != nil {
-			return err
+	sv := cl.srv
+	switch m := f.msg.(type) {
+	case *forkMsg:
+		if err := sv.handleFork(cl, f.id, m, f.fds); err != nil {
+			cl.reply(f.id, err)
 		}
-		defer closeFds([]int{end})
-		socket = append(socket, end)
-	}
-	a := &assignMsg{flags: m.flags &^ stdFlags, nfiles: m.nfiles, serverPid: uint32(os.Getpid()), name: m.name, arg: m.arg, settings: st}
-	if !st.empty() {
-		a.flags |= flagSettings
-	}
-	frame := appendFrame(nil, 0, a)
-	claim := func(pid int, exited *exitMsg) {
-		if exited == nil {
-			s.adopt(pid, p, id, &st)
-		} else { // it ran and ended already: its pid may be another's now
-			p.send(id, &replyMsg{value: uint32(pid)})
-			p.send(id, exited)
+	case *execMsg:
+		if err := sv.handleExec(cl, f.id, m, f.fds); err != nil {
+			cl.reply(f.id, err)
 		}
-		if sp != nil {
-			go sp.serve()
+	case *signalMsg:
+		cl.reply(f.id, sv.signal(cl, int(m.pid), syscall.Signal(m.sig), m.group))
+	case *killAllMsg:
+		sv.mu.Lock()
+		scope := cl
+		if sv.stopping && cl.rights&RightStop != 0 {
+			scope = nil // Stop's last resort reaches every child, as Stop does
 		}
-	}
-	err := s.forkChild(frame, a, &st, std, socket, files, claim)
-	if err != nil && sp != nil {
-		sp.release()
-	}
-	return err
-}
-
-// forkChild hands the assignment a, encoded as frame, to a pooled child
-// when the settings st allow, or starts one cold, and claims it.
-func (s *server) forkChild(frame []byte, a *assignMsg, st *settings, std [3]int, socket, files []int, claim func(pid int, exited *exitMsg)) error {
-	if len(frame)-headerLen > maxBody {
-		return fmt.Errorf("forkserver: assignment of %d bytes exceeds the limit of %d", len(frame)-headerLen, maxBody)
-	}
-	if st.namespaces == 0 && st.set&setNoNewPrivs == 0 {
-		// A pooled child was executed with the server's standard
-		// descriptors and gets other ones in its assignment.
-		pa := *a
-		var stdio []int
-		for i, fd := range std {
-			if fd >= 0 {
-				pa.flags |= flagStdin << i
-				stdio = append(stdio, fd)
-			}
-		}
-		if s.assignPooled(appendFrame(nil, 0, &pa), concat(socket, stdio, files), claim) {
-			return nil
-		}
-	}
-	ctl, childCtl, err := socketConnPair()
-	if err != nil {
-		return err
-	}
-	sys, err := sysProcAttr(st, false)
-	if err == nil {
-		env := append(os.Environ(), roleEnv+"=child")
-		err = s.spawn(s.exe, os.Args, env, "", append(stdFds(std), uintptr(childCtl)), sys, st.set&setNoNewPrivs != 0,
-			s.claimer(func(pid int) { claim(pid, nil) }))
-	}
-	closeFds([]int{childCtl})
-	if err == nil {
-		// The child reads its assignment as soon as it runs; the frame
-		// may be larger than the socket's buffer, so it is written only
-		// now. Should this fail, the child has died, and its exit says so.
-		writeMsg(ctl, frame, concat(socket, files))
-	}
-	ctl.Close()
-	return err
-}
-
-// childPeer makes the connection a child forked with st and std gets: its
-// rights are st's, at most p's, and it confines what is forked through it
-// to st and std.
-func (s *server) childPeer(p *peer, st *settings, std [3]int) (*peer, int, error) {
-	rights := Rights(st.rights)
-	if rights == 0 {
-		rights = rightsChild
-	}
-	if rights&^p.rights != 0 {
-		return nil, -1, ErrPermission
-	}
-	conn, end, err := socketConnPair()
-	if err != nil {
-		return nil, -1, err
-	}
-	sp := s.newPeer(conn, p, rights)
-	sp.base = st
-	for i, fd := range std {
-		if fd >= 0 {
-			if sp.std[i], err = dupCloexec(fd); err != nil {
-				sp.release()
-				syscall.Close(end)
-				return nil, -1, err
-			}
-		}
-	}
-	return sp, end, nil
-}
-
-// exec starts an external program for the request id from p: its
-// descriptors 0 to 2 are as a Fork's, Attr.Files follow from 3, and the
-// socket, if asked for, comes after them.
-func (s *server) exec(p *peer, id uint32, m *execMsg, fds []int) error {
-	defer closeFds(fds)
-	if p.rights&RightFork == 0 {
-		return ErrPermission
-	}
-	st := m.settings
-	if err := s.admit(p, &st, true); err != nil {
-		return err
-	}
-	socket, given, files := splitFds(m.flags, fds)
-	sys, err := sysProcAttr(&st, true)
-	if err != nil {
-		return err
-	}
-	env := os.Environ()
-	if st.set&setEnv != 0 {
-		env = st.env
-	}
-	env = mergeEnv(env, st.extraEnv)
-	all := stdFds(p.stdio(m.flags, given))
-	for _, fd := range concat(files, socket) {
-		all = append(all, uintptr(fd))
-	}
-	return s.spawn(m.path, m.argv, env, st.dir, all, sys, st.set&setNoNewPrivs != 0, s.claimer(func(pid int) {
-		s.adopt(pid, p, id, &st)
-	}))
-}
-
-// adopt records pid as the child that request id from p created with st,
-// and answers the request, before any exit event of the child can be sent.
-// s.mu must be held.
-func (s *server) adopt(pid int, p *peer, id uint32, st *settings) {
-	s.children[pid] = &child{owner: p, id: id, group: st.set&(setSetsid|setSetpgid) != 0}
-	p.send(id, &replyMsg{value: uint32(pid)})
-}
-
-// mergeEnv returns env with extra added, each key once, the later entry
-// winning, as a Go child's os.Setenv would have it.
-func mergeEnv(env, extra []string) []string {
-	if len(extra) == 0 {
-		return env
-	}
-	index := make(map[string]int)
-	var out []string
-	for _, kv := range append(env[:len(env):len(env)], extra...) {
-		k, _, _ := strings.Cut(kv, "=")
-		if i, ok := index[k]; ok {
-			out[i] = kv
-			continue
-		}
-		index[k] = len(out)
-		out = append(out, kv)
-	}
-	return out
-}
-
-// claimer returns the add function for spawn that records a new child
-// with claim, unless the server began to stop meanwhile.
-func (s *server) claimer(claim func(pid int)) func(pid int) error {
-	return func(pid int) error {
-		if s.stopping {
-			s.children[pid] = &child{} // reaped, reported to no one
-			syscall.Kill(pid, syscall.SIGKILL)
-			return ErrClosed
-		}
-		claim(pid)
-		return nil
-	}
-}
-
-// stdFlags are the flags of the standard descriptors, 0 to 2 in order.
-const stdFlags = flagStdin | flagStdout | flagStderr
-
-// splitFds splits the descriptors of a Fork or Exec request by role.
-func splitFds(flags uint32, fds []int) (socket, stdio, files []int) {
-	next := 0
-	if flags&flagSocket != 0 {
-		socket = []int{fds[0]}
-		next++
-	}
-	n := bits.OnesCount32(flags & stdFlags)
-	return socket, fds[next : next+n], fds[next+n:]
-}
-
-// stdio returns the descriptors 0 to 2 for a child forked through p: those
-// the request gave, else those of the child p was handed to, else -1 for
-// the server's own.
-func (p *peer) stdio(flags uint32, given []int) [3]int {
-	std := p.std
-	for i := range std {
-		if flags&(flagStdin<<i) != 0 {
-			std[i], given = given[0], given[1:]
-		}
-	}
-	return std
-}
-
-// stdFds returns the descriptors 0 to 2 of a cold child.
-func stdFds(std [3]int) []uintptr {
-	out := []uintptr{0, 1, 2}
-	for i, fd := range std {
-		if fd >= 0 {
-			out[i] = uintptr(fd)
-		}
-	}
-	return out
-}
-
-// admit confines st to what p may ask for and checks that the server can
-// honour it, so that a refusal is Fork's error rather than the child's.
-func (s *server) admit(p *peer, st *settings, external bool) error {
-	if err := p.confine(st); err != nil {
-		return err
-	}
-	if st.set&setCredential != 0 && os.Geteuid() != 0 && !sameCredential(st) {
-		return os.NewSyscallError("setuid", syscall.EPERM)
-	}
-	if st.chroot != "" {
-		if os.Geteuid() != 0 {
-			return os.NewSyscallError("chroot", syscall.EPERM)
-		}
-		if fi, err := os.Stat(st.chroot); err != nil || !fi.IsDir() {
-			return os.NewSyscallError("chroot", syscall.ENOTDIR)
-		}
-	}
-	if st.dir != "" && st.chroot == "" {
-		if fi, err := os.Stat(st.dir); err != nil || !fi.IsDir() {
-			return os.NewSyscallError("chdir", syscall.ENOTDIR)
-		}
-	}
-	_, err := sysProcAttr(st, external)
-	return err
-}
-
-// sameCredential reports whether st's credential is the one this process
-// has, the only one a process without privileges can run a child as.
-func sameCredential(st *settings) bool {
-	groups, err := os.Getgroups()
-	if err != nil || int(st.uid) != os.Geteuid() || int(st.gid) != os.Getegid() || len(groups) != len(st.groups) {
-		return false
-	}
-	for i, g := range groups {
-		if uint32(g) != st.groups[i] {
-			return false
-		}
+		sv.signalAll(scope, syscall.Signal(m.sig), m.groups)
+		sv.mu.Unlock()
+		cl.reply(f.id, nil)
+	case *evalMsg:
+		go func() {
+			err := eval(m)
+			sv.mu.Lock()
+			sv.drainPool() // pooled children predate what fn changed
+			sv.mu.Unlock()
+			go sv.refill()
+			cl.reply(f.id, err)
+		}()
+	case *stopMsg:
+		go sv.stop(cl, f.id)
+	case *detachMsg:
+		sv.mu.Lock()
+		sv.stopping = true
+		sv.mu.Unlock()
+		cl.exitAfter(f.id)
 	}
 	return true
-}
-
-// confine makes st no more privileged than the child p was handed to.
-func (p *peer) confine(st *settings) error {
-	b := p.base
-	if b == nil {
-		return nil
-	}
-	if b.set&setCredential != 0 {
-		if st.set&setCredential == 0 {
-			st.set |= setCredential
-			st.uid, st.gid, st.groups = b.uid, b.gid, b.groups
-		} else if st.uid != b.uid || st.gid != b.gid || !slices.Equal(st.groups, b.groups) {
-			return ErrPermission
-		}
-	}
-	restricted := b.set&(setCredential|setNoNewPrivs|setEnv) != 0 || b.chroot != "" || b.namespaces != 0
-	if st.chroot == "" {
-		st.chroot = b.chroot
-	} else if st.chroot != b.chroot && restricted {
-		return ErrPermission // a root of its choosing could hold setuid binaries of its making
-	}
-	if b.set&setEnv != 0 && st.set&setEnv == 0 {
-		// What the child was not given, such as the server's secrets,
-		// its children are not given either.
-		st.set |= setEnv
-		st.env = mergeEnv(b.env, b.extraEnv)
-	}
-	if restricted {
-		if st.uidMaps == nil && st.gidMaps == nil {
-			st.uidMaps, st.gidMaps = b.uidMaps, b.gidMaps
-		} else if !slices.Equal(st.uidMaps, b.uidMaps) || !slices.Equal(st.gidMaps, b.gidMaps) {
-			return ErrPermission
-		}
-	}
-	st.namespaces |= b.namespaces
-	st.set |= b.set & setNoNewPrivs
-	for _, limit := range b.rlimits {
-		i := slices.IndexFunc(st.rlimits, func(r rlimit) bool { return r.resource == limit.resource })
-		if i < 0 {
-			st.rlimits = append(st.rlimits, limit)
-			continue
-		}
-		st.rlimits[i].cur = min(st.rlimits[i].cur, limit.cur)
-		st.rlimits[i].max = min(st.rlimits[i].max, limit.max)
-	}
-	return nil
-}
-
-func concat(fds ...[]int) []int {
-	var all []int
-	for _, f := range fds {
-		all = append(all, f...)
-	}
-	return all
-}
-
-// spawn executes path with files as its first descriptors, from a thread
-// with no_new_privs if nnp is set, then calls add with its pid, with s.mu
-// held, to record it in children. The reaper cannot run between the two,
-// so every pid it reaps is already recorded.
-func (s *server) spawn(path string, argv, env []string, dir string, files []uintptr, sys *syscall.SysProcAttr, nnp bool, add func(pid int) error) error {
-	s.forkMu.RLock()
-	defer s.forkMu.RUnlock()
-	var pid int
-	var err error
-	forkExec := func() {
-		pid, err = syscall.ForkExec(path, argv, &syscall.ProcAttr{Dir: dir, Env: env, Files: files, Sys: sys})
-	}
-	if nnp {
-		if terr := withNoNewPrivs(forkExec); terr != nil {
-			return terr
-		}
-	} else {
-		forkExec()
-	}
-	if err != nil {
-		return os.NewSyscallError("fork/exec", err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return add(pid)
 }
 
 // signal sends sig to the child pid, or to the process group it leads, if
-// it is in p's scope.
-func (s *server) signal(p *peer, pid int, sig syscall.Signal, group bool) error {
-	if p.rights&RightSignal == 0 {
-		return ErrPermission
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.children[pid]
+// it is in cl's scope.
+func (sv *supervisor) signal(cl *client, pid int, sig syscall.Signal, group bool) error {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	e, ok := sv.children[pid]
 	if !ok {
 		return os.ErrProcessDone
 	}
-	if c.owner == nil || !c.owner.within(p) {
+	if e.owner == nil || !e.owner.within(cl) {
 		return ErrPermission
 	}
 	if group {
-		if !c.group {
+		if !e.group {
 			return fmt.Errorf("forkserver: process %d leads no process group: fork it with Setsid or Setpgid", pid)
 		}
 		pid = -pid
@@ -645,13 +293,13 @@ func (s *server) signal(p *peer, pid int, sig syscall.Signal, group bool) error 
 	return os.NewSyscallError("kill", syscall.Kill(pid, sig))
 }
 
-// signalAll sends sig to every child in p's scope, or to every child if p
-// is nil; with groups, to the process group of every child that leads one.
-// s.mu must be held.
-func (s *server) signalAll(p *peer, sig syscall.Signal, groups bool) {
-	for pid, c := range s.children {
-		if p == nil || c.owner != nil && c.owner.within(p) {
-			if groups && c.group {
+// signalAll sends sig to every child in the scope of scope, or to every
+// child if scope is nil; with groups, to the process group of every child
+// that leads one. sv.mu must be held.
+func (sv *supervisor) signalAll(scope *client, sig syscall.Signal, groups bool) {
+	for pid, e := range sv.children {
+		if scope == nil || e.owner != nil && e.owner.within(scope) {
+			if groups && e.group {
 				syscall.Kill(-pid, sig)
 			} else {
 				syscall.Kill(pid, sig)
@@ -660,49 +308,50 @@ func (s *server) signalAll(p *peer, sig syscall.Signal, groups bool) {
 	}
 }
 
-// within reports whether q is p or was handed out, transitively, through p.
-func (q *peer) within(p *peer) bool {
-	for ; q != nil; q = q.parent {
-		if q == p {
+// within reports whether cl is scope or was handed out, transitively,
+// through scope.
+func (cl *client) within(scope *client) bool {
+	for ; cl != nil; cl = cl.parent {
+		if cl == scope {
 			return true
 		}
 	}
 	return false
 }
 
-// whenIdle returns a channel closed once no child is left. s.mu must be
+// whenIdle returns a channel closed once no child is left. sv.mu must be
 // held.
-func (s *server) whenIdle() chan struct{} {
+func (sv *supervisor) whenIdle() chan struct{} {
 	ch := make(chan struct{})
-	if len(s.children) == 0 {
+	if len(sv.children) == 0 {
 		close(ch)
 	} else {
-		s.idle = append(s.idle, ch)
+		sv.idle = append(sv.idle, ch)
 	}
 	return ch
 }
 
 // stop terminates every child, waits until all are reaped, answers the
 // request id and exits the server.
-func (s *server) stop(p *peer, id uint32) {
-	s.mu.Lock()
-	s.stopping = true
-	s.signalAll(nil, syscall.SIGTERM, false)
-	idle := s.whenIdle()
-	s.mu.Unlock()
+func (sv *supervisor) stop(cl *client, id uint32) {
+	sv.mu.Lock()
+	sv.stopping = true
+	sv.signalAll(nil, syscall.SIGTERM, false)
+	idle := sv.whenIdle()
+	sv.mu.Unlock()
 	<-idle
-	p.exitAfter(id)
+	cl.exitAfter(id)
 }
 
 // exitAfter answers the request id, waits until every queued frame, the
 // exit events before it included, is written, and exits the server.
-func (p *peer) exitAfter(id uint32) {
-	p.reply(id, nil)
-	p.mu.Lock()
-	for (p.flushing || len(p.out) > 0) && !p.broken {
-		p.cond.Wait()
+func (cl *client) exitAfter(id uint32) {
+	cl.reply(id, nil)
+	cl.mu.Lock()
+	for (cl.flushing || len(cl.out) > 0) && !cl.broken {
+		cl.cond.Wait()
 	}
-	p.mu.Unlock()
+	cl.mu.Unlock()
 	os.Exit(0)
 }
 
@@ -721,8 +370,8 @@ func eval(m *evalMsg) (err error) {
 }
 
 // reply answers the request id with err, nil meaning success.
-func (p *peer) reply(id uint32, err error) {
-	p.send(id, replyFor(err))
+func (cl *client) reply(id uint32, err error) {
+	cl.send(id, replyFor(err))
 }
 
 func replyFor(err error) *replyMsg {
@@ -754,45 +403,48 @@ func truncate(s string) string {
 
 // send queues a frame for p and makes sure a goroutine is writing the
 // queue out. It never blocks, so the reaper and the handlers may call it
-// with s.mu held.
-func (p *peer) send(id uint32, m message) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.broken {
+// with sv.mu held.
+func (cl *client) send(id uint32, m message) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.broken {
 		return
 	}
-	p.out = appendFrame(p.out, id, m)
-	if !p.flushing {
-		p.flushing = true
-		go p.flush()
+	cl.out = appendFrame(cl.out, id, m)
+	if !cl.flushing {
+		cl.flushing = true
+		go cl.flush()
 	}
 }
 
-func (p *peer) flush() {
-	p.mu.Lock()
-	for len(p.out) > 0 && !p.broken {
-		buf := p.out
-		p.out = nil
-		p.mu.Unlock()
-		_, err := p.conn.Write(buf)
-		p.mu.Lock()
+func (cl *client) flush() {
+	cl.mu.Lock()
+	for len(cl.out) > 0 && !cl.broken {
+		buf := cl.out
+		cl.out = nil
+		cl.mu.Unlock()
+		_, err := cl.conn.Write(buf)
+		cl.mu.Lock()
 		if err != nil {
-			p.broken = true
-			p.out = nil
-			p.conn.Close()
+			cl.broken = true
+			cl.out = nil
+			cl.conn.Close()
 		}
-		p.cond.Broadcast()
+		cl.cond.Broadcast()
 	}
-	p.flushing = false
-	p.cond.Broadcast()
-	p.mu.Unlock()
+	cl.flushing = false
+	cl.cond.Broadcast()
+	cl.mu.Unlock()
 }
 
-// throttle waits while too much is queued for p.
-func (p *peer) throttle() {
-	p.mu.Lock()
-	for len(p.out) > highWater && !p.broken {
-		p.cond.Wait()
+// throttle waits while too much is queued for cl.
+func (cl *client) throttle() {
+	cl.mu.Lock()
+	if len(cl.out) > highWater && !cl.broken {
+		cl.srv.throttles.Add(1)
 	}
-	p.mu.Unlock()
+	for len(cl.out) > highWater && !cl.broken {
+		cl.cond.Wait()
+	}
+	cl.mu.Unlock()
 }

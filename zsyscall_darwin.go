@@ -1,5 +1,8 @@
 package forkserver
 
+// Written by hand, not generated: the system calls and kernel hooks that
+// package syscall lacks or spells differently on macOS.
+
 import (
 	"errors"
 	"fmt"
@@ -62,12 +65,3 @@ func sysProcAttr(st *settings, external bool) (*syscall.SysProcAttr, error) {
 
 func withNoNewPrivs(fn func()) error           { return errors.ErrUnsupported }
 func enablePdeathsig(sig syscall.Signal) error { return errors.ErrUnsupported }
-
-// dupCloexec returns a close-on-exec duplicate of fd.
-func dupCloexec(fd int) (int, error) {
-	nfd, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_DUPFD_CLOEXEC, 0)
-	if errno != 0 {
-		return -1, os.NewSyscallError("fcntl(F_DUPFD_CLOEXEC)", errno)
-	}
-	return int(nfd), nil
-}

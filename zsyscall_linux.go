@@ -1,5 +1,8 @@
 package forkserver
 
+// Written by hand, not generated: the system calls and kernel hooks that
+// package syscall lacks or spells differently on Linux.
+
 import (
 	"os"
 	"runtime"
@@ -123,13 +126,4 @@ func enablePdeathsig(sig syscall.Signal) error {
 		return os.NewSyscallError("prctl(PR_SET_PDEATHSIG)", errno)
 	}
 	return nil
-}
-
-// dupCloexec returns a close-on-exec duplicate of fd.
-func dupCloexec(fd int) (int, error) {
-	nfd, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_DUPFD_CLOEXEC, 0)
-	if errno != 0 {
-		return -1, os.NewSyscallError("fcntl(F_DUPFD_CLOEXEC)", errno)
-	}
-	return int(nfd), nil
 }

@@ -1,0 +1,280 @@
+//go:build linux || darwin
+
+package forkserver
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+)
+
+func (a *Attr) settings() (settings, error) {
+	st := settings{
+		dir:        a.Dir,
+		chroot:     a.Chroot,
+		env:        a.Env,
+		extraEnv:   a.ExtraEnv,
+		namespaces: uint32(a.Namespaces),
+		pdeathsig:  uint32(a.Pdeathsig),
+		rights:     uint32(a.ServerRights),
+	}
+	for _, b := range []struct {
+		set  bool
+		flag uint32
+	}{{a.Setsid, setSetsid}, {a.Setpgid, setSetpgid}, {a.Env != nil, setEnv}, {a.Credential != nil, setCredential}, {a.NoNewPrivs, setNoNewPrivs}} {
+		if b.set {
+			st.set |= b.flag
+		}
+	}
+	if c := a.Credential; c != nil {
+		st.uid, st.gid, st.groups = c.Uid, c.Gid, c.Groups
+	}
+	for _, m := range a.UidMappings {
+		st.uidMaps = append(st.uidMaps, idMap{m.ContainerID, m.HostID, m.Size})
+	}
+	for _, m := range a.GidMappings {
+		st.gidMaps = append(st.gidMaps, idMap{m.ContainerID, m.HostID, m.Size})
+	}
+	for _, r := range a.Rlimits {
+		if r.Resource < 0 || r.Resource > 1<<16 {
+			return st, fmt.Errorf("forkserver: rlimit resource %d out of range", r.Resource)
+		}
+		st.rlimits = append(st.rlimits, rlimit{uint32(r.Resource), r.Cur, r.Max})
+	}
+	switch {
+	case len(a.Dir) > maxPath || len(a.Chroot) > maxPath:
+		return st, fmt.Errorf("forkserver: Dir or Chroot longer than %d bytes", maxPath)
+	case len(a.Env) > maxList || len(a.ExtraEnv) > maxList:
+		return st, fmt.Errorf("forkserver: more than %d environment entries", maxList)
+	case len(st.groups) > maxGroups:
+		return st, fmt.Errorf("forkserver: more than %d groups", maxGroups)
+	case len(st.uidMaps) > maxIDMaps || len(st.gidMaps) > maxIDMaps:
+		return st, fmt.Errorf("forkserver: more than %d ID mappings", maxIDMaps)
+	case len(st.rlimits) > maxRlimits:
+		return st, fmt.Errorf("forkserver: more than %d rlimits", maxRlimits)
+	case a.Pdeathsig < 0 || a.Pdeathsig > maxSignal:
+		return st, fmt.Errorf("forkserver: Pdeathsig %d out of range", a.Pdeathsig)
+	case a.Namespaces&^allNamespaces != 0 || a.ServerRights&^allRights != 0:
+		return st, errors.New("forkserver: unknown Namespace or Rights bits")
+	case a.Setsid && a.Setpgid:
+		return st, errors.New("forkserver: Setsid and Setpgid exclude each other: a session leader leads its group")
+	}
+	for _, list := range [][]string{a.Env, a.ExtraEnv} {
+		for _, kv := range list {
+			if len(kv) > MaxArg {
+				return st, fmt.Errorf("%w: an environment entry of %d bytes", ErrArgTooLarge, len(kv))
+			}
+		}
+	}
+	return st, nil
+}
+
+// admit confines st to what cl may ask for and checks that the server can
+// honour it, so that a refusal is Fork's error rather than the child's.
+func (cl *client) admit(st *settings, external bool) error {
+	if err := cl.confine(st); err != nil {
+		return err
+	}
+	if st.set&setCredential != 0 && os.Geteuid() != 0 && !sameCredential(st) {
+		return os.NewSyscallError("setuid", syscall.EPERM)
+	}
+	if st.chroot != "" {
+		if os.Geteuid() != 0 {
+			return os.NewSyscallError("chroot", syscall.EPERM)
+		}
+		if fi, err := os.Stat(st.chroot); err != nil || !fi.IsDir() {
+			return os.NewSyscallError("chroot", syscall.ENOTDIR)
+		}
+	}
+	if st.dir != "" && st.chroot == "" {
+		if fi, err := os.Stat(st.dir); err != nil || !fi.IsDir() {
+			return os.NewSyscallError("chdir", syscall.ENOTDIR)
+		}
+	}
+	_, err := sysProcAttr(st, external)
+	return err
+}
+
+// sameCredential reports whether st's credential is the one this process
+// has, the only one a process without privileges can run a child as.
+func sameCredential(st *settings) bool {
+	groups, err := os.Getgroups()
+	if err != nil || int(st.uid) != os.Geteuid() || int(st.gid) != os.Getegid() || len(groups) != len(st.groups) {
+		return false
+	}
+	for i, g := range groups {
+		if uint32(g) != st.groups[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// confine makes st no more privileged than the child cl was handed to.
+func (cl *client) confine(st *settings) error {
+	b := cl.base
+	if b == nil {
+		return nil
+	}
+	if b.set&setCredential != 0 {
+		if st.set&setCredential == 0 {
+			st.set |= setCredential
+			st.uid, st.gid, st.groups = b.uid, b.gid, b.groups
+		} else if st.uid != b.uid || st.gid != b.gid || !slices.Equal(st.groups, b.groups) {
+			return ErrPermission
+		}
+	}
+	restricted := b.set&(setCredential|setNoNewPrivs|setEnv) != 0 || b.chroot != "" || b.namespaces != 0
+	if st.chroot == "" {
+		st.chroot = b.chroot
+	} else if st.chroot != b.chroot && restricted {
+		return ErrPermission // a root of its choosing could hold setuid binaries of its making
+	}
+	if b.set&setEnv != 0 && st.set&setEnv == 0 {
+		// What the child was not given, such as the server's secrets,
+		// its children are not given either.
+		st.set |= setEnv
+		st.env = mergeEnv(b.env, b.extraEnv)
+	}
+	if restricted {
+		if st.uidMaps == nil && st.gidMaps == nil {
+			st.uidMaps, st.gidMaps = b.uidMaps, b.gidMaps
+		} else if !slices.Equal(st.uidMaps, b.uidMaps) || !slices.Equal(st.gidMaps, b.gidMaps) {
+			return ErrPermission
+		}
+	}
+	st.namespaces |= b.namespaces
+	st.set |= b.set & setNoNewPrivs
+	for _, limit := range b.rlimits {
+		i := slices.IndexFunc(st.rlimits, func(r rlimit) bool { return r.resource == limit.resource })
+		if i < 0 {
+			st.rlimits = append(st.rlimits, limit)
+			continue
+		}
+		st.rlimits[i].cur = min(st.rlimits[i].cur, limit.cur)
+		st.rlimits[i].max = min(st.rlimits[i].max, limit.max)
+	}
+	return nil
+}
+
+// mergeEnv returns env with extra added, each key once, the later entry
+// winning, as a Go child's os.Setenv would have it.
+func mergeEnv(env, extra []string) []string {
+	if len(extra) == 0 {
+		return env
+	}
+	index := make(map[string]int)
+	var out []string
+	for _, kv := range append(env[:len(env):len(env)], extra...) {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := index[k]; ok {
+			out[i] = kv
+			continue
+		}
+		index[k] = len(out)
+		out = append(out, kv)
+	}
+	return out
+}
+
+// apply sets the child up as st says, in the order Attr documents.
+func apply(st *settings, serverPid int) error {
+	switch {
+	case st.set&setSetsid != 0:
+		if _, err := syscall.Setsid(); err != nil {
+			return os.NewSyscallError("setsid", err)
+		}
+	case st.set&setSetpgid != 0:
+		if err := syscall.Setpgid(0, 0); err != nil {
+			return os.NewSyscallError("setpgid", err)
+		}
+	}
+	if st.chroot != "" {
+		if err := syscall.Chroot(st.chroot); err != nil {
+			return os.NewSyscallError("chroot", err)
+		}
+		if err := os.Chdir("/"); err != nil {
+			return err
+		}
+	}
+	if st.set&setCredential != 0 && !sameCredential(st) {
+		groups := make([]int, len(st.groups))
+		for i, g := range st.groups {
+			groups[i] = int(g)
+		}
+		if err := syscall.Setgroups(groups); err != nil {
+			return os.NewSyscallError("setgroups", err)
+		}
+		if err := syscall.Setgid(int(st.gid)); err != nil {
+			return os.NewSyscallError("setgid", err)
+		}
+		if err := syscall.Setuid(int(st.uid)); err != nil {
+			return os.NewSyscallError("setuid", err)
+		}
+	}
+	// As the user it now is: limits it may not raise, a directory it may
+	// not enter, fail here.
+	for _, r := range st.rlimits {
+		if err := syscall.Setrlimit(int(r.resource), &syscall.Rlimit{Cur: r.cur, Max: r.max}); err != nil {
+			return os.NewSyscallError(fmt.Sprintf("setrlimit(%d)", r.resource), err)
+		}
+	}
+	if st.dir != "" {
+		if err := os.Chdir(st.dir); err != nil {
+			return err
+		}
+	}
+	if st.pdeathsig != 0 {
+		if err := enablePdeathsig(syscall.Signal(st.pdeathsig)); err != nil {
+			return err
+		}
+		if ppid := os.Getppid(); ppid != serverPid && ppid != 0 { // 0: the server is outside a new PID namespace
+			return errors.New("the server died before the child started")
+		}
+	}
+	if st.set&setEnv != 0 {
+		os.Clearenv()
+	}
+	for _, list := range [][]string{st.env, st.extraEnv} {
+		for _, kv := range list {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				os.Setenv(k, v)
+			}
+		}
+	}
+	return nil
+}
+
+// empty reports whether st asks for nothing.
+func (st *settings) empty() bool {
+	return st.set == 0 && st.dir == "" && st.chroot == "" && len(st.env) == 0 && len(st.extraEnv) == 0 &&
+		len(st.groups) == 0 && st.namespaces == 0 && len(st.uidMaps) == 0 && len(st.gidMaps) == 0 &&
+		st.pdeathsig == 0 && len(st.rlimits) == 0 && st.rights == 0
+}
+
+// fdFlags returns the flags of the descriptors a Fork or Exec request with
+// a carries: the socket, then those of the standard descriptors given.
+func (a *Attr) fdFlags() uint32 {
+	var flags uint32
+	if a.Socket {
+		flags |= flagSocket
+	}
+	for i, f := range []*os.File{a.Stdin, a.Stdout, a.Stderr} {
+		if f != nil {
+			flags |= flagStdin << i
+		}
+	}
+	return flags
+}
+
+// flag returns flagSettings if st asks for anything, so that a frame
+// carries a settings section only then.
+func (st *settings) flag() uint32 {
+	if st.empty() {
+		return 0
+	}
+	return flagSettings
+}
