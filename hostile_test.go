@@ -101,6 +101,7 @@ var (
 		st.Children = len(s.children)
 		st.Stopping = s.stopping
 		s.mu.Unlock()
+		st.Throttled = s.throttles.Load() > 0
 		st.Goroutines = runtime.NumGoroutine()
 		ents, err := os.ReadDir("/proc/self/fd") // counts its own descriptor, every time
 		if err != nil {
@@ -124,11 +125,6 @@ var (
 				n = runtime.Stack(buf, true)
 			}
 			st.Stacks = string(buf[:n])
-			for _, g := range strings.Split(st.Stacks, "\n\n") {
-				if strings.Contains(g, "sync.(*Cond).Wait(") && strings.Contains(g, ".(*peer).throttle(") {
-					st.Throttled = true
-				}
-			}
 		}
 		b, err := json.Marshal(&st)
 		if err != nil {
@@ -225,7 +221,7 @@ type hostileStats struct {
 
 	FdList    []string `json:",omitempty"`
 	Stacks    string   `json:",omitempty"`
-	Throttled bool     // some connection's reader waits until its replies drain
+	Throttled bool     // some connection's reader has waited until its replies drained
 }
 
 // atRest reports whether the server is back where base found it. A
