@@ -36,6 +36,31 @@ func runChild() int {
 	return 0
 }
 
+// warmUp runs once what reading an assignment costs the first time, a
+// descriptor received and a connection made of it, so that a pooled child
+// pays for it while it waits rather than once it is assigned.
+func warmUp() {
+	a, b, err := socketpair()
+	if err != nil {
+		return
+	}
+	defer syscall.Close(b)
+	c, err := unixConn(a)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	frame := appendFrame(nil, 0, &assignMsg{flags: flagSocket, serverPid: 1, name: "warm-up"})
+	if sendMsgFd(b, frame, []int{b}) != nil {
+		return
+	}
+	if f, err := newFrameReader(c).read(); err == nil {
+		if conn, err := unixConn(f.fds[0]); err == nil {
+			conn.Close()
+		}
+	}
+}
+
 func readAssignment() (*Child, func(context.Context, *Child) error, *assignMsg, error) {
 	conn, err := unixConn(3)
 	if err != nil {
@@ -100,7 +125,10 @@ func runRole(role string) {
 	switch role {
 	case "server":
 		os.Exit(runServer())
-	case "child":
+	case roleChild:
+		os.Exit(runChild())
+	case rolePooled:
+		warmUp()
 		os.Exit(runChild())
 	}
 	fmt.Fprintf(os.Stderr, "forkserver: unknown role %s=%q\n", roleEnv, role)

@@ -90,6 +90,26 @@ func writeMsg(c *net.UnixConn, p []byte, fds []int) error {
 	return err
 }
 
+// sendMsgFd writes all of p to the blocking socket fd with fds attached to
+// its first byte.
+func sendMsgFd(fd int, p []byte, fds []int) error {
+	var oob []byte
+	if len(fds) > 0 {
+		oob = syscall.UnixRights(fds...)
+	}
+	for len(p) > 0 {
+		n, err := syscall.SendmsgN(fd, p, oob, nil, 0)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("sendmsg", err)
+		}
+		p, oob = p[n:], nil
+	}
+	return nil
+}
+
 // readMsg reads exactly len(p) bytes from c into p, with oob as the control
 // buffer, and returns the descriptors that came with them. On error, and when
 // more than max arrive, it closes every descriptor it received. Descriptors

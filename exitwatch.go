@@ -39,17 +39,21 @@ func (sv *supervisor) reapExited() {
 		if err != nil || pid <= 0 {
 			break
 		}
-		c, ok := sv.children[pid]
+		e, ok := sv.children[pid]
 		if !ok {
 			continue
 		}
 		delete(sv.children, pid)
 		switch {
-		case c.owner != nil:
-			c.owner.send(c.id, exitToMsg(pid, ws, &ru))
-		case c.pooled != nil && c.pooled.taken: // assignPooled decides
-			c.pooled.exit = exitToMsg(pid, ws, &ru)
-		case c.pooled != nil:
+		case e.owner != nil:
+			if e.warm { // it died unassigned: it is replaced
+				sv.handed--
+				go sv.refill()
+			}
+			e.owner.exited(e.id, e.exit, exitToMsg(pid, ws, &ru))
+		case e.pooled != nil && e.pooled.taken: // assignPooled decides
+			e.pooled.exit = exitToMsg(pid, ws, &ru)
+		case e.pooled != nil:
 			sv.leftPool(pid) // it died while waiting: nobody to tell
 		}
 	}

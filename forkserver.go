@@ -68,13 +68,17 @@ var (
 	ErrNoMain = errors.New("forkserver: Main was not called at the start of main")
 
 	errTooManyFiles = fmt.Errorf("forkserver: more than %d files", MaxFiles)
+	errNoProcess    = errors.New("forkserver: the Process was not returned by Fork or Exec")
 )
 
 // roleEnv tells a process started by this package which role it plays;
 // poolEnv tells a server the size of its pool.
 const (
 	roleEnv = "FORKSERVER_ROLE"
-	poolEnv = "FORKSERVER_POOL"
+
+	roleChild  = "child"
+	rolePooled = "pooled" // a child that waits in the pool
+	poolEnv    = "FORKSERVER_POOL"
 )
 
 var (
@@ -147,12 +151,16 @@ type Config struct {
 	// PoolSize is how many children the server keeps executed and waiting
 	// for a Fork, so that Fork costs a message to a running process rather
 	// than an exec and the Go runtime's start. Zero means no pool. The
-	// server refills the pool in the background after each Fork; a burst
-	// larger than the pool starts the rest cold. A pooled child behaves as a
-	// cold one in every way the requester can see, except that it started
-	// earlier: it sees the server's environment as it was then. Eval
-	// replaces every waiting child, so that children forked after it see
-	// what it changed.
+	// server hands the waiting children to the program's connection ahead
+	// of need, so that a Fork there is one write from the program to the
+	// child, and starts a replacement after each Fork; a burst larger than
+	// the pool starts the rest cold. Forks the server must mediate always
+	// start cold: those through a connection handed to a child, which the
+	// server confines, and those asking for Attr.Server, Namespaces,
+	// NoNewPrivs or a relative Dir. A pooled child behaves as a cold one in
+	// every way the requester can see, except that it started earlier: it
+	// sees the server's environment as it was then. Eval replaces every
+	// waiting child, so that children forked after it see what it changed.
 	PoolSize int
 }
 
@@ -346,19 +354,26 @@ type Process struct {
 	Pid int
 
 	srv  *Server
-	id   uint32 // the Fork request's id, which its exit event carries
+	id   uint32 // the id its exit event carries: its Fork's, or the server's for a warm child
 	conn *net.UnixConn
 	done chan struct{}
-	exit *Exit // set before done is closed, unless err is
-	err  error
+
+	mu      sync.Mutex
+	exitFd  int  // the read end of its exit pipe; -1 once closed
+	reading bool // a goroutine is blocked reading exitFd, which it closes
+	exit    *Exit
+	err     error
 }
+
+// Done returns a channel that is closed when Wait would no longer block.
+// The connection's reader closes it, woken through the runtime's network
+// poller: in a program whose processors are busy that can be a scheduling
+// round after the exit, which Wait learns at once.
+func (p *Process) Done() <-chan struct{} { return p.done }
 
 // Conn returns the requester's end of the socket asked for with [Attr.Socket],
 // or nil. The caller owns it and closes it.
 func (p *Process) Conn() *net.UnixConn { return p.conn }
-
-// Done returns a channel that is closed when Wait would no longer block.
-func (p *Process) Done() <-chan struct{} { return p.done }
 
 // Server is a connection to a fork server: the one Start returns, or the
 // one a child receives as [Child.Server]. Its methods are safe for concurrent
@@ -375,13 +390,22 @@ type Server struct {
 	procs  map[uint32]*Process // children waiting for their exit, by Fork request id
 	err    error               // why the Server no longer works; nil while it does
 	done   chan struct{}       // closed when the reader has finished and the server is reaped
+	warm   []warmChild         // handed over by the server, for Fork to assign
 }
 
 type call struct {
-	reply     chan *replyMsg // gets the reply, or is closed when the connection ends
-	fork      bool
-	final     bool // a Stop or Detach: once it succeeds, the server exits
-	abandoned bool // the caller gave up; a child this Fork creates is killed
+	id    uint32
+	reply chan *replyMsg // gets the reply, or is closed when the connection ends
+	final bool           // a Stop or Detach: once it succeeds, the server exits
+	eval  bool           // an Eval: the warm children held before it are stale
+}
+
+// warmChild is a child the server handed over: executed, waiting for the
+// assignment that its control socket carries.
+type warmChild struct {
+	id        uint32 // the server's id for it, which its exit event carries
+	pid       int
+	ctl, exit int // its control socket and the read end of its exit pipe
 }
 
 // Pid returns the process id of the fork server.

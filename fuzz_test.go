@@ -220,7 +220,7 @@ func FuzzDecodeFrame(f *testing.F) {
 	})
 }
 
-var fzKinds = []msgType{tFork, tSignal, tKillAll, tEval, tStop, tDetach, tHello, tReply, tExit, tAssign, tExec, tSignalGroup, tKillAllGroup}
+var fzKinds = []msgType{tFork, tSignal, tKillAll, tEval, tStop, tDetach, tHello, tReply, tExit, tAssign, tExec, tSignalGroup, tKillAllGroup, tWarm, tTaken}
 
 func fzName(s string) string {
 	if s == "" {
@@ -280,6 +280,10 @@ func fzBuild(kind byte, a, b uint32, c uint16, s string, p []byte) message {
 		return &signalMsg{pid: fzPid(a), sig: b % (maxSignal + 1), group: true}
 	case tKillAllGroup:
 		return &killAllMsg{sig: a % (maxSignal + 1), groups: true}
+	case tWarm:
+		return &warmMsg{pidBody{fzPid(a)}}
+	case tTaken:
+		return &takenMsg{pidBody{fzPid(a)}}
 	}
 	panic("unreachable")
 }
@@ -898,10 +902,11 @@ func TestFrameNfdsMismatch(t *testing.T) {
 		}
 	}
 	// The flag for the server's connection carries no descriptor in a fork
-	// request, but does in an assignment.
+	// request, but does in an assignment; only a fork request carries an
+	// exit pipe.
 	fork := &forkMsg{flags: forkFlags, nfiles: 2, name: "f"}
 	assign := &assignMsg{flags: assignFlags, nfiles: 2, serverPid: 1, name: "f"}
-	if fork.numFds() != 4+2 || assign.numFds() != 5+2 {
+	if fork.numFds() != 5+2 || assign.numFds() != 5+2 {
 		t.Errorf("fork needs %d descriptors, assign %d", fork.numFds(), assign.numFds())
 	}
 

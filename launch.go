@@ -17,6 +17,7 @@ import (
 type launch struct {
 	from   *client  // the connection that asked
 	id     uint32   // the request's id, which the reply and the exit event carry
+	exit   int      // the request's exit pipe, which the launch owns; -1 if none
 	st     settings // confined to what from may ask for
 	std    [3]int   // the child's descriptors 0 to 2; -1: the server's own
 	socket []int    // the requester's socket, then the child's connection, as asked for
@@ -24,28 +25,53 @@ type launch struct {
 	own    *client  // the child's connection to the server, if it asked for one
 }
 
-// newLaunch admits the request id from cl, with flags, st and the
-// descriptors fds it came with, which the caller keeps owning.
-func (sv *supervisor) newLaunch(cl *client, id uint32, flags uint32, st settings, fds []int, external bool) (*launch, error) {
-	if err := cl.admit(&st, external); err != nil {
-		return nil, err
+// newLaunch starts the launch for the request id from cl, with flags and
+// the descriptors fds it came with. It takes the exit pipe out of fds, which
+// the caller keeps owning otherwise.
+func newLaunch(cl *client, id uint32, flags uint32, fds []int) (*launch, error) {
+	l := &launch{from: cl, id: id, exit: -1}
+	socket, exit, given, files := splitFds(flags, fds)
+	l.socket, l.files, l.std = socket, files, cl.stdio(flags, given)
+	if len(exit) > 0 {
+		if err := exitPipe(exit[0]); err != nil {
+			return l, err // exit stays in fds, to be closed
+		}
+		l.exit, exit[0] = exit[0], -1
 	}
-	socket, given, files := splitFds(flags, fds)
-	return &launch{from: cl, id: id, st: st, std: cl.stdio(flags, given), socket: socket, files: files}, nil
+	return l, nil
+}
+
+// answer sends r, the reply to l's request, on its exit pipe if it came
+// with one, else on its connection.
+func (l *launch) answer(r *replyMsg) {
+	if l.exit >= 0 {
+		notify(l.exit, l.id, r)
+	} else {
+		l.from.send(l.id, r)
+	}
+}
+
+// fail answers l's request with err and ends the launch.
+func (l *launch) fail(err error) {
+	l.answer(replyFor(err))
+	closeFds([]int{l.exit})
+	if l.own != nil {
+		l.own.release()
+	}
 }
 
 // record records pid as the child l created and answers the request,
 // before any exit event of the child can be sent; with that exit too if
 // the child ran and ended already, so that its pid may be another's now.
-// sv.mu must be held.
+// The child's entry takes l's exit pipe. sv.mu must be held.
 func (sv *supervisor) record(l *launch, pid int, exited *exitMsg) {
+	l.answer(&replyMsg{value: uint32(pid)})
 	if exited == nil {
-		sv.children[pid] = &entry{owner: l.from, id: l.id, group: l.st.set&(setSetsid|setSetpgid) != 0}
+		sv.children[pid] = &entry{owner: l.from, id: l.id, exit: l.exit, group: l.st.set&(setSetsid|setSetpgid) != 0}
+	} else {
+		l.from.exited(l.id, l.exit, exited)
 	}
-	l.from.send(l.id, &replyMsg{value: uint32(pid)})
-	if exited != nil {
-		l.from.send(l.id, exited)
-	}
+	l.exit = -1
 	if l.own != nil {
 		go l.own.serve()
 	}
@@ -56,7 +82,7 @@ func (sv *supervisor) record(l *launch, pid int, exited *exitMsg) {
 func (sv *supervisor) adopt(l *launch) func(pid int) error {
 	return func(pid int) error {
 		if sv.stopping {
-			sv.children[pid] = &entry{} // reaped, reported to no one
+			sv.children[pid] = &entry{exit: -1} // reaped, reported to no one
 			syscall.Kill(pid, syscall.SIGKILL)
 			return ErrClosed
 		}
@@ -65,17 +91,28 @@ func (sv *supervisor) adopt(l *launch) func(pid int) error {
 	}
 }
 
-// handleFork creates a child for the request id from cl, from the pool
-// when one waits there and the settings allow, cold otherwise. It owns fds
-// and closes them. On success the reply is sent, before the child's exit
-// event can be; on failure the caller replies with the error.
-func (sv *supervisor) handleFork(cl *client, id uint32, m *forkMsg, fds []int) error {
+// handleLaunch handles the Fork or Exec request id from cl, with flags
+// and the descriptors fds, which it owns and closes: start creates the
+// child. The request is answered, with the error start returns if it fails.
+func (sv *supervisor) handleLaunch(cl *client, id uint32, flags uint32, fds []int, start func(l *launch) error) {
 	defer closeFds(fds)
+	l, err := newLaunch(cl, id, flags, fds)
+	if err == nil {
+		err = start(l)
+	}
+	if err != nil {
+		l.fail(err)
+	}
+}
+
+// fork creates the child of a Fork, from the pool when one waits there and
+// the settings allow, cold otherwise.
+func (sv *supervisor) fork(l *launch, m *forkMsg) error {
 	if lookup(m.name) == nil {
 		return ErrUnknownFunc
 	}
-	l, err := sv.newLaunch(cl, id, m.flags, m.settings, fds, false)
-	if err != nil {
+	l.st = m.settings
+	if err := l.from.admit(&l.st, false); err != nil {
 		return err
 	}
 	if m.flags&flagServer != 0 {
@@ -86,14 +123,8 @@ func (sv *supervisor) handleFork(cl *client, id uint32, m *forkMsg, fds []int) e
 		defer closeFds([]int{end})
 		l.socket = append(l.socket, end)
 	}
-	a := &assignMsg{flags: m.flags&^(stdFlags|flagSettings) | l.st.flag(), nfiles: m.nfiles, serverPid: uint32(os.Getpid()), name: m.name, arg: m.arg, settings: l.st}
-	if err := sv.forkChild(l, a); err != nil {
-		if l.own != nil {
-			l.own.release()
-		}
-		return err
-	}
-	return nil
+	a := &assignMsg{flags: m.flags&^(stdFlags|flagSettings|flagExit) | l.st.flag(), nfiles: m.nfiles, serverPid: uint32(os.Getpid()), name: m.name, arg: m.arg, settings: l.st}
+	return sv.forkChild(l, a)
 }
 
 // forkChild hands the assignment a to a pooled child when l's settings
@@ -139,7 +170,7 @@ func (sv *supervisor) forkChild(l *launch, a *assignMsg) error {
 }
 
 // childEnv is the environment of a child executed to run a function.
-func childEnv() []string { return append(os.Environ(), roleEnv+"=child") }
+func childEnv() []string { return append(os.Environ(), roleEnv+"="+roleChild) }
 
 // childClient makes the connection the child of l gets, sets l.own to it
 // and returns the child's end: its rights are those l's settings ask for,
@@ -172,13 +203,12 @@ func (sv *supervisor) childClient(l *launch) (int, error) {
 	return end, nil
 }
 
-// handleExec starts an external program for the request id from cl: its
-// descriptors 0 to 2 are as a Fork's, Attr.Files follow from 3, and the
-// socket, if asked for, comes after them. It owns fds and closes them.
-func (sv *supervisor) handleExec(cl *client, id uint32, m *execMsg, fds []int) error {
-	defer closeFds(fds)
-	l, err := sv.newLaunch(cl, id, m.flags, m.settings, fds, true)
-	if err != nil {
+// exec starts the external program of an Exec: its descriptors 0 to 2
+// are as a Fork's, Attr.Files follow from 3, and the socket, if asked for,
+// comes after them.
+func (sv *supervisor) exec(l *launch, m *execMsg) error {
+	l.st = m.settings
+	if err := l.from.admit(&l.st, true); err != nil {
 		return err
 	}
 	sys, err := sysProcAttr(&l.st, true)
@@ -199,15 +229,20 @@ func (sv *supervisor) handleExec(cl *client, id uint32, m *execMsg, fds []int) e
 // stdFlags are the flags of the standard descriptors, 0 to 2 in order.
 const stdFlags = flagStdin | flagStdout | flagStderr
 
-// splitFds splits the descriptors of a Fork or Exec request by role.
-func splitFds(flags uint32, fds []int) (socket, stdio, files []int) {
+// splitFds splits the descriptors of a Fork or Exec request by role, in
+// the order they travel. Each part is a slice of fds that cannot grow into
+// the next.
+func splitFds(flags uint32, fds []int) (socket, exit, stdio, files []int) {
 	next := 0
-	if flags&flagSocket != 0 {
-		socket = []int{fds[0]}
-		next++
+	take := func(n int) []int {
+		part := fds[next : next+n : next+n]
+		next += n
+		return part
 	}
-	n := bits.OnesCount32(flags & stdFlags)
-	return socket, fds[next : next+n], fds[next+n:]
+	socket = take(bits.OnesCount32(flags & flagSocket))
+	exit = take(bits.OnesCount32(flags & flagExit))
+	stdio = take(bits.OnesCount32(flags & stdFlags))
+	return socket, exit, stdio, fds[next:]
 }
 
 // stdio returns the descriptors 0 to 2 for a child forked through cl: those

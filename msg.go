@@ -37,7 +37,7 @@ const (
 	protoVersion = 1
 	headerLen    = 12
 	maxText      = 1024         // error texts in replies are cut to this
-	maxFds       = 5 + MaxFiles // socket, server connection and stdio, then Attr.Files
+	maxFds       = 5 + MaxFiles // socket, exit or server connection, and stdio, then Attr.Files
 	maxBody      = 1 << 20      // settings included; Fork checks what it sends
 	maxSignal    = 64
 )
@@ -58,6 +58,7 @@ const (
 	tExec         // like tFork, but executes an external program
 	tSignalGroup  // a signalMsg for the child's process group
 	tKillAllGroup // a killAllMsg that reaches the process groups too
+	tTaken        // the requester assigned a warm child it was handed; no reply
 )
 
 // Frames sent by the server.
@@ -65,6 +66,7 @@ const (
 	tHello  msgType = 32 // first frame on a program's connection
 	tReply  msgType = 33 // answers the request with the same id
 	tExit   msgType = 34 // a child exited; id is the Fork request's
+	tWarm   msgType = 35 // hands the requester a warm child; id is the server's
 	tAssign msgType = 48 // tells a fresh child what to run
 )
 
@@ -77,11 +79,12 @@ const (
 	flagStdout
 	flagStderr
 	flagSettings // a settings section follows (no descriptor)
+	flagExit     // the write end of a pipe for the reply and the exit (after the socket)
 
-	fdFlags     = flagSocket | flagServer | flagStdin | flagStdout | flagStderr
+	fdFlags     = flagSocket | flagExit | flagServer | flagStdin | flagStdout | flagStderr
 	forkFlags   = fdFlags | flagSettings
-	assignFlags = forkFlags // a pooled child gets its stdio in the assignment
-	execFlags   = flagSocket | flagStdin | flagStdout | flagStderr | flagSettings
+	assignFlags = forkFlags &^ flagExit // a pooled child gets its stdio in the assignment
+	execFlags   = forkFlags &^ flagServer
 )
 
 // Bounds of the settings section and of an exec request.
@@ -175,6 +178,18 @@ type exitMsg struct {
 	rusage [18]int64
 }
 
+// warmMsg hands the requester a warm child: its descriptors are the
+// child's control socket, on which the requester writes the assignment,
+// and the read end of the child's exit pipe.
+type warmMsg struct{ pidBody }
+
+// takenMsg tells the server that the requester assigned the warm child
+// pid, which from then on is the requester's as a Fork's child is.
+type takenMsg struct{ pidBody }
+
+// pidBody is a body that is one pid.
+type pidBody struct{ pid uint32 }
+
 type assignMsg struct {
 	flags     uint32
 	nfiles    uint16
@@ -250,6 +265,8 @@ func (*helloMsg) kind() msgType  { return tHello }
 func (*replyMsg) kind() msgType  { return tReply }
 func (*exitMsg) kind() msgType   { return tExit }
 func (*assignMsg) kind() msgType { return tAssign }
+func (*warmMsg) kind() msgType   { return tWarm }
+func (*takenMsg) kind() msgType  { return tTaken }
 
 func (m *forkMsg) numFds() int {
 	return bits.OnesCount32(m.flags&fdFlags&^flagServer) + int(m.nfiles)
@@ -264,6 +281,8 @@ func (*detachMsg) numFds() int   { return 0 }
 func (*helloMsg) numFds() int    { return 0 }
 func (*replyMsg) numFds() int    { return 0 }
 func (*exitMsg) numFds() int     { return 0 }
+func (*warmMsg) numFds() int     { return 2 }
+func (*takenMsg) numFds() int    { return 0 }
 
 func newMessage(t msgType) message {
 	switch t {
@@ -293,6 +312,10 @@ func newMessage(t msgType) message {
 		return new(exitMsg)
 	case tAssign:
 		return new(assignMsg)
+	case tWarm:
+		return new(warmMsg)
+	case tTaken:
+		return new(takenMsg)
 	}
 	return nil
 }
@@ -516,6 +539,12 @@ func (*stopMsg) appendBody(b []byte) []byte   { return b }
 func (*stopMsg) parseBody(*decoder)           {}
 func (*detachMsg) appendBody(b []byte) []byte { return b }
 func (*detachMsg) parseBody(*decoder)         {}
+
+func (m *pidBody) appendBody(b []byte) []byte {
+	return binary.LittleEndian.AppendUint32(b, m.pid)
+}
+
+func (m *pidBody) parseBody(d *decoder) { m.pid = d.pid() }
 
 func (m *helloMsg) appendBody(b []byte) []byte {
 	return binary.LittleEndian.AppendUint32(b, m.pid)

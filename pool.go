@@ -3,21 +3,24 @@
 package forkserver
 
 import (
-	"net"
 	"os"
 	"syscall"
 )
 
 // A warm pool: children already executed, initialised and blocked reading
 // their assignment, so that a Fork costs a message instead of an exec and
-// the Go runtime's start.
+// the Go runtime's start. The server hands each one, as it is ready, to
+// the program's connection, whose Forks then write the assignment to the
+// child themselves: one message from the program to a running process.
+// What the program does not hold waits in the server, for the Forks it
+// relays.
 
 // pooled is a child waiting in the pool.
 type pooled struct {
 	pid   int
-	ctl   *net.UnixConn // the server's end of its descriptor 3
-	taken bool          // taken from the pool to be assigned
-	exit  *exitMsg      // its exit, if it ended after it was taken
+	ctl   int      // the server's end of its descriptor 3, blocking
+	taken bool     // taken from the pool to be assigned
+	exit  *exitMsg // its exit, if it ended after it was taken
 }
 
 // assignPooled writes the assignment frame, with fds, to a child from the
@@ -36,8 +39,8 @@ func (sv *supervisor) assignPooled(frame []byte, fds []int, l *launch) bool {
 		sv.mu.Unlock()
 		go sv.refill()
 
-		err := writeMsg(pc.ctl, frame, fds)
-		pc.ctl.Close()
+		err := sendMsgFd(pc.ctl, frame, fds)
+		syscall.Close(pc.ctl)
 		sv.mu.Lock()
 		if err == nil && (pc.exit != nil || !sv.stopping) {
 			sv.record(l, pc.pid, pc.exit)
@@ -50,8 +53,9 @@ func (sv *supervisor) assignPooled(frame []byte, fds []int, l *launch) bool {
 	}
 }
 
-// refill starts pooled children until the pool is full. One refill runs at
-// a time, outside any Fork: a burst larger than the pool starts cold.
+// refill starts pooled children until the pool, with the children handed
+// to the program and not yet assigned, is full. One refill runs at a time,
+// outside any Fork: a burst larger than the pool starts cold.
 func (sv *supervisor) refill() {
 	sv.mu.Lock()
 	if sv.refilling {
@@ -67,47 +71,90 @@ func (sv *supervisor) refill() {
 	}()
 	for {
 		sv.mu.Lock()
-		full := sv.stopping || len(sv.pool) >= sv.poolSize
+		full := sv.stopping || len(sv.pool)+sv.handed >= sv.poolSize
 		gen := sv.poolGen
 		sv.mu.Unlock()
 		if full {
 			return
 		}
-		ctl, childCtl, err := socketConnPair()
+		ctl, childCtl, err := socketpair()
 		if err != nil {
 			return
 		}
-		attr := &syscall.ProcAttr{Env: childEnv(), Files: []uintptr{0, 1, 2, uintptr(childCtl)}}
+		attr := &syscall.ProcAttr{Env: append(os.Environ(), roleEnv+"="+rolePooled), Files: []uintptr{0, 1, 2, uintptr(childCtl)}}
 		err = sv.spawn(sv.exe, os.Args, attr, false, func(pid int) error {
 			pc := &pooled{pid: pid, ctl: ctl}
 			sv.children[pid] = &entry{pooled: pc}
-			if sv.stopping { // missed by the signals the stop sent
+			switch {
+			case sv.stopping: // missed by the signals the stop sent
 				syscall.Kill(pid, syscall.SIGKILL)
 				return ErrClosed
+			case gen != sv.poolGen: // drained while it started: it may predate an Eval
+				syscall.Close(ctl)
+			case !sv.handOff(pc):
+				sv.pool = append(sv.pool, pc)
 			}
-			if gen != sv.poolGen { // drained while it started: it may predate an Eval
-				ctl.Close()
-				return nil
-			}
-			sv.pool = append(sv.pool, pc)
 			return nil
 		})
 		syscall.Close(childCtl)
 		if err != nil {
-			ctl.Close()
+			syscall.Close(ctl)
 			return // the next Fork tries again
 		}
 	}
 }
 
-// drainPool sends every pooled child away, to be replaced by children that
-// see the server as it is now. sv.mu must be held.
+// handOff hands the pooled child pc to the program's connection, with the
+// read end of an exit pipe, if the program holds fewer than the pool's size.
+// From then on the child is the program's, as a Fork's child is, but warm:
+// it is left out of KillAll until the program says it assigned it. sv.mu
+// must be held.
+func (sv *supervisor) handOff(pc *pooled) bool {
+	if sv.program == nil || sv.handed >= sv.poolSize {
+		return false
+	}
+	r, w, err := pipe()
+	if err == nil {
+		err = syscall.SetNonblock(w, true)
+	}
+	if err != nil {
+		closeFds([]int{r, w})
+		return false
+	}
+	sv.nextWarm++
+	id := 1<<31 | sv.nextWarm // requesters number their own requests below 1<<31
+	sv.children[pc.pid] = &entry{owner: sv.program, id: id, exit: w, warm: true}
+	sv.handed++
+	sv.program.sendFds(id, &warmMsg{pidBody{uint32(pc.pid)}}, []int{pc.ctl, r})
+	return true
+}
+
+// taken records that cl assigned the warm child pid it was handed, which
+// is replaced.
+func (sv *supervisor) taken(cl *client, pid int) {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	if e := sv.children[pid]; e != nil && e.owner == cl && e.warm {
+		e.warm = false
+		sv.handed--
+		go sv.refill()
+	}
+}
+
+// drainPool sends every pooled child away, those handed to the program
+// and not yet assigned included, to be replaced by children that see the
+// server as it is now. sv.mu must be held.
 func (sv *supervisor) drainPool() {
 	for _, pc := range sv.pool {
-		pc.ctl.Close() // it reads end-of-file and exits
+		syscall.Close(pc.ctl) // it reads end-of-file and exits
 	}
 	sv.pool = nil
 	sv.poolGen++
+	for pid, e := range sv.children {
+		if e.warm {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }
 
 // leftPool removes the child pid from the pool if it died there. sv.mu must
@@ -115,7 +162,7 @@ func (sv *supervisor) drainPool() {
 func (sv *supervisor) leftPool(pid int) {
 	for i, pc := range sv.pool {
 		if pc.pid == pid {
-			pc.ctl.Close()
+			syscall.Close(pc.ctl)
 			sv.pool = append(sv.pool[:i], sv.pool[i+1:]...)
 			return
 		}

@@ -9,62 +9,11 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 )
-
-// Wait waits for the child to exit and returns how it ended. A child that
-// exits non-zero or dies by a signal is not an error: see [Exit.Status]. Wait
-// returns an error only when the exit can no longer be learned: [ErrClosed]
-// after the Server was closed or detached, [ErrConnLost] when the server died.
-// Wait may be called any number of times and from any goroutine.
-func (p *Process) Wait() (*Exit, error) {
-	<-p.done
-	return p.exit, p.err
-}
-
-// Signal sends sig to the child through the server, which is the child's
-// parent and so cannot race with the reuse of its pid. It returns
-// os.ErrProcessDone if the child has already exited.
-func (p *Process) Signal(sig syscall.Signal) error {
-	select {
-	case <-p.done:
-		if p.exit != nil {
-			return os.ErrProcessDone
-		}
-	default:
-	}
-	return p.signal("signal", sig, false)
-}
-
-func (p *Process) signal(op string, sig syscall.Signal, group bool) error {
-	if err := checkSignal(sig); err != nil {
-		return opError(op, err)
-	}
-	_, err := p.srv.roundTrip(context.Background(), op, &signalMsg{pid: uint32(p.Pid), sig: uint32(sig), group: group})
-	return err
-}
-
-func checkSignal(sig syscall.Signal) error {
-	if sig < 0 || sig > maxSignal {
-		return fmt.Errorf("forkserver: signal %d out of range", int(sig))
-	}
-	return nil
-}
-
-// SignalGroup sends sig to the process group the child leads, which it
-// must have been forked with [Attr.Setsid] or [Attr.Setpgid] to do: it reaches
-// what the child started in its group. The server refuses once the child
-// has exited, since the group id could then be reused.
-func (p *Process) SignalGroup(sig syscall.Signal) error {
-	return p.signal("signal group", sig, true)
-}
-
-func (p *Process) finish(exit *Exit, err error) {
-	p.exit, p.err = exit, err
-	close(p.done)
-}
 
 // Start starts a fork server: a new execution of this program's binary
 // that creates children on its behalf. A nil cfg means the defaults. Main
@@ -118,9 +67,15 @@ func newServer(pid int, conn *net.UnixConn, root bool) *Server {
 
 // Fork asks the server to create a child that runs fn with what attr gives
 // it; a nil attr gives it nothing. The child is a fresh execution of this
-// binary. ctx bounds the wait for the server's answer: if ctx ends first,
-// Fork returns ctx's error and a child created anyway is killed (through
-// a connection that holds [RightSignal], as every one does by default).
+// binary.
+//
+// When the server has handed this connection a warm child that can take
+// the request (see [Config.PoolSize]), Fork writes the assignment to that
+// child itself and returns at once. Otherwise ctx bounds the wait for the
+// server's answer: if ctx ends first, Fork returns ctx's error and a child
+// created anyway is killed (through a connection that holds
+// [RightSignal], as every one does by default). A ctx already done when
+// Fork is called fails it either way.
 //
 // Waiting for the Process is optional: one that is never waited for leaks
 // nothing once the child has exited.
@@ -129,6 +84,9 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 		attr = new(Attr)
 	}
 	op := "fork " + fn.name
+	if err := ctx.Err(); err != nil {
+		return nil, opError(op, err)
+	}
 	if err := checkCall(fn, attr.Arg); err != nil {
 		return nil, opError(op, err)
 	}
@@ -140,6 +98,14 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 	if attr.Server {
 		m.flags |= flagServer
 	}
+	p, err := s.forkWarm(m, attr)
+	if err != nil {
+		return nil, opError(op, err)
+	}
+	if p != nil {
+		return p, nil
+	}
+	m.flags |= flagExit
 	return s.launch(ctx, op, m, attr)
 }
 
@@ -156,6 +122,9 @@ func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Att
 		attr = new(Attr)
 	}
 	op := "exec " + path
+	if err := ctx.Err(); err != nil {
+		return nil, opError(op, err)
+	}
 	if path == "" || len(path) > maxPath || len(argv) > maxList {
 		return nil, opError(op, fmt.Errorf("forkserver: path of 1 to %d bytes and at most %d arguments required", maxPath, maxList))
 	}
@@ -171,41 +140,8 @@ func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Att
 	if err != nil {
 		return nil, opError(op, err)
 	}
-	m := &execMsg{flags: attr.fdFlags() | st.flag(), nfiles: uint16(len(attr.Files)), path: path, argv: argv, settings: st}
+	m := &execMsg{flags: attr.fdFlags() | flagExit | st.flag(), nfiles: uint16(len(attr.Files)), path: path, argv: argv, settings: st}
 	return s.launch(ctx, op, m, attr)
-}
-
-// launch sends the Fork or Exec request m with the descriptors attr gives,
-// in the order attr.fdFlags says, and returns the new Process.
-func (s *Server) launch(ctx context.Context, op string, m message, attr *Attr) (*Process, error) {
-	if len(attr.Files) > MaxFiles {
-		return nil, opError(op, errTooManyFiles)
-	}
-	var files []*os.File
-	for _, f := range []*os.File{attr.Stdin, attr.Stdout, attr.Stderr} {
-		if f != nil {
-			files = append(files, f)
-		}
-	}
-	files = append(files, attr.Files...)
-	p := &Process{srv: s, done: make(chan struct{})}
-	theirs := -1
-	if attr.Socket {
-		var err error
-		if p.conn, theirs, err = socketConnPair(); err != nil {
-			return nil, opError(op, err)
-		}
-		defer closeFds([]int{theirs})
-	}
-	r, err := s.do(ctx, m, theirs, files, p)
-	if err != nil {
-		if p.conn != nil {
-			p.conn.Close()
-		}
-		return nil, opError(op, err)
-	}
-	p.Pid = int(r.value)
-	return p, nil
 }
 
 // KillAll sends sig to every child created through this connection and,
@@ -254,13 +190,7 @@ func (s *Server) Eval(ctx context.Context, fn Func, arg []byte) error {
 // returns. When Stop returns, the server has exited and s is closed; a
 // refusal ([ErrPermission]) leaves s as it was.
 func (s *Server) Stop(ctx context.Context) error {
-	m := &stopMsg{}
-	id, c, err := s.register(m, nil)
-	if err == nil {
-		if err = s.write(id, m, nil); err != nil {
-			s.forget(id)
-		}
-	}
+	c, err := s.send(&stopMsg{})
 	if err != nil {
 		return opError("stop", err)
 	}
@@ -273,7 +203,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		s.KillAll(syscall.SIGKILL) // an error here shows in the reply
 		r, ok = <-c.reply
 	}
-	if err := s.replyErr(r, ok); err != nil {
+	if _, err := s.answer(r, ok); err != nil {
 		return opError("stop", err)
 	}
 	s.closeWith(ErrClosed)
@@ -322,62 +252,70 @@ func checkCall(fn Func, arg []byte) error {
 
 // roundTrip sends m, which carries no descriptors, and waits for its reply.
 func (s *Server) roundTrip(ctx context.Context, op string, m message) (*replyMsg, error) {
-	r, err := s.do(ctx, m, -1, nil, nil)
+	r, err := s.call(ctx, m)
 	if err != nil {
 		return nil, opError(op, err)
 	}
 	return r, nil
 }
 
-// do sends m with extra, unless it is -1, and the descriptors of files, and
-// waits for the reply. A Fork passes the Process that will get its exit.
-func (s *Server) do(ctx context.Context, m message, extra int, files []*os.File, p *Process) (*replyMsg, error) {
-	id, c, err := s.register(m, p)
+func (s *Server) call(ctx context.Context, m message) (*replyMsg, error) {
+	c, err := s.send(m)
 	if err != nil {
-		return nil, err
-	}
-	err = withFds(files, func(fds []int) error {
-		if extra >= 0 {
-			fds = append([]int{extra}, fds...)
-		}
-		return s.write(id, m, fds)
-	})
-	if err != nil {
-		s.forget(id)
 		return nil, err
 	}
 	select {
 	case r, ok := <-c.reply:
-		if err := s.replyErr(r, ok); err != nil {
-			s.forget(id)
-			return nil, err
-		}
-		return r, nil
+		return s.answer(r, ok)
 	case <-ctx.Done():
-		s.abandon(id, c)
+		s.forget(c.id) // the reply is dropped
 		return nil, ctx.Err()
 	}
 }
 
-func (s *Server) register(m message, p *Process) (uint32, *call, error) {
+// send sends m, which carries no descriptors, as a call awaiting its reply.
+func (s *Server) send(m message) (*call, error) {
+	c := &call{reply: make(chan *replyMsg, 1), final: m.kind() == tStop || m.kind() == tDetach, eval: m.kind() == tEval}
+	var err error
+	c.id, err = s.newID(func(id uint32) { s.calls[id] = c })
+	if err == nil {
+		err = s.write(c.id, m, nil)
+	}
+	if err != nil {
+		s.forget(c.id)
+		return nil, err
+	}
+	return c, nil
+}
+
+// answer returns the reply r, or the error it stands for; ok false means
+// the connection ended first.
+func (s *Server) answer(r *replyMsg, ok bool) (*replyMsg, error) {
+	if !ok {
+		return nil, s.failure(nil)
+	}
+	if err := s.replyErr(r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// newID finds an id no call or process uses and calls use with it, with
+// s.mu held. Ids from 1<<31 up are the server's, for warm children.
+func (s *Server) newID(use func(id uint32)) (uint32, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
-		return 0, nil, s.err
+		return 0, s.err
 	}
 	for {
-		s.nextID++
+		s.nextID = (s.nextID + 1) % (1 << 31)
 		if _, used := s.calls[s.nextID]; !used && s.nextID != 0 && s.procs[s.nextID] == nil {
 			break
 		}
 	}
-	c := &call{reply: make(chan *replyMsg, 1), fork: p != nil, final: m.kind() == tStop || m.kind() == tDetach}
-	s.calls[s.nextID] = c
-	if p != nil {
-		p.id = s.nextID
-		s.procs[s.nextID] = p
-	}
-	return s.nextID, c, nil
+	use(s.nextID)
+	return s.nextID, nil
 }
 
 func (s *Server) forget(id uint32) {
@@ -385,27 +323,6 @@ func (s *Server) forget(id uint32) {
 	delete(s.calls, id)
 	delete(s.procs, id)
 	s.mu.Unlock()
-}
-
-// abandon gives up on the call id: its reply is dropped, and a child its
-// Fork creates is killed.
-func (s *Server) abandon(id uint32, c *call) {
-	s.mu.Lock()
-	pending := s.calls[id] == c
-	c.abandoned = pending
-	delete(s.procs, id)
-	s.mu.Unlock()
-	if !pending { // the reply came as ctx ended, or the connection is gone
-		if r, ok := <-c.reply; ok {
-			s.dropReply(c, r)
-		}
-	}
-}
-
-func (s *Server) dropReply(c *call, r *replyMsg) {
-	if c.fork && r.code == codeOK {
-		go s.do(context.Background(), &signalMsg{pid: r.value, sig: uint32(syscall.SIGKILL)}, -1, nil, nil)
-	}
 }
 
 func (s *Server) write(id uint32, m message, fds []int) error {
@@ -432,10 +349,7 @@ func (s *Server) failure(cause error) error {
 }
 
 // replyErr turns a reply into the error it stands for.
-func (s *Server) replyErr(r *replyMsg, ok bool) error {
-	if !ok {
-		return s.failure(nil)
-	}
+func (s *Server) replyErr(r *replyMsg) error {
 	switch r.code {
 	case codeOK:
 		return nil
@@ -470,6 +384,7 @@ func (s *Server) readLoop(r *frameReader) {
 	}
 	calls, procs := s.calls, s.procs
 	s.calls, s.procs = nil, nil
+	s.dropWarm()
 	err = s.err
 	s.mu.Unlock()
 	for _, c := range calls {
@@ -491,31 +406,45 @@ func (s *Server) dispatch(f frame) error {
 		s.mu.Lock()
 		c := s.calls[f.id]
 		delete(s.calls, f.id)
-		abandoned := c != nil && c.abandoned
 		if c != nil && c.final && m.code == codeOK && s.err == nil {
 			s.err = ErrClosed // the server exits now: that is no lost connection
 		}
+		if c != nil && c.eval {
+			s.dropWarm() // they predate what Eval changed; new ones follow
+		}
 		s.mu.Unlock()
-		switch {
-		case c == nil: // a call given up on, not a Fork
-		case abandoned:
-			s.dropReply(c, m)
-		default:
+		if c != nil { // else a call given up on
 			c.reply <- m
 		}
 	case *exitMsg:
 		s.mu.Lock()
 		p := s.procs[f.id]
 		delete(s.procs, f.id)
+		if i := slices.IndexFunc(s.warm, func(w warmChild) bool { return w.id == f.id }); i >= 0 {
+			closeFds([]int{s.warm[i].ctl, s.warm[i].exit})
+			s.warm = slices.Delete(s.warm, i, i+1)
+		}
 		s.mu.Unlock()
 		if p != nil {
 			p.finish(exitFromMsg(m), nil)
 		}
+	case *warmMsg:
+		s.mu.Lock()
+		s.warm = append(s.warm, warmChild{id: f.id, pid: int(m.pid), ctl: f.fds[0], exit: f.fds[1]})
+		s.mu.Unlock()
 	default:
 		closeFds(f.fds)
 		return fmt.Errorf("%w: unexpected frame type %d from the server", errMalformed, f.msg.kind())
 	}
 	return nil
+}
+
+// dropWarm closes the warm children s holds, which exit. s.mu must be held.
+func (s *Server) dropWarm() {
+	for _, w := range s.warm {
+		closeFds([]int{w.ctl, w.exit})
+	}
+	s.warm = nil
 }
 
 // opError prefixes err with the operation that failed, keeping it

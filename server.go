@@ -53,6 +53,13 @@ type supervisor struct {
 	stopping  bool            // no new children
 	idle      []chan struct{} // closed when children becomes empty
 
+	// program is the program's connection, to which pooled children are
+	// handed ahead of need, at most poolSize of them unassigned at once:
+	// handed counts those. nextWarm numbers them.
+	program  *client
+	handed   int
+	nextWarm uint32
+
 	// throttles counts the times a client was not read from because too
 	// much was queued for it.
 	throttles atomic.Int64
@@ -65,7 +72,9 @@ var running *supervisor
 type entry struct {
 	owner  *client // the connection that asked for it; nil while pooled
 	id     uint32  // its Fork request's id, which its exit event carries
+	exit   int     // with an owner: the exit pipe, or -1
 	group  bool    // it leads its own process group
+	warm   bool    // handed to owner, which has not assigned it yet
 	pooled *pooled // while it waits in the pool or is being assigned
 }
 
@@ -85,9 +94,17 @@ type client struct {
 
 	mu       sync.Mutex
 	cond     sync.Cond // signalled as the queue drains
-	out      []byte    // frames waiting to be written
+	out      []chunk   // frames waiting to be written
+	queued   int       // bytes in out
 	flushing bool      // a goroutine is writing out
 	broken   bool      // writing failed or the connection closed; out is dropped
+}
+
+// chunk is frames waiting to be written, with descriptors, which the
+// client owns, to travel with the first of them.
+type chunk struct {
+	b   []byte
+	fds []int
 }
 
 // runServer runs the fork server on descriptor 3 until the program's
@@ -111,9 +128,10 @@ func runServer() int {
 			os.Unsetenv(poolEnv)
 			running = sv
 			sv.watchExits()
-			go sv.refill()
 			root := sv.newClient(conn, nil, allRights)
-			root.send(0, &helloMsg{pid: uint32(os.Getpid())})
+			sv.program = root
+			root.send(0, &helloMsg{pid: uint32(os.Getpid())}) // before any warm child
+			go sv.refill()
 			go func() {
 				// On Linux the program's death sends SIGTERM (see
 				// serverSysProcAttr), which may come before the end of
@@ -198,8 +216,7 @@ func (cl *client) serve() {
 		cl.throttle()
 	}
 	cl.mu.Lock()
-	cl.broken = true
-	cl.out = nil
+	cl.drop()
 	cl.mu.Unlock()
 	cl.release()
 }
@@ -213,6 +230,7 @@ var needs = map[msgType]Rights{
 	tSignalGroup:  RightSignal,
 	tKillAll:      RightSignal,
 	tKillAllGroup: RightSignal,
+	tTaken:        RightFork,
 	tEval:         RightEval,
 	tStop:         RightStop,
 	tDetach:       RightStop,
@@ -234,13 +252,11 @@ func (cl *client) handle(f frame) bool {
 	sv := cl.srv
 	switch m := f.msg.(type) {
 	case *forkMsg:
-		if err := sv.handleFork(cl, f.id, m, f.fds); err != nil {
-			cl.reply(f.id, err)
-		}
+		sv.handleLaunch(cl, f.id, m.flags, f.fds, func(l *launch) error { return sv.fork(l, m) })
 	case *execMsg:
-		if err := sv.handleExec(cl, f.id, m, f.fds); err != nil {
-			cl.reply(f.id, err)
-		}
+		sv.handleLaunch(cl, f.id, m.flags, f.fds, func(l *launch) error { return sv.exec(l, m) })
+	case *takenMsg:
+		sv.taken(cl, int(m.pid))
 	case *signalMsg:
 		cl.reply(f.id, sv.signal(cl, int(m.pid), syscall.Signal(m.sig), m.group))
 	case *killAllMsg:
@@ -258,8 +274,8 @@ func (cl *client) handle(f frame) bool {
 			sv.mu.Lock()
 			sv.drainPool() // pooled children predate what fn changed
 			sv.mu.Unlock()
-			go sv.refill()
-			cl.reply(f.id, err)
+			cl.reply(f.id, err) // before any warm child that replaces them
+			sv.refill()
 		}()
 	case *stopMsg:
 		go sv.stop(cl, f.id)
@@ -293,12 +309,13 @@ func (sv *supervisor) signal(cl *client, pid int, sig syscall.Signal, group bool
 	return os.NewSyscallError("kill", syscall.Kill(pid, sig))
 }
 
-// signalAll sends sig to every child in the scope of scope, or to every
-// child if scope is nil; with groups, to the process group of every child
-// that leads one. sv.mu must be held.
+// signalAll sends sig to every child in the scope of scope, warm children
+// it holds unassigned left out, or to every child if scope is nil; with
+// groups, to the process group of every child that leads one. sv.mu must be
+// held.
 func (sv *supervisor) signalAll(scope *client, sig syscall.Signal, groups bool) {
 	for pid, e := range sv.children {
-		if scope == nil || e.owner != nil && e.owner.within(scope) {
+		if scope == nil || e.owner != nil && !e.warm && e.owner.within(scope) {
 			if groups && e.group {
 				syscall.Kill(-pid, sig)
 			} else {
@@ -401,16 +418,28 @@ func truncate(s string) string {
 	return s
 }
 
-// send queues a frame for p and makes sure a goroutine is writing the
+// send queues a frame for cl and makes sure a goroutine is writing the
 // queue out. It never blocks, so the reaper and the handlers may call it
 // with sv.mu held.
-func (cl *client) send(id uint32, m message) {
+func (cl *client) send(id uint32, m message) { cl.sendFds(id, m, nil) }
+
+// sendFds is send with descriptors, which it takes ownership of, to travel
+// with the frame.
+func (cl *client) sendFds(id uint32, m message, fds []int) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	if cl.broken {
+		closeFds(fds)
 		return
 	}
-	cl.out = appendFrame(cl.out, id, m)
+	n := len(cl.out)
+	if fds != nil || n == 0 {
+		cl.out = append(cl.out, chunk{fds: fds})
+		n++
+	}
+	size := len(cl.out[n-1].b)
+	cl.out[n-1].b = appendFrame(cl.out[n-1].b, id, m)
+	cl.queued += len(cl.out[n-1].b) - size
 	if !cl.flushing {
 		cl.flushing = true
 		go cl.flush()
@@ -420,14 +449,15 @@ func (cl *client) send(id uint32, m message) {
 func (cl *client) flush() {
 	cl.mu.Lock()
 	for len(cl.out) > 0 && !cl.broken {
-		buf := cl.out
-		cl.out = nil
+		c := cl.out[0]
+		cl.out = cl.out[1:]
 		cl.mu.Unlock()
-		_, err := cl.conn.Write(buf)
+		err := writeMsg(cl.conn, c.b, c.fds)
+		closeFds(c.fds)
 		cl.mu.Lock()
+		cl.queued -= len(c.b)
 		if err != nil {
-			cl.broken = true
-			cl.out = nil
+			cl.drop()
 			cl.conn.Close()
 		}
 		cl.cond.Broadcast()
@@ -437,13 +467,32 @@ func (cl *client) flush() {
 	cl.mu.Unlock()
 }
 
+// drop marks cl broken and drops what is queued for it. cl.mu must be held.
+func (cl *client) drop() {
+	cl.broken = true
+	for _, c := range cl.out {
+		closeFds(c.fds)
+	}
+	cl.out, cl.queued = nil, 0
+}
+
+// exited tells cl of the exit of its child id, on the child's exit pipe
+// exit, which it closes, if there is one, and on the connection.
+func (cl *client) exited(id uint32, exit int, m *exitMsg) {
+	if exit >= 0 {
+		notify(exit, id, m)
+		syscall.Close(exit)
+	}
+	cl.send(id, m)
+}
+
 // throttle waits while too much is queued for cl.
 func (cl *client) throttle() {
 	cl.mu.Lock()
-	if len(cl.out) > highWater && !cl.broken {
+	if cl.queued > highWater && !cl.broken {
 		cl.srv.throttles.Add(1)
 	}
-	for len(cl.out) > highWater && !cl.broken {
+	for cl.queued > highWater && !cl.broken {
 		cl.cond.Wait()
 	}
 	cl.mu.Unlock()

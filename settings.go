@@ -45,6 +45,8 @@ func (a *Attr) settings() (settings, error) {
 		st.rlimits = append(st.rlimits, rlimit{uint32(r.Resource), r.Cur, r.Max})
 	}
 	switch {
+	case len(a.Files) > MaxFiles:
+		return st, errTooManyFiles
 	case len(a.Dir) > maxPath || len(a.Chroot) > maxPath:
 		return st, fmt.Errorf("forkserver: Dir or Chroot longer than %d bytes", maxPath)
 	case len(a.Env) > maxList || len(a.ExtraEnv) > maxList:
@@ -78,6 +80,12 @@ func (cl *client) admit(st *settings, external bool) error {
 	if err := cl.confine(st); err != nil {
 		return err
 	}
+	return admissible(st, external)
+}
+
+// admissible checks that this process, or the server it started, can
+// honour st.
+func admissible(st *settings, external bool) error {
 	if st.set&setCredential != 0 && os.Geteuid() != 0 && !sameCredential(st) {
 		return os.NewSyscallError("setuid", syscall.EPERM)
 	}
@@ -268,6 +276,18 @@ func (a *Attr) fdFlags() uint32 {
 		}
 	}
 	return flags
+}
+
+// fdFiles returns the files a Fork or Exec request with a carries, in the
+// order of fdFlags: the standard descriptors given, then Files.
+func (a *Attr) fdFiles() []*os.File {
+	var files []*os.File
+	for _, f := range []*os.File{a.Stdin, a.Stdout, a.Stderr} {
+		if f != nil {
+			files = append(files, f)
+		}
+	}
+	return append(files, a.Files...)
 }
 
 // flag returns flagSettings if st asks for anything, so that a frame

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+	"unsafe"
 )
 
 // fdDir lists the open descriptors of the process reading it.
@@ -65,3 +66,27 @@ func sysProcAttr(st *settings, external bool) (*syscall.SysProcAttr, error) {
 
 func withNoNewPrivs(fn func()) error           { return errors.ErrUnsupported }
 func enablePdeathsig(sig syscall.Signal) error { return errors.ErrUnsupported }
+
+// pipe returns a close-on-exec pipe: its read end, then its write end.
+// macOS has no pipe2, so the pipe is made under ForkLock, as socketpair is.
+func pipe() (r, w int, err error) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	var p [2]int
+	if err := syscall.Pipe(p[:]); err != nil {
+		return -1, -1, os.NewSyscallError("pipe", err)
+	}
+	syscall.CloseOnExec(p[0])
+	syscall.CloseOnExec(p[1])
+	return p[0], p[1], nil
+}
+
+// poll waits, with no timeout, until one of pfds has an event. It blocks
+// the calling thread, never the runtime's poller.
+func poll(pfds []pollFd) error {
+	_, _, errno := syscall.Syscall(syscall.SYS_POLL, uintptr(unsafe.Pointer(&pfds[0])), uintptr(len(pfds)), ^uintptr(0))
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
+	"unsafe"
 )
 
 // fdDir lists the open descriptors of the process reading it.
@@ -124,6 +125,25 @@ func enablePdeathsig(sig syscall.Signal) error {
 	_, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(sig), 0)
 	if errno != 0 {
 		return os.NewSyscallError("prctl(PR_SET_PDEATHSIG)", errno)
+	}
+	return nil
+}
+
+// pipe returns a close-on-exec pipe: its read end, then its write end.
+func pipe() (r, w int, err error) {
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+		return -1, -1, os.NewSyscallError("pipe2", err)
+	}
+	return p[0], p[1], nil
+}
+
+// poll waits, with no timeout, until one of pfds has an event. It blocks
+// the calling thread, never the runtime's poller.
+func poll(pfds []pollFd) error {
+	_, _, errno := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfds[0])), uintptr(len(pfds)), 0, 0, 0, 0)
+	if errno != 0 {
+		return errno
 	}
 	return nil
 }

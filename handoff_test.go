@@ -1,0 +1,88 @@
+//go:build linux
+
+package forkserver
+
+// The direct hand-off: warm children the server hands to the program's
+// connection, which assigns them itself.
+
+import (
+	"context"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// takeWarmChild waits until srv holds a warm child and takes it.
+func takeWarmChild(t *testing.T, srv *Server) (*Process, int) {
+	t.Helper()
+	for delay, deadline := time.Millisecond, time.Now().Add(hostileBound); ; delay = min(2*delay, 100*time.Millisecond) {
+		if p, ctl := srv.takeWarm(); p != nil {
+			return p, ctl
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server handed over no warm child in %v", hostileBound)
+		}
+		time.Sleep(delay) // polling with backoff; the bound only ends a hang
+	}
+}
+
+// A requester that writes garbage to a warm child it was handed hurts
+// nothing but that child: the child exits with an error, its exit reaches
+// the requester, and the server goes on handing over warm children that
+// run what they are assigned.
+func TestHandOffGarbage(t *testing.T) {
+	srv, err := Start(&Config{PoolSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	assignment := func(a *assignMsg) []byte { return appendFrame(nil, 0, a) }
+	for _, tc := range []struct {
+		name  string
+		bytes []byte
+		fds   int // how many descriptors travel with the bytes
+	}{
+		{"bytes that are no frame", []byte("not a frame at all"), 0},
+		{"a frame that is no assignment", appendFrame(nil, 0, &replyMsg{}), 0},
+		{"an assignment of no registered function", assignment(&assignMsg{serverPid: 1, name: "handoff-no-such-function"}), 0},
+		{"an assignment without the socket it announces", assignment(&assignMsg{flags: flagSocket, serverPid: 1, name: hostileNil.name}), 0},
+		{"descriptors no assignment announces", assignment(&assignMsg{serverPid: 1, name: hostileNil.name}), 2},
+		{"a cut assignment", assignment(&assignMsg{serverPid: 1, name: hostileNil.name, arg: make([]byte, 100)})[:40], 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, ctl := takeWarmChild(t, srv)
+			var fds []int
+			for range tc.fds {
+				r, w, err := pipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				fds = append(fds, r)
+				defer closeFds([]int{r, w})
+			}
+			err := sendMsgFd(ctl, tc.bytes, fds)
+			syscall.Close(ctl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			exit, err := p.Wait()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if exit.Success() {
+				t.Fatalf("the warm child took %s and exited 0", tc.name)
+			}
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hostileBound)
+	defer cancel()
+	for range 3 { // warm children handed over after the garbage still work
+		p, err := srv.Fork(ctx, hostileNil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exit, err := p.Wait(); err != nil || !exit.Success() {
+			t.Fatalf("a Fork after the garbage: %v, %v", exit, err)
+		}
+	}
+}

@@ -1,0 +1,424 @@
+//go:build linux || darwin
+
+package forkserver
+
+// A child seen from the program: how Fork and Exec start it, from a warm
+// child the server handed over or through the server, and how its exit is
+// learned. The reply to a Fork or Exec and the exit of its child reach the
+// requester on a pipe of their own as well as on the connection: the
+// goroutine that waits reads the pipe with a blocking system call, as
+// os/exec's Wait does, and so resumes as soon as its event happens, while a
+// goroutine woken through the runtime's poller, or handed an event by
+// another goroutine, waits a scheduling round in a program whose processors
+// are busy.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// Wait waits for the child to exit and returns how it ended. A child that
+// exits non-zero or dies by a signal is not an error: see [Exit.Status]. Wait
+// returns an error only when the exit can no longer be learned: [ErrClosed]
+// after the Server was closed or detached, [ErrConnLost] when the server died.
+// Wait may be called any number of times and from any goroutine.
+//
+// Wait blocks in a system call on the calling goroutine's thread, as
+// os/exec's Wait does, and so returns as soon as the server has reaped the
+// child, however busy the program's other goroutines keep its processors.
+// Like os/exec, a program that blocks many goroutines in Wait at once may
+// use a thread for each; [Process.Done] uses none.
+func (p *Process) Wait() (*Exit, error) {
+	if p.srv == nil {
+		return nil, errNoProcess
+	}
+	if f, ok, err := p.readPipe(context.Background()); ok && err == nil {
+		if m, isExit := f.msg.(*exitMsg); isExit {
+			p.srv.mu.Lock()
+			closed := errors.Is(p.srv.err, ErrClosed)
+			p.srv.mu.Unlock()
+			if closed {
+				p.finish(nil, ErrClosed) // as if the reader had come first
+			} else {
+				p.finish(exitFromMsg(m), nil)
+			}
+		}
+	}
+	<-p.done // the reader learns what the pipe could not tell
+	return p.exit, p.err
+}
+
+// Signal sends sig to the child through the server, which is the child's
+// parent and so cannot race with the reuse of its pid. It returns
+// os.ErrProcessDone if the child has already exited.
+func (p *Process) Signal(sig syscall.Signal) error {
+	select {
+	case <-p.done:
+		if p.exit != nil {
+			return os.ErrProcessDone
+		}
+	default:
+	}
+	return p.signal("signal", sig, false)
+}
+
+func (p *Process) signal(op string, sig syscall.Signal, group bool) error {
+	if err := checkSignal(sig); err != nil {
+		return opError(op, err)
+	}
+	_, err := p.srv.roundTrip(context.Background(), op, &signalMsg{pid: uint32(p.Pid), sig: uint32(sig), group: group})
+	return err
+}
+
+func checkSignal(sig syscall.Signal) error {
+	if sig < 0 || sig > maxSignal {
+		return fmt.Errorf("forkserver: signal %d out of range", int(sig))
+	}
+	return nil
+}
+
+// SignalGroup sends sig to the process group the child leads, which it
+// must have been forked with [Attr.Setsid] or [Attr.Setpgid] to do: it reaches
+// what the child started in its group. The server refuses once the child
+// has exited, since the group id could then be reused.
+func (p *Process) SignalGroup(sig syscall.Signal) error {
+	return p.signal("signal group", sig, true)
+}
+
+// finish records how the child ended, once: the first to learn it wins.
+func (p *Process) finish(exit *Exit, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.exit, p.err = exit, err
+	close(p.done)
+	if !p.reading {
+		p.closeExitFd()
+	}
+}
+
+// closeExitFd closes the exit pipe. p.mu must be held.
+func (p *Process) closeExitFd() {
+	if p.exitFd >= 0 {
+		syscall.Close(p.exitFd)
+		p.exitFd = -1
+	}
+}
+
+// readPipe reads the next frame from p's exit pipe, blocking the calling
+// thread until it comes or ctx ends. ok is false, and nothing is read, when
+// another goroutine is reading or p has finished. Once p has finished, or
+// the pipe has failed, the pipe is closed.
+func (p *Process) readPipe(ctx context.Context) (f frame, ok bool, err error) {
+	p.mu.Lock()
+	fd := p.exitFd
+	if p.reading || fd < 0 {
+		p.mu.Unlock()
+		return frame{}, false, nil
+	}
+	p.reading = true
+	p.mu.Unlock()
+	err = waitReadable(ctx, fd)
+	if err == nil {
+		f, err = readFrameFd(fd)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reading = false
+	select {
+	case <-p.done:
+		p.closeExitFd()
+	default:
+		if err != nil && ctx.Err() == nil {
+			p.closeExitFd()
+		}
+	}
+	return f, true, err
+}
+
+// pollFd is the system's struct pollfd.
+type pollFd struct {
+	fd      int32
+	events  int16
+	revents int16
+}
+
+const pollIn = 0x1
+
+// readFrameFd reads one frame, which carries no descriptors, from the
+// blocking descriptor fd. io.EOF means the writer closed it between frames.
+func readFrameFd(fd int) (frame, error) {
+	var hdr [headerLen]byte
+	if err := readFullFd(fd, hdr[:]); err != nil {
+		return frame{}, err
+	}
+	h, err := parseHeader(hdr[:])
+	if err == nil && h.nfds != 0 {
+		err = fmt.Errorf("%w: %d descriptors on an exit pipe", errMalformed, h.nfds)
+	}
+	if err != nil {
+		return frame{}, err
+	}
+	body := make([]byte, h.len)
+	if err := readFullFd(fd, body); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return frame{}, err
+	}
+	m, err := decodeBody(h.typ, body)
+	if err != nil {
+		return frame{}, err
+	}
+	return frame{id: h.id, msg: m}, nil
+}
+
+func readFullFd(fd int, p []byte) error {
+	for n := 0; n < len(p); {
+		m, err := syscall.Read(fd, p[n:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			return os.NewSyscallError("read", err)
+		case m == 0 && n == 0:
+			return io.EOF
+		case m == 0:
+			return io.ErrUnexpectedEOF
+		}
+		n += m
+	}
+	return nil
+}
+
+// waitReadable blocks the calling thread until fd is readable or ctx is
+// done, and then returns ctx's error.
+func waitReadable(ctx context.Context, fd int) error {
+	if ctx.Done() == nil {
+		return nil // the read that follows blocks
+	}
+	r, w, err := pipe()
+	if err != nil {
+		return err
+	}
+	defer closeFds([]int{r, w})
+	woken := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		syscall.Write(w, []byte{0})
+		close(woken)
+	})
+	defer func() {
+		if !stop() {
+			<-woken // w stays open until the write is done
+		}
+	}()
+	pfds := []pollFd{{fd: int32(fd), events: pollIn}, {fd: int32(r), events: pollIn}}
+	for {
+		err := poll(pfds)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			return os.NewSyscallError("poll", err)
+		case pfds[0].revents != 0:
+			return nil
+		case pfds[1].revents != 0:
+			return ctx.Err()
+		}
+	}
+}
+
+// exitPipe checks that fd, received with a request, is a pipe, and makes
+// it non-blocking: the server writes to it with notify.
+func exitPipe(fd int) error {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return os.NewSyscallError("fstat", err)
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+		return fmt.Errorf("%w: the exit descriptor is not a pipe", errMalformed)
+	}
+	return os.NewSyscallError("setnonblock", syscall.SetNonblock(fd, true))
+}
+
+// notify writes m's frame to the exit pipe fd without blocking. A frame is
+// smaller than PIPE_BUF, so it is written whole or not at all: a requester
+// that never reads its pipe loses what does not fit, never the server's
+// time.
+func notify(fd int, id uint32, m message) {
+	b := appendFrame(nil, id, m)
+	for {
+		if _, err := syscall.Write(fd, b); err != syscall.EINTR {
+			return
+		}
+	}
+}
+
+// launch sends the Fork or Exec request m, which asks for an exit pipe,
+// with the descriptors attr gives, in the order [Attr.fdFlags] says, and
+// returns the new Process once the reply has come on that pipe.
+func (s *Server) launch(ctx context.Context, op string, m message, attr *Attr) (*Process, error) {
+	r, w, err := pipe()
+	if err != nil {
+		return nil, opError(op, err)
+	}
+	p := &Process{srv: s, done: make(chan struct{}), exitFd: r}
+	// The server answers on the pipe, or on the connection if it could
+	// not receive the pipe.
+	c := &call{reply: make(chan *replyMsg, 1)}
+	fds := []int{w}
+	if attr.Socket {
+		var theirs int
+		if p.conn, theirs, err = socketConnPair(); err == nil {
+			fds = []int{theirs, w}
+		}
+	}
+	if err == nil {
+		p.id, err = s.newID(func(id uint32) {
+			s.procs[id] = p
+			s.calls[id] = c
+		})
+	}
+	if err == nil {
+		err = withFds(attr.fdFiles(), func(files []int) error { return s.write(p.id, m, append(fds, files...)) })
+	}
+	closeFds(fds)
+	if err == nil {
+		p.Pid, err = s.awaitLaunch(ctx, p, c)
+	}
+	if err != nil {
+		if ctx.Err() == nil || err != ctx.Err() { // else awaitLaunch abandoned it
+			s.forget(p.id)
+			p.finish(nil, err)
+		}
+		if p.conn != nil {
+			p.conn.Close()
+		}
+		return nil, opError(op, err)
+	}
+	return p, nil
+}
+
+// awaitLaunch waits for the reply to p's launch, c, and returns the
+// child's pid. If ctx ends first, a child created all the same is killed
+// once the reply comes.
+func (s *Server) awaitLaunch(ctx context.Context, p *Process, c *call) (int, error) {
+	f, _, err := p.readPipe(ctx) // nobody else reads it yet
+	switch {
+	case err == nil:
+		r, ok := f.msg.(*replyMsg)
+		if !ok {
+			return 0, fmt.Errorf("%w: type %d where a reply belongs", errMalformed, f.msg.kind())
+		}
+		s.mu.Lock()
+		delete(s.calls, p.id)
+		s.mu.Unlock()
+		if err := s.replyErr(r); err != nil {
+			return 0, err
+		}
+		return int(r.value), nil
+	case err == io.EOF: // the server did not get the pipe, or died
+		select {
+		case r, ok := <-c.reply:
+			if _, err := s.answer(r, ok); err != nil {
+				return 0, err
+			}
+			return 0, fmt.Errorf("%w: a reply without its pipe", errMalformed)
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w", ctx.Err()) // nothing to abandon: no child was created
+		}
+	case err == ctx.Err():
+		go func() { // abandoned: the reply still comes
+			if pid, err := s.awaitLaunch(context.Background(), p, c); err == nil {
+				s.roundTrip(context.Background(), "kill", &signalMsg{pid: uint32(pid), sig: uint32(syscall.SIGKILL)})
+			}
+			s.forget(p.id)
+			p.finish(nil, ctx.Err())
+		}()
+		return 0, err
+	}
+	return 0, s.failure(err) // the server broke the protocol
+}
+
+// forkWarm assigns m to a warm child the server handed over, writing the
+// assignment to the child itself, and returns nil if it holds none that can
+// take m: the request then goes to the server.
+func (s *Server) forkWarm(m *forkMsg, attr *Attr) (*Process, error) {
+	st := &m.settings
+	if m.flags&flagServer != 0 || st.namespaces != 0 || st.set&setNoNewPrivs != 0 || st.dir != "" && !filepath.IsAbs(st.dir) {
+		return nil, nil // the server creates such a child, or must judge a path as it sees it
+	}
+	s.mu.Lock()
+	held := len(s.warm)
+	s.mu.Unlock()
+	if held == 0 {
+		return nil, nil
+	}
+	if err := admissible(st, false); err != nil {
+		return nil, err
+	}
+	frame := appendFrame(nil, 0, &assignMsg{flags: m.flags, nfiles: m.nfiles, serverPid: uint32(s.pid), name: m.name, arg: m.arg, settings: *st})
+	if len(frame)-headerLen > maxBody {
+		return nil, nil // the server says why
+	}
+	for {
+		p, ctl := s.takeWarm()
+		if p == nil {
+			return nil, nil
+		}
+		err := p.assign(ctl, frame, attr)
+		syscall.Close(ctl)
+		if err == nil {
+			s.write(0, &takenMsg{pidBody{uint32(p.Pid)}}, nil) // should it fail, the reader learns why
+			return p, nil
+		}
+		// The child died before it could be assigned: its exit is nobody's.
+		s.forget(p.id)
+		p.finish(nil, err)
+	}
+}
+
+// takeWarm takes a warm child from those s holds and returns it as a
+// Process, with its control socket, or nil if s holds none.
+func (s *Server) takeWarm() (*Process, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil || len(s.warm) == 0 {
+		return nil, -1
+	}
+	w := s.warm[len(s.warm)-1]
+	s.warm = s.warm[:len(s.warm)-1]
+	p := &Process{Pid: w.pid, srv: s, id: w.id, done: make(chan struct{}), exitFd: w.exit}
+	s.procs[w.id] = p
+	return p, w.ctl
+}
+
+// assign writes the assignment frame to the warm child p on its control
+// socket ctl, with the descriptors attr gives.
+func (p *Process) assign(ctl int, frame []byte, attr *Attr) error {
+	var fds []int
+	if attr.Socket {
+		var theirs int
+		var err error
+		if p.conn, theirs, err = socketConnPair(); err != nil {
+			return err
+		}
+		defer closeFds([]int{theirs})
+		fds = []int{theirs}
+	}
+	err := withFds(attr.fdFiles(), func(files []int) error { return sendMsgFd(ctl, frame, append(fds, files...)) })
+	if err != nil && p.conn != nil {
+		p.conn.Close()
+		p.conn = nil
+	}
+	return err
+}
