@@ -12,12 +12,10 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/forkserver/forkserver"
 )
@@ -252,11 +250,7 @@ func TestConfinement(t *testing.T) {
 
 func TestExec(t *testing.T) {
 	srv := start(t)
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r, w := testPipe(t)
 	file, err := os.Open("/etc/hostname")
 	if err != nil {
 		t.Skip(err)
@@ -361,12 +355,8 @@ func TestEveryDescriptorKind(t *testing.T) {
 				t.Fatalf("child sees stdin %v, file %v, server %v", d["0"], d["file0"], d["server"])
 			}
 		}
-		for deadline := time.Now().Add(hangBound); countFds(t, srv.Pid()) > before; {
-			if time.Now().After(deadline) {
-				t.Fatalf("server descriptors %d -> %d", before, countFds(t, srv.Pid()))
-			}
-			runtime.Gosched()
-		}
+		eventually(t, fmt.Sprintf("the server to have at most the %d descriptors it had", before),
+			func() bool { return countFds(t, srv.Pid()) <= before })
 	})
 }
 
@@ -389,11 +379,7 @@ func TestLargeAssignment(t *testing.T) {
 // What a child was given or not given, its children get or do not get.
 func TestChildConnectionInherits(t *testing.T) {
 	srv := start(t)
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r, w := testPipe(t)
 	p := fork(t, srv, relayGrandchild, &forkserver.Attr{Socket: true, Server: true, Stdout: w, Env: []string{"ONLY=this"}})
 	w.Close()
 	d := decodeMap(t, p.Conn())
