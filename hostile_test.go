@@ -542,6 +542,35 @@ func (h *hconn) forkEcho(t *testing.T, id, flags uint32) (*net.UnixConn, int) {
 	return c, int(r.value)
 }
 
+// forkFiles asks through h for a hostile-file-kinds child with a socket
+// and the descriptors flags and nfiles call for, all but the socket copies
+// of a pipe's write end. The child must see nfiles pipes and exit 0, the
+// server must keep no copy of any descriptor, and h must still be served.
+// It uses the request ids 1 and 2.
+func (h *hconn) forkFiles(t *testing.T, flags uint32, nfiles uint16) {
+	t.Helper()
+	pipe := newHostilePipe(t)
+	c, fd, err := socketConnPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	m := &forkMsg{flags: flagSocket | flags, nfiles: nfiles, name: hostileFileKinds.name}
+	h.send(t, appendFrame(nil, 1, m), append([]int{fd}, pipe.fds(m.numFds()-1)...)...)
+	syscall.Close(fd)
+	h.reply(t, 1, codeOK)
+	c.SetReadDeadline(time.Now().Add(hangBound))
+	out, err := io.ReadAll(c)
+	if want := strings.Repeat("fifo\n", int(nfiles)); string(out) != want || err != nil {
+		t.Errorf("the child's files are %q, %v; want %q", out, err, want)
+	}
+	if exit := h.exit(t, 1); !exit.Success() {
+		t.Errorf("child with %d descriptors: %s", m.numFds(), exit)
+	}
+	pipe.expectAllClosed(t)
+	h.alive(t, 2)
+}
+
 // hostilePipe is a pipe whose write end the tests pass to the server: once
 // the test has closed its own, the read end sees end-of-file only if no
 // copy is left open anywhere, in the server above all.
@@ -805,29 +834,8 @@ func TestHostileDescriptors(t *testing.T) {
 			e.check(t)
 		})
 	}
-
-	// The most descriptors a fork takes: a socket, standard input, output
-	// and error, and MaxFiles files. The server forks, and keeps none.
-	t.Run("the most a fork takes", func(t *testing.T) {
-		hc := e.dial(t)
-		pipe := newHostilePipe(t)
-		c, fd, err := socketConnPair()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		m := &forkMsg{flags: hostileFdFlags &^ flagServer, nfiles: MaxFiles, name: hostileNil.name}
-		hc.send(t, appendFrame(nil, 1, m), append([]int{fd}, pipe.fds(m.numFds()-1)...)...)
-		syscall.Close(fd)
-		hc.reply(t, 1, codeOK)
-		if exit := hc.exit(t, 1); !exit.Success() {
-			t.Errorf("child with %d descriptors: %s", m.numFds(), exit)
-		}
-		pipe.expectAllClosed(t)
-		hc.alive(t, 2)
-		hc.Close()
-		e.check(t)
-	})
+	// That the most descriptors a fork takes are served, and all closed in
+	// the server, TestHostileForkSocketServerAndFiles shows.
 }
 
 // Fork requests the server must refuse are answered, and leave the
@@ -1180,26 +1188,7 @@ func TestHostileForkSocketServerAndFiles(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			hc := e.dial(t)
-			pipe := newHostilePipe(t)
-			c, fd, err := socketConnPair()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			m := &forkMsg{flags: tc.flags, nfiles: tc.nfiles, name: hostileFileKinds.name}
-			hc.send(t, appendFrame(nil, 1, m), append([]int{fd}, pipe.fds(m.numFds()-1)...)...)
-			syscall.Close(fd)
-			hc.reply(t, 1, codeOK)
-			c.SetReadDeadline(time.Now().Add(hangBound))
-			out, err := io.ReadAll(c)
-			if want := strings.Repeat("fifo\n", int(tc.nfiles)); string(out) != want || err != nil {
-				t.Errorf("the child's files are %q, %v; want %q", out, err, want)
-			}
-			if exit := hc.exit(t, 1); !exit.Success() {
-				t.Errorf("child: %s", exit)
-			}
-			pipe.expectAllClosed(t)
-			hc.alive(t, 2)
+			hc.forkFiles(t, tc.flags, tc.nfiles)
 			hc.Close()
 			e.check(t)
 		})
@@ -1304,26 +1293,7 @@ func TestHostilePool(t *testing.T) {
 
 	t.Run("the most descriptors a fork takes", func(t *testing.T) {
 		hc := e.dial(t)
-		pipe := newHostilePipe(t)
-		c, fd, err := socketConnPair()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		m := &forkMsg{flags: hostileFdFlags &^ flagServer, nfiles: MaxFiles, name: hostileFileKinds.name}
-		hc.send(t, appendFrame(nil, 1, m), append([]int{fd}, pipe.fds(m.numFds()-1)...)...)
-		syscall.Close(fd)
-		hc.reply(t, 1, codeOK)
-		c.SetReadDeadline(time.Now().Add(hangBound))
-		out, err := io.ReadAll(c)
-		if want := strings.Repeat("fifo\n", MaxFiles); string(out) != want || err != nil {
-			t.Errorf("the child's files are %q, %v; want %q", out, err, want)
-		}
-		if exit := hc.exit(t, 1); !exit.Success() {
-			t.Errorf("child: %s", exit)
-		}
-		pipe.expectAllClosed(t)
-		hc.alive(t, 2)
+		hc.forkFiles(t, hostileFdFlags&^flagServer, MaxFiles)
 		hc.Close()
 		settle(t)
 	})
