@@ -10,7 +10,6 @@ package forkserver_test
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -643,14 +642,15 @@ func TestFaultForkRefused(t *testing.T) {
 			"Attr.Server": {Server: true},
 		})
 	})
-	// A Fork that sends descriptors needs the server to receive them.
+	// A Fork that sends descriptors needs the server to receive them,
+	// which it cannot: the kernel drops them and recvmsg reports it.
 	t.Run("with descriptors", func(t *testing.T) {
 		devNull, err := os.Open(os.DevNull)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer devNull.Close()
-		testForkRefused(t, "", map[string]*forkserver.Attr{
+		testForkRefused(t, "recvmsg", map[string]*forkserver.Attr{
 			"Attr.Socket": {Socket: true},
 			"Attr.Files":  {Files: []*os.File{devNull}},
 		})
@@ -658,9 +658,12 @@ func TestFaultForkRefused(t *testing.T) {
 }
 
 // testForkRefused runs a new server out of descriptors, checks that a Fork
-// with each of attrs fails with EMFILE, naming op if it is not empty, and
-// that the server serves again once the limit is restored.
+// with each of attrs fails with EMFILE from the system call op, and that
+// the server serves again once the limit is restored.
 func testForkRefused(t *testing.T, op string, attrs map[string]*forkserver.Attr) {
+	if op == "" {
+		t.Fatal("testForkRefused needs the operation that fails")
+	}
 	srv := start(t)
 	ctx := testContext(t)
 	survivor := fork(t, srv, faultHang, &forkserver.Attr{Socket: true})
@@ -677,8 +680,8 @@ func testForkRefused(t *testing.T, op string, attrs map[string]*forkserver.Attr)
 
 	for given, attr := range attrs {
 		_, err := srv.Fork(ctx, returnNil, attr)
-		if !errors.Is(err, syscall.EMFILE) || !strings.Contains(err.Error(), op) || errors.Is(err, forkserver.ErrConnLost) {
-			t.Errorf("Fork given %s, with the server out of descriptors: %v; want EMFILE from %s", given, err, cmp.Or(op, "the server"))
+		if !errors.Is(err, syscall.EMFILE) || !strings.Contains(err.Error(), op+": ") || errors.Is(err, forkserver.ErrConnLost) {
+			t.Errorf("Fork given %s, with the server out of descriptors: %v; want EMFILE from %s", given, err, op)
 		} else {
 			t.Logf("Fork given %s: %v", given, err)
 		}
