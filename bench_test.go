@@ -45,9 +45,6 @@ const (
 	// the size, so a bigger pool buys nothing for sustained forking.
 	benchPool = 4
 
-	// benchBound turns a hang into a failure; it never decides an outcome.
-	benchBound = 5 * time.Minute
-
 	// benchExecProgram is the FORKSERVER_TEST_PROGRAM value on which
 	// TestMain runs benchExecChild: the os/exec baseline's child.
 	benchExecProgram = "bench-exec"
@@ -73,7 +70,7 @@ func benchExecChild() { os.Exit(0) }
 // BenchmarkForkWait: Fork and Wait for a child that returns at once.
 func BenchmarkForkWait(b *testing.B) {
 	benchModes(b, func(b *testing.B, srv *forkserver.Server, pooled bool, settle func()) {
-		ctx := benchContext(b)
+		ctx := testContext(b)
 		var lat benchLatencies
 		settle()
 		for b.Loop() {
@@ -82,7 +79,7 @@ func BenchmarkForkWait(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			benchWait(b, ctx, p)
+			waitSuccess(b, p)
 			lat.add(start)
 			if pooled {
 				b.StopTimer()
@@ -98,25 +95,17 @@ func BenchmarkForkWait(b *testing.B) {
 // arrives, so until the function runs in the child.
 func BenchmarkForkRunning(b *testing.B) {
 	benchModes(b, func(b *testing.B, srv *forkserver.Server, _ bool, settle func()) {
-		ctx := benchContext(b)
-		deadline, _ := ctx.Deadline()
+		ctx := testContext(b)
 		var lat benchLatencies
 		buf := make([]byte, 1)
 		settle()
 		for b.Loop() {
 			start := time.Now()
-			p, err := srv.Fork(ctx, ignoreTerm, &forkserver.Attr{Socket: true})
-			if err != nil {
-				b.Fatal(err)
-			}
-			p.Conn().SetReadDeadline(deadline)
-			if _, err := io.ReadFull(p.Conn(), buf); err != nil {
-				b.Fatalf("child %d: %v", p.Pid, err)
-			}
+			p := benchForkRead(b, ctx, srv, ignoreTerm, buf)
 			lat.add(start)
 			b.StopTimer()
 			p.Conn().Close() // ignore-term reads end-of-file and returns
-			benchWait(b, ctx, p)
+			waitSuccess(b, p)
 			settle()
 			b.StartTimer()
 		}
@@ -145,8 +134,8 @@ func BenchmarkExecBaseline(b *testing.B) {
 // BenchmarkSocketRoundTrip: 8 bytes to a running echo child and back.
 func BenchmarkSocketRoundTrip(b *testing.B) {
 	benchSetupLoad(b)
-	srv := benchServer(b, 0)
-	ctx := benchContext(b)
+	srv := startBench(b, 0)
+	ctx := testContext(b)
 	deadline, _ := ctx.Deadline()
 	p, err := srv.Fork(ctx, echo, &forkserver.Attr{Socket: true})
 	if err != nil {
@@ -168,7 +157,7 @@ func BenchmarkSocketRoundTrip(b *testing.B) {
 	}
 	lat.report(b)
 	conn.Close()
-	benchWait(b, ctx, p)
+	waitSuccess(b, p)
 }
 
 // BenchmarkExitNotify: a child writes the time and returns; from that time
@@ -178,23 +167,15 @@ func BenchmarkSocketRoundTrip(b *testing.B) {
 // same wall clock. ns/op times only from reading the bytes until Done.
 func BenchmarkExitNotify(b *testing.B) {
 	benchSetupLoad(b)
-	srv := benchServer(b, 0) // a pool would refill during the timed part
-	ctx := benchContext(b)
-	deadline, _ := ctx.Deadline()
+	srv := startBench(b, 0) // a pool would refill during the timed part
+	ctx := testContext(b)
 	buf := make([]byte, 8)
 	var lat benchLatencies
 	for b.Loop() {
 		b.StopTimer()
-		p, err := srv.Fork(ctx, benchStampExit, &forkserver.Attr{Socket: true})
-		if err != nil {
-			b.Fatal(err)
-		}
-		p.Conn().SetReadDeadline(deadline)
-		if _, err := io.ReadFull(p.Conn(), buf); err != nil {
-			b.Fatalf("child %d: %v", p.Pid, err)
-		}
+		p := benchForkRead(b, ctx, srv, benchStampExit, buf)
 		b.StartTimer()
-		benchWait(b, ctx, p)
+		waitSuccess(b, p)
 		lat.add(time.Unix(0, int64(binary.LittleEndian.Uint64(buf))))
 		b.StopTimer()
 		p.Conn().Close()
@@ -232,13 +213,9 @@ func BenchmarkManyAlive(b *testing.B) {
 }
 
 func benchManyAlive(b *testing.B, n int) {
-	srv := benchServer(b, 0)
-	ctx := benchContext(b)
-	r, w, err := os.Pipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer w.Close()
+	srv := startBench(b, 0)
+	ctx := testContext(b)
+	r, w := testPipe(b)
 	// Eight goroutines fork, so that a busy program, slow to notice each
 	// reply, does not take minutes over it.
 	procs := make([]*forkserver.Process, n)
@@ -263,8 +240,8 @@ func benchManyAlive(b *testing.B, n int) {
 			b.Fatalf("Fork %d of %d: %v", i+1, n, err)
 		}
 	}
-	threads := benchProcStatus(b, srv.Pid(), "Threads")
-	rssKiB := benchProcStatus(b, srv.Pid(), "VmRSS")
+	threads := procStatus(b, srv.Pid(), "Threads")
+	rssKiB := procStatus(b, srv.Pid(), "VmRSS")
 
 	start = time.Now()
 	w.Close() // every child reads end-of-file and exits
@@ -330,7 +307,7 @@ func benchModes(b *testing.B, body func(b *testing.B, srv *forkserver.Server, po
 		pool int
 	}{{"cold", 0}, {"pooled", benchPool}} {
 		b.Run(mode.name, func(b *testing.B) {
-			srv := benchServer(b, mode.pool)
+			srv := startBench(b, mode.pool)
 			settle := func() {}
 			if mode.pool > 0 {
 				settle = func() { benchSettlePool(b, srv.Pid(), mode.pool) }
@@ -340,32 +317,22 @@ func benchModes(b *testing.B, body func(b *testing.B, srv *forkserver.Server, po
 	}
 }
 
-func benchServer(b *testing.B, pool int) *forkserver.Server {
-	b.Helper()
-	srv, err := forkserver.Start(&forkserver.Config{PoolSize: pool})
+// benchForkRead forks fn with a socket and reads len(buf) bytes from it.
+func benchForkRead(b *testing.B, ctx context.Context, srv *forkserver.Server, fn forkserver.Func, buf []byte) *forkserver.Process {
+	p, err := srv.Fork(ctx, fn, &forkserver.Attr{Socket: true})
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { srv.Close() }) // kills every child, then the server exits
-	return srv
+	deadline, _ := ctx.Deadline()
+	p.Conn().SetReadDeadline(deadline)
+	if _, err := io.ReadFull(p.Conn(), buf); err != nil {
+		b.Fatalf("child %d: %v", p.Pid, err)
+	}
+	return p
 }
 
-func benchContext(b *testing.B) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), benchBound)
-	b.Cleanup(cancel)
-	return ctx
-}
-
-// benchWait waits for p's exit, which must be a success.
-func benchWait(b *testing.B, ctx context.Context, p *forkserver.Process) {
-	select {
-	case <-p.Done():
-	case <-ctx.Done():
-		b.Fatalf("child %d did not exit", p.Pid)
-	}
-	if exit, err := p.Wait(); err != nil || !exit.Success() {
-		b.Fatalf("child %d: %v, %v", p.Pid, exit, err)
-	}
+func startBench(b *testing.B, pool int) *forkserver.Server {
+	return startWith(b, &forkserver.Config{PoolSize: pool})
 }
 
 // benchLatencies records the duration of every iteration.
@@ -391,38 +358,27 @@ func (l benchLatencies) report(b *testing.B) {
 // whose threads sleeps and none of which has used CPU for a millisecond: a
 // full pool of children that have finished starting.
 func benchSettlePool(b *testing.B, server, size int) {
-	for deadline := time.Now().Add(benchBound); ; {
-		if benchPoolIdle(server, size) {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("the pool of server %d did not fill up", server)
-		}
-	}
+	eventually(b, fmt.Sprintf("the pool of server %d to fill up", server), func() bool { return benchPoolIdle(server, size) })
 }
 
+// benchPoolIdle reports whether server has size children, none of which
+// used CPU over a millisecond.
 func benchPoolIdle(server, size int) bool {
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", server))
-	var kids []string
-	for _, t := range tasks {
-		list, _ := os.ReadFile(t)
-		kids = append(kids, strings.Fields(string(list))...)
-	}
+	kids := childrenOf(server)
 	if len(kids) != size {
-		time.Sleep(time.Millisecond)
 		return false
 	}
 	before, ok := benchSleepingCPU(kids)
-	time.Sleep(time.Millisecond)
+	time.Sleep(time.Millisecond) // the window idleness is measured over
 	after, ok2 := benchSleepingCPU(kids)
 	return ok && ok2 && after == before
 }
 
 // benchSleepingCPU returns the CPU time the processes pids have used, in
 // ns, and whether every one of their threads sleeps.
-func benchSleepingCPU(pids []string) (ns int64, asleep bool) {
+func benchSleepingCPU(pids []int) (ns int64, asleep bool) {
 	for _, pid := range pids {
-		tasks, _ := filepath.Glob("/proc/" + pid + "/task/*")
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
 		if len(tasks) == 0 {
 			return 0, false
 		}
@@ -438,25 +394,6 @@ func benchSleepingCPU(pids []string) (ns int64, asleep bool) {
 		}
 	}
 	return ns, true
-}
-
-// benchProcStatus returns the number after key in /proc/pid/status.
-func benchProcStatus(b *testing.B, pid int, key string) int {
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, key+":"); ok {
-			n, err := strconv.Atoi(strings.Fields(v)[0])
-			if err != nil {
-				b.Fatalf("%s in /proc/%d/status: %q", key, pid, line)
-			}
-			return n
-		}
-	}
-	b.Fatalf("no %s in /proc/%d/status", key, pid)
-	return 0
 }
 
 // benchMemAvailableMiB returns MemAvailable from /proc/meminfo.

@@ -6,24 +6,17 @@ package forkserver
 // connection, which assigns them itself.
 
 import (
-	"context"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // takeWarmChild waits until srv holds a warm child and takes it.
-func takeWarmChild(t *testing.T, srv *Server) (*Process, int) {
+func takeWarmChild(t *testing.T, srv *Server) (p *Process, ctl int) {
 	t.Helper()
-	for delay, deadline := time.Millisecond, time.Now().Add(hostileBound); ; delay = min(2*delay, 100*time.Millisecond) {
-		if p, ctl := srv.takeWarm(); p != nil {
-			return p, ctl
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the server handed over no warm child in %v", hostileBound)
-		}
-		time.Sleep(delay) // polling with backoff; the bound only ends a hang
+	if !await(func() bool { p, ctl = srv.takeWarm(); return p != nil }) {
+		t.Fatalf("the server handed over no warm child in %v", hangBound)
 	}
+	return p, ctl
 }
 
 // A requester that writes garbage to a warm child it was handed hurts
@@ -31,11 +24,7 @@ func takeWarmChild(t *testing.T, srv *Server) (*Process, int) {
 // the requester, and the server goes on handing over warm children that
 // run what they are assigned.
 func TestHandOffGarbage(t *testing.T) {
-	srv, err := Start(&Config{PoolSize: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := startTestServer(t, &Config{PoolSize: 1})
 	assignment := func(a *assignMsg) []byte { return appendFrame(nil, 0, a) }
 	for _, tc := range []struct {
 		name  string
@@ -65,24 +54,16 @@ func TestHandOffGarbage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			exit, err := p.Wait()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if exit.Success() {
+			if exit := waitExit(t, p); exit.Success() {
 				t.Fatalf("the warm child took %s and exited 0", tc.name)
 			}
 		})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), hostileBound)
-	defer cancel()
 	for range 3 { // warm children handed over after the garbage still work
-		p, err := srv.Fork(ctx, hostileNil, nil)
+		p, err := srv.Fork(testContext(t), hostileNil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if exit, err := p.Wait(); err != nil || !exit.Success() {
-			t.Fatalf("a Fork after the garbage: %v, %v", exit, err)
-		}
+		waitSuccess(t, p)
 	}
 }

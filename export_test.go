@@ -1,0 +1,23 @@
+//go:build linux
+
+package forkserver
+
+// The shared test helpers of helpers_test.go, for forkserver_test, which
+// gives them back their short names.
+var (
+	TestContext = testContext
+	StartServer = startTestServer
+	TestPipe    = testPipe
+	WaitExit    = waitExit
+	WaitSuccess = waitSuccess
+	ExpectByte  = expectByte
+	Await       = await
+	Eventually  = eventually
+	Alive       = alive
+	WaitGone    = waitGone
+	ChildrenOf  = childrenOf
+	CountFds    = countFds
+	ProcStatus  = procStatus
+)
+
+const HangBound = hangBound
