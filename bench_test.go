@@ -20,6 +20,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +32,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,6 +55,22 @@ const (
 	benchExecProgram = "bench-exec"
 )
 
+// benchFirstByte writes one byte on its socket as its first act, then reads
+// the socket until end-of-file and returns.
+var benchFirstByte = forkserver.Register("bench-first-byte", func(ctx context.Context, c *forkserver.Child) error {
+	if _, err := c.Conn().Write([]byte{1}); err != nil {
+		return err
+	}
+	_, err := io.Copy(io.Discard, c.Conn())
+	return err
+})
+
+// benchEcho writes back what it reads on its socket, until end-of-file.
+var benchEcho = forkserver.Register("bench-echo", func(ctx context.Context, c *forkserver.Child) error {
+	_, err := io.Copy(c.Conn(), c.Conn())
+	return err
+})
+
 // benchStampExit writes the time, in Unix nanoseconds, and returns: its
 // process exits next.
 var benchStampExit = forkserver.Register("bench-stamp-exit", func(ctx context.Context, c *forkserver.Child) error {
@@ -66,9 +84,19 @@ var benchBlock = forkserver.Register("bench-block", func(ctx context.Context, c 
 	return err
 })
 
-// benchExecChild is the child of the os/exec baseline: the same binary,
-// started, initialised and gone, doing nothing.
-func benchExecChild() { os.Exit(0) }
+// benchExecByte, set in the environment of an os/exec child, makes it write
+// one byte on its descriptor 3 before it exits.
+const benchExecByte = "FORKSERVER_BENCH_EXEC_BYTE"
+
+// benchExecChild is the child of the os/exec counterparts: the same binary,
+// started and initialised, which writes a byte on descriptor 3 as its one
+// act if asked to, then exits as a Go program does at the end of main.
+func benchExecChild() {
+	if os.Getenv(benchExecByte) != "" {
+		syscall.Write(3, []byte{1})
+	}
+	os.Exit(0)
+}
 
 // BenchmarkForkWait: Fork and Wait for a child that returns at once.
 func BenchmarkForkWait(b *testing.B) {
@@ -94,36 +122,6 @@ func BenchmarkForkWait(b *testing.B) {
 	})
 }
 
-// BenchmarkForkRunning: from the call to Fork until the child's first byte
-// arrives, so until the function runs in the child.
-func BenchmarkForkRunning(b *testing.B) {
-	benchModes(b, func(b *testing.B, srv *forkserver.Server, _ bool, settle func()) {
-		ctx := benchContext(b)
-		deadline, _ := ctx.Deadline()
-		var lat benchLatencies
-		buf := make([]byte, 1)
-		settle()
-		for b.Loop() {
-			start := time.Now()
-			p, err := srv.Fork(ctx, ignoreTerm, &forkserver.Attr{Socket: true})
-			if err != nil {
-				b.Fatal(err)
-			}
-			p.Conn().SetReadDeadline(deadline)
-			if _, err := io.ReadFull(p.Conn(), buf); err != nil {
-				b.Fatalf("child %d: %v", p.Pid, err)
-			}
-			lat.add(start)
-			b.StopTimer()
-			p.Conn().Close() // ignore-term reads end-of-file and returns
-			benchWait(b, ctx, p)
-			settle()
-			b.StartTimer()
-		}
-		lat.report(b)
-	})
-}
-
 // BenchmarkExecBaseline: what a program does without this package: os/exec
 // starts the same binary, which exits at once, and waits for it.
 func BenchmarkExecBaseline(b *testing.B) {
@@ -142,33 +140,40 @@ func BenchmarkExecBaseline(b *testing.B) {
 	lat.report(b)
 }
 
-// BenchmarkSocketRoundTrip: 8 bytes to a running echo child and back.
-func BenchmarkSocketRoundTrip(b *testing.B) {
+// BenchmarkPooledForkRunning: a pooled Fork until the child runs: from the
+// call to Fork until the requester reads the byte the child writes on its
+// socket as its first act. Interleaved with os/exec starting the same
+// binary until the byte it writes on a pipe as its first act, and with the
+// floor: 8 bytes to an echo child, a Go child of the same server that sat
+// idle since the last iteration, and back.
+func BenchmarkPooledForkRunning(b *testing.B) {
 	benchSetupLoad(b)
-	srv := benchServer(b, 0)
-	ctx := benchContext(b)
-	deadline, _ := ctx.Deadline()
-	p, err := srv.Fork(ctx, echo, &forkserver.Attr{Socket: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	conn := p.Conn()
-	conn.SetDeadline(deadline)
-	out, in := []byte("8 bytes!"), make([]byte, 8)
-	var lat benchLatencies
-	for b.Loop() {
-		start := time.Now()
-		if _, err := conn.Write(out); err != nil {
+	srv := benchServer(b, benchPool)
+	echo := benchEchoChild(b, srv)
+	settle := func() { benchSettlePool(b, srv.Pid(), benchPool+1) } // the pool and the echo child
+	buf := make([]byte, 1)
+	ours := func(c *benchClock) {
+		c.begin()
+		p, err := srv.Fork(context.Background(), benchFirstByte, &forkserver.Attr{Socket: true})
+		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := io.ReadFull(conn, in); err != nil {
-			b.Fatal(err)
+		if _, err := io.ReadFull(p.Conn(), buf); err != nil {
+			b.Fatalf("child %d: %v", p.Pid, err)
 		}
-		lat.add(start)
+		c.end()
+		p.Conn().Close() // the child reads end-of-file and returns
+		benchWait(b, context.Background(), p)
 	}
-	lat.report(b)
-	conn.Close()
-	benchWait(b, ctx, p)
+	r := benchInterleave(b, settle,
+		benchOp{"pooled Fork until running", ours},
+		benchOp{"os/exec until running", benchExecFirstByte(b, benchExecCmd(b))},
+		benchOp{"round trip", benchRoundTrip(b, echo)})
+	r.report(b, 0, "")
+	r.report(b, 1, "exec-")
+	r.report(b, 2, "floor-")
+	r.ratio(b, "x-exec", r.p(1, 0.50))
+	r.ratio(b, "x-floor", r.p(2, 0.50))
 }
 
 // BenchmarkExitNotify: a child writes the time and returns; from that time
@@ -314,6 +319,190 @@ func BenchmarkLoadedProgram(b *testing.B) {
 		b.ReportMetric(float64(after[0].Value.Uint64())/(1<<20), "live-heap-MiB")
 		b.ReportMetric(perSecond(1), "gc-cycles/s")
 		b.ReportMetric(perSecond(2)/(1<<20), "alloc-MiB/s")
+	}
+}
+
+// The interleaving. Each latency benchmark measures our operation, its
+// os/exec counterpart and its floors in the same run: every iteration runs
+// each of them once, in an order that rotates from one iteration to the
+// next, so that a drift of the machine or the program during the run
+// reaches them all alike and none always follows the same other. Two
+// untimed rounds warm them up first.
+const benchWarmup = 2
+
+// benchOp is one operation of an interleaved benchmark. run does the
+// operation's set-up, its timed part between clock.begin and clock.end,
+// and its teardown.
+type benchOp struct {
+	name string
+	run  func(clock *benchClock)
+}
+
+// benchClock times the timed part of one run of an operation. For our
+// operation, the first of a benchmark, it also runs the benchmark's timer,
+// so that ns/op is the mean of that operation's timed part alone.
+type benchClock struct {
+	b     *testing.B // nil but for our operation
+	start time.Time
+	took  time.Duration
+}
+
+func (c *benchClock) begin() {
+	if c.b != nil {
+		c.b.StartTimer()
+	}
+	c.start = time.Now()
+}
+
+func (c *benchClock) end() {
+	c.took = time.Since(c.start)
+	if c.b != nil {
+		c.b.StopTimer()
+	}
+}
+
+// benchInterleave runs every op once per iteration, settle (if not nil)
+// before each, untimed, and returns their timings. An op that has not
+// finished within benchBound fails the run with every goroutine's stack, as
+// go test -timeout would: a hang bound, per op, that does not grow with the
+// count of iterations.
+func benchInterleave(b *testing.B, settle func(), ops ...benchOp) *benchRun {
+	r := &benchRun{took: make([][]time.Duration, len(ops))}
+	once := func(i int, clock *benchClock) time.Duration {
+		if settle != nil {
+			settle()
+		}
+		hung := time.AfterFunc(benchBound, func() {
+			debug.SetTraceback("all")
+			panic(fmt.Sprintf("%s: %s did not finish in %v", b.Name(), ops[i].name, benchBound))
+		})
+		ops[i].run(clock)
+		hung.Stop()
+		return clock.took
+	}
+	for range benchWarmup {
+		for i := range ops {
+			once(i, &benchClock{})
+		}
+	}
+	round := 0
+	for b.Loop() {
+		b.StopTimer()
+		for k := range ops {
+			i := (round + k) % len(ops)
+			clock := &benchClock{}
+			if i == 0 {
+				clock.b = b
+			}
+			r.took[i] = append(r.took[i], once(i, clock))
+		}
+		round++
+		b.StartTimer() // b.Loop wants it running
+	}
+	return r
+}
+
+// benchRun is what benchInterleave measured: took[i] holds the timed part
+// of every run of operation i, ours being 0.
+type benchRun struct{ took [][]time.Duration }
+
+// p returns the q-quantile of operation i's timings, nearest rank.
+func (r *benchRun) p(i int, q float64) time.Duration {
+	l := slices.Sorted(slices.Values(r.took[i]))
+	if len(l) == 0 {
+		return 0
+	}
+	return l[max(0, min(int(q*float64(len(l))+0.5)-1, len(l)-1))]
+}
+
+// report reports the median and the 99th percentile of operation i, in µs,
+// as prefix+"p50-µs" and prefix+"p99-µs".
+func (r *benchRun) report(b *testing.B, i int, prefix string) {
+	b.ReportMetric(r.p(i, 0.50).Seconds()*1e6, prefix+"p50-µs")
+	b.ReportMetric(r.p(i, 0.99).Seconds()*1e6, prefix+"p99-µs")
+}
+
+// ratio reports our operation's median over d as unit.
+func (r *benchRun) ratio(b *testing.B, unit string, d time.Duration) {
+	if d > 0 {
+		b.ReportMetric(float64(r.p(0, 0.50))/float64(d), unit)
+	}
+}
+
+// benchExecCmd returns a function that makes the command of an os/exec
+// child of the test binary. Given a pipe's write end, the command makes the
+// child write a byte on it as its one act.
+func benchExecCmd(b *testing.B) func(w *os.File) *exec.Cmd {
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := append(os.Environ(), "FORKSERVER_TEST_PROGRAM="+benchExecProgram)
+	envByte := append(slices.Clip(env), benchExecByte+"=1")
+	return func(w *os.File) *exec.Cmd {
+		cmd := exec.Command(exe, "-test.run=^$")
+		cmd.Env = env
+		if w != nil {
+			cmd.Env = envByte
+			cmd.ExtraFiles = []*os.File{w}
+		}
+		return cmd
+	}
+}
+
+// benchExecFirstByte: os/exec starts the binary; from making the pipe and
+// the command until the child's byte arrives.
+func benchExecFirstByte(b *testing.B, command func(*os.File) *exec.Cmd) func(*benchClock) {
+	buf := make([]byte, 1)
+	return func(clock *benchClock) {
+		clock.begin()
+		r, w, err := os.Pipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd := command(w)
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		w.Close()
+		_, err = io.ReadFull(r, buf)
+		clock.end()
+		r.Close()
+		if err != nil {
+			b.Fatalf("os/exec child %d: %v", cmd.Process.Pid, err)
+		}
+		if err := cmd.Wait(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchEchoChild forks an echo child, which the benchmark's end stops, and
+// returns the requester's end of its socket.
+func benchEchoChild(b *testing.B, srv *forkserver.Server) *net.UnixConn {
+	p, err := srv.Fork(context.Background(), benchEcho, &forkserver.Attr{Socket: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		p.Conn().Close()
+		benchWait(b, context.Background(), p)
+	})
+	return p.Conn()
+}
+
+// benchRoundTrip: 8 bytes to a running echo child and back.
+func benchRoundTrip(b *testing.B, conn *net.UnixConn) func(*benchClock) {
+	out, in := []byte("8 bytes!"), make([]byte, 8)
+	return func(clock *benchClock) {
+		clock.begin()
+		if _, err := conn.Write(out); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(conn, in); err != nil {
+			b.Fatal(err)
+		}
+		clock.end()
 	}
 }
 
