@@ -65,6 +65,11 @@ var benchFirstByte = forkserver.Register("bench-first-byte", func(ctx context.Co
 	return err
 })
 
+// benchReturn returns at once.
+var benchReturn = forkserver.Register("bench-return", func(ctx context.Context, c *forkserver.Child) error {
+	return nil
+})
+
 // benchEcho writes back what it reads on its socket, until end-of-file.
 var benchEcho = forkserver.Register("bench-echo", func(ctx context.Context, c *forkserver.Child) error {
 	_, err := io.Copy(c.Conn(), c.Conn())
@@ -96,48 +101,6 @@ func benchExecChild() {
 		syscall.Write(3, []byte{1})
 	}
 	os.Exit(0)
-}
-
-// BenchmarkForkWait: Fork and Wait for a child that returns at once.
-func BenchmarkForkWait(b *testing.B) {
-	benchModes(b, func(b *testing.B, srv *forkserver.Server, pooled bool, settle func()) {
-		ctx := benchContext(b)
-		var lat benchLatencies
-		settle()
-		for b.Loop() {
-			start := time.Now()
-			p, err := srv.Fork(ctx, returnNil, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			benchWait(b, ctx, p)
-			lat.add(start)
-			if pooled {
-				b.StopTimer()
-				settle()
-				b.StartTimer()
-			}
-		}
-		lat.report(b)
-	})
-}
-
-// BenchmarkExecBaseline: what a program does without this package: os/exec
-// starts the same binary, which exits at once, and waits for it.
-func BenchmarkExecBaseline(b *testing.B) {
-	benchSetupLoad(b)
-	env := append(os.Environ(), "FORKSERVER_TEST_PROGRAM="+benchExecProgram)
-	var lat benchLatencies
-	for b.Loop() {
-		start := time.Now()
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = env
-		if err := cmd.Run(); err != nil {
-			b.Fatal(err)
-		}
-		lat.add(start)
-	}
-	lat.report(b)
 }
 
 // BenchmarkPooledForkRunning: a pooled Fork until the child runs: from the
@@ -174,6 +137,63 @@ func BenchmarkPooledForkRunning(b *testing.B) {
 	r.report(b, 2, "floor-")
 	r.ratio(b, "x-exec", r.p(1, 0.50))
 	r.ratio(b, "x-floor", r.p(2, 0.50))
+}
+
+// BenchmarkPooledForkWait: a pooled Fork of a child that returns at once,
+// and Wait. Interleaved with os/exec starting the same binary, which exits
+// at once, and waiting for it, and with two floors whose sum bounds it from
+// below: the exit floor, from an os/exec child's last write until the
+// parent's own blocking wait for it returns, and the round trip to an idle
+// echo child (a Fork is at least one).
+func BenchmarkPooledForkWait(b *testing.B) {
+	benchSetupLoad(b)
+	srv := benchServer(b, benchPool)
+	echo := benchEchoChild(b, srv)
+	settle := func() { benchSettlePool(b, srv.Pid(), benchPool+1) } // the pool and the echo child
+	command := benchExecCmd(b)
+	r := benchInterleave(b, settle,
+		benchOp{"pooled Fork+Wait", benchForkWait(b, srv)},
+		benchOp{"os/exec Start+Wait", benchExecRun(b, command)},
+		benchOp{"exit floor", benchExecExit(b, command)},
+		benchOp{"round trip", benchRoundTrip(b, echo)})
+	r.report(b, 0, "")
+	r.report(b, 1, "exec-")
+	r.report(b, 2, "exitfloor-")
+	r.report(b, 3, "rtt-")
+	floor := r.p(2, 0.50) + r.p(3, 0.50)
+	b.ReportMetric(floor.Seconds()*1e6, "floor-p50-µs")
+	r.ratio(b, "x-exec", r.p(1, 0.50))
+	r.ratio(b, "x-floor", floor)
+}
+
+// BenchmarkColdForkWait: Fork and Wait on a server without a pool, so the
+// server starts the binary for each Fork as os/exec does. Interleaved with
+// os/exec starting the same binary, which exits at once, and waiting for it.
+func BenchmarkColdForkWait(b *testing.B) {
+	benchSetupLoad(b)
+	srv := benchServer(b, 0)
+	r := benchInterleave(b, nil,
+		benchOp{"cold Fork+Wait", benchForkWait(b, srv)},
+		benchOp{"os/exec Start+Wait", benchExecRun(b, benchExecCmd(b))})
+	r.report(b, 0, "")
+	r.report(b, 1, "exec-")
+	r.ratio(b, "x-exec", r.p(1, 0.50))
+}
+
+// benchForkWait: Fork a child that returns at once, and Wait.
+func benchForkWait(b *testing.B, srv *forkserver.Server) func(*benchClock) {
+	return func(clock *benchClock) {
+		clock.begin()
+		p, err := srv.Fork(context.Background(), benchReturn, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		exit, err := p.Wait()
+		clock.end()
+		if err != nil || !exit.Success() {
+			b.Fatalf("child %d: %v, %v", p.Pid, exit, err)
+		}
+	}
 }
 
 // BenchmarkExitNotify: a child writes the time and returns; from that time
@@ -477,6 +497,47 @@ func benchExecFirstByte(b *testing.B, command func(*os.File) *exec.Cmd) func(*be
 	}
 }
 
+// benchExecRun: os/exec starts the binary, which exits at once, and waits
+// for it.
+func benchExecRun(b *testing.B, command func(*os.File) *exec.Cmd) func(*benchClock) {
+	return func(clock *benchClock) {
+		clock.begin()
+		err := command(nil).Run()
+		clock.end()
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchExecExit is the exit floor: an os/exec child of the binary writes a
+// byte and exits; from reading the byte until cmd.Wait, the parent's own
+// blocking wait for its child, returns.
+func benchExecExit(b *testing.B, command func(*os.File) *exec.Cmd) func(*benchClock) {
+	buf := make([]byte, 1)
+	return func(clock *benchClock) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer r.Close()
+		cmd := command(w)
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		w.Close()
+		if _, err := io.ReadFull(r, buf); err != nil {
+			b.Fatalf("os/exec child %d: %v", cmd.Process.Pid, err)
+		}
+		clock.begin()
+		err = cmd.Wait()
+		clock.end()
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // benchEchoChild forks an echo child, which the benchmark's end stops, and
 // returns the requester's end of its socket.
 func benchEchoChild(b *testing.B, srv *forkserver.Server) *net.UnixConn {
@@ -503,29 +564,6 @@ func benchRoundTrip(b *testing.B, conn *net.UnixConn) func(*benchClock) {
 			b.Fatal(err)
 		}
 		clock.end()
-	}
-}
-
-// benchModes runs body against a server without a pool, "cold", and one
-// with benchPool children waiting, "pooled". body calls settle, with the
-// timer stopped, before each Fork: for the pooled server it waits until the
-// pool is full again and every child in it has started and sleeps, so that
-// each Fork finds a warm child, as it would if Forks came no faster than
-// the pool refills; for the cold one it does nothing.
-func benchModes(b *testing.B, body func(b *testing.B, srv *forkserver.Server, pooled bool, settle func())) {
-	benchSetupLoad(b)
-	for _, mode := range []struct {
-		name string
-		pool int
-	}{{"cold", 0}, {"pooled", benchPool}} {
-		b.Run(mode.name, func(b *testing.B) {
-			srv := benchServer(b, mode.pool)
-			settle := func() {}
-			if mode.pool > 0 {
-				settle = func() { benchSettlePool(b, srv.Pid(), mode.pool) }
-			}
-			body(b, srv, mode.pool > 0, settle)
-		})
 	}
 }
 
