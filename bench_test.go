@@ -17,7 +17,6 @@ package forkserver_test
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -76,10 +75,14 @@ var benchEcho = forkserver.Register("bench-echo", func(ctx context.Context, c *f
 	return err
 })
 
-// benchStampExit writes the time, in Unix nanoseconds, and returns: its
-// process exits next.
-var benchStampExit = forkserver.Register("bench-stamp-exit", func(ctx context.Context, c *forkserver.Child) error {
-	_, err := c.Conn().Write(binary.LittleEndian.AppendUint64(nil, uint64(time.Now().UnixNano())))
+// benchExitByte waits for a byte on its socket, writes one back and
+// returns: its process exits next.
+var benchExitByte = forkserver.Register("bench-exit-byte", func(ctx context.Context, c *forkserver.Child) error {
+	buf := make([]byte, 1)
+	if _, err := io.ReadFull(c.Conn(), buf); err != nil {
+		return err
+	}
+	_, err := c.Conn().Write(buf)
 	return err
 })
 
@@ -196,36 +199,48 @@ func benchForkWait(b *testing.B, srv *forkserver.Server) func(*benchClock) {
 	}
 }
 
-// BenchmarkExitNotify: a child writes the time and returns; from that time
-// until Done fires, so the child's exit, the server's reaping and the
-// exit's delivery. The child's clock starts it rather than the arrival of
-// its bytes, which a busy program notices late: the two processes read the
-// same wall clock. ns/op times only from reading the bytes until Done.
-func BenchmarkExitNotify(b *testing.B) {
+// BenchmarkPooledExitWait: a child's exit until Wait returns. A pooled
+// child writes a byte and returns; from reading the byte until Wait
+// returns. Interleaved with the same for an os/exec child of the binary,
+// from its byte until cmd.Wait returns, which is the exit floor: the
+// os/exec counterpart is this benchmark's floor, so floor-p50-µs and
+// x-floor repeat exec-p50-µs and x-exec.
+func BenchmarkPooledExitWait(b *testing.B) {
 	benchSetupLoad(b)
-	srv := benchServer(b, 0) // a pool would refill during the timed part
-	ctx := benchContext(b)
-	deadline, _ := ctx.Deadline()
-	buf := make([]byte, 8)
-	var lat benchLatencies
-	for b.Loop() {
-		b.StopTimer()
-		p, err := srv.Fork(ctx, benchStampExit, &forkserver.Attr{Socket: true})
+	srv := benchServer(b, benchPool)
+	settle := func() { benchSettlePool(b, srv.Pid(), benchPool) }
+	buf := make([]byte, 1)
+	ours := func(clock *benchClock) {
+		p, err := srv.Fork(context.Background(), benchExitByte, &forkserver.Attr{Socket: true})
 		if err != nil {
 			b.Fatal(err)
 		}
-		p.Conn().SetReadDeadline(deadline)
+		defer p.Conn().Close()
+		// The Fork took a child from the pool: let the refill finish, the
+		// child waiting for its cue, so that it does not compete with the
+		// exit.
+		benchSettlePool(b, srv.Pid(), benchPool+1)
+		if _, err := p.Conn().Write(buf); err != nil {
+			b.Fatal(err)
+		}
 		if _, err := io.ReadFull(p.Conn(), buf); err != nil {
 			b.Fatalf("child %d: %v", p.Pid, err)
 		}
-		b.StartTimer()
-		benchWait(b, ctx, p)
-		lat.add(time.Unix(0, int64(binary.LittleEndian.Uint64(buf))))
-		b.StopTimer()
-		p.Conn().Close()
-		b.StartTimer()
+		clock.begin()
+		exit, err := p.Wait()
+		clock.end()
+		if err != nil || !exit.Success() {
+			b.Fatalf("child %d: %v, %v", p.Pid, exit, err)
+		}
 	}
-	lat.report(b)
+	r := benchInterleave(b, settle,
+		benchOp{"exit until Wait", ours},
+		benchOp{"exit floor", benchExecExit(b, benchExecCmd(b))})
+	r.report(b, 0, "")
+	r.report(b, 1, "exec-")
+	r.report(b, 1, "floor-")
+	r.ratio(b, "x-exec", r.p(1, 0.50))
+	r.ratio(b, "x-floor", r.p(1, 0.50))
 }
 
 // BenchmarkManyAlive: 2,000 children alive at once, all blocked reading
