@@ -4,16 +4,28 @@ package forkserver_test
 
 // Benchmarks. They run only with -bench, for example
 //
-//	go test -run '^$' -bench . -benchtime 200x .
+//	go test -run '^$' -bench . -benchtime 50x .
 //
-// Each latency benchmark times every iteration itself and reports the
-// median and the 99th percentile as p50-µs and p99-µs: those are the
-// figures to read. ns/op is the mean of the same timed part (set-up and
-// teardown run with the timer stopped).
+// Each latency benchmark (PooledForkRunning, PooledForkWait, PooledExitWait,
+// ColdForkWait) interleaves, iteration by iteration, our operation with its
+// os/exec counterpart and, where there is one, its floor: the least the
+// kernel and a Go child of the same binary cost the same path, measured in
+// the same run (see benchInterleave). Each is timed by itself; the
+// benchmark reports
+//
+//	p50-µs, p99-µs            ours: the median and the 99th percentile
+//	exec-p50-µs, exec-p99-µs  the os/exec counterpart
+//	floor-p50-µs              the floor (PooledForkWait: the sum of two,
+//	                          reported also as exitfloor-* and rtt-*)
+//	x-exec, x-floor           ours over os/exec and over the floor, at p50
+//
+// ns/op is the mean of ours alone: set-up, teardown and the other
+// operations run with the timer stopped. Nothing fails on a figure; a
+// benchmark fails only on an error or a hang (benchBound).
 //
 // FORKSERVER_BENCH_LOAD=big or =busy runs the same benchmarks inside a
-// loaded program (see benchSetupLoad); run the suite three times, idle, big
-// and busy, and compare.
+// loaded program (see benchSetupLoad): idle, big and busy are three runs,
+// which go run ./examples/benchtable makes and puts in one table.
 
 import (
 	"context"
@@ -50,7 +62,7 @@ const (
 	benchBound = 5 * time.Minute
 
 	// benchExecProgram is the FORKSERVER_TEST_PROGRAM value on which
-	// TestMain runs benchExecChild: the os/exec baseline's child.
+	// TestMain runs benchExecChild: the child of the os/exec counterparts.
 	benchExecProgram = "bench-exec"
 )
 
@@ -639,25 +651,6 @@ func benchWait(b *testing.B, ctx context.Context, p *forkserver.Process) {
 	if exit, err := p.Wait(); err != nil || !exit.Success() {
 		b.Fatalf("child %d: %v, %v", p.Pid, exit, err)
 	}
-}
-
-// benchLatencies records the duration of every iteration.
-type benchLatencies []time.Duration
-
-func (l *benchLatencies) add(start time.Time) { *l = append(*l, time.Since(start)) }
-
-// report reports the median and the 99th percentile, nearest rank, in µs.
-func (l benchLatencies) report(b *testing.B) {
-	if len(l) == 0 {
-		return
-	}
-	slices.Sort(l)
-	at := func(p float64) float64 {
-		i := int(p*float64(len(l))+0.5) - 1
-		return l[max(0, min(i, len(l)-1))].Seconds() * 1e6
-	}
-	b.ReportMetric(at(0.50), "p50-µs")
-	b.ReportMetric(at(0.99), "p99-µs")
 }
 
 // benchSettlePool waits until the server has exactly size children, each of
