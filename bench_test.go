@@ -216,7 +216,10 @@ func benchForkWait(b *testing.B, srv *forkserver.Server) func(*benchClock) {
 // returns. Interleaved with the same for an os/exec child of the binary,
 // from its byte until cmd.Wait returns, which is the exit floor: the
 // os/exec counterpart is this benchmark's floor, so floor-p50-µs and
-// x-floor repeat exec-p50-µs and x-exec.
+// x-floor repeat exec-p50-µs and x-exec. Both count from the moment the
+// program has read the byte: a busy program reads it late, often after
+// the child is gone, so there they measure what of the exit's delivery is
+// left once the program has noticed the byte.
 func BenchmarkPooledExitWait(b *testing.B) {
 	benchSetupLoad(b)
 	srv := benchServer(b, benchPool)
