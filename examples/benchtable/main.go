@@ -114,10 +114,10 @@ does.
 		} else {
 			fmt.Printf("\n2,000 children alive at once on a pooled server, idle program: the server has %.0f threads and %.0f MiB resident; "+
 				"the program has %.0f threads while it awaits every exit with Done (%.0f before the first Fork). "+
-				"Every exit was delivered; starting them all took %.1f s, ending them %.0f ms.\n",
+				"Every exit was delivered; starting them all took %.1f s, ending them %.1f s.\n",
 				manyAlive["server-threads"], manyAlive["server-rss-MiB"],
 				manyAlive["program-threads"], manyAlive["program-threads-before"],
-				manyAlive["start-all-ms"]/1e3, manyAlive["exit-all-ms"])
+				manyAlive["start-all-ms"]/1e3, manyAlive["exit-all-ms"]/1e3)
 		}
 	}
 }
