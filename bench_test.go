@@ -4,22 +4,34 @@ package forkserver_test
 
 // Benchmarks. They run only with -bench, for example
 //
-//	go test -run '^$' -bench . -benchtime 200x .
+//	go test -run '^$' -bench . -benchtime 50x .
 //
-// Each latency benchmark times every iteration itself and reports the
-// median and the 99th percentile as p50-µs and p99-µs: those are the
-// figures to read. ns/op is the mean of the same timed part (set-up and
-// teardown run with the timer stopped).
+// Each latency benchmark (PooledForkRunning, PooledForkWait, PooledExitWait,
+// ColdForkWait) interleaves, iteration by iteration, our operation with its
+// os/exec counterpart and, where there is one, its floor: the least the
+// kernel and a Go child of the same binary cost the same path, measured in
+// the same run (see benchInterleave). Each is timed by itself; the
+// benchmark reports
+//
+//	p50-µs, p99-µs            ours: the median and the 99th percentile
+//	exec-p50-µs, exec-p99-µs  the os/exec counterpart
+//	floor-p50-µs              the floor (PooledForkWait: the sum of two,
+//	                          reported also as exitfloor-* and rtt-*)
+//	x-exec, x-floor           ours over os/exec and over the floor, at p50
+//
+// ns/op is the mean of ours alone: set-up, teardown and the other
+// operations run with the timer stopped. Nothing fails on a figure; a
+// benchmark fails only on an error or a hang (benchBound).
 //
 // FORKSERVER_BENCH_LOAD=big or =busy runs the same benchmarks inside a
-// loaded program (see benchSetupLoad); run the suite three times, idle, big
-// and busy, and compare.
+// loaded program (see benchSetupLoad): idle, big and busy are three runs,
+// which go run ./examples/benchtable makes and puts in one table.
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +43,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -45,15 +58,43 @@ const (
 	// the size, so a bigger pool buys nothing for sustained forking.
 	benchPool = 4
 
+	// benchBound turns a hang into a failure; it never decides an outcome.
+	benchBound = 5 * time.Minute
+
 	// benchExecProgram is the FORKSERVER_TEST_PROGRAM value on which
-	// TestMain runs benchExecChild: the os/exec baseline's child.
+	// TestMain runs benchExecChild: the child of the os/exec counterparts.
 	benchExecProgram = "bench-exec"
 )
 
-// benchStampExit writes the time, in Unix nanoseconds, and returns: its
-// process exits next.
-var benchStampExit = forkserver.Register("bench-stamp-exit", func(ctx context.Context, c *forkserver.Child) error {
-	_, err := c.Conn().Write(binary.LittleEndian.AppendUint64(nil, uint64(time.Now().UnixNano())))
+// benchFirstByte writes one byte on its socket as its first act, then reads
+// the socket until end-of-file and returns.
+var benchFirstByte = forkserver.Register("bench-first-byte", func(ctx context.Context, c *forkserver.Child) error {
+	if _, err := c.Conn().Write([]byte{1}); err != nil {
+		return err
+	}
+	_, err := io.Copy(io.Discard, c.Conn())
+	return err
+})
+
+// benchReturn returns at once.
+var benchReturn = forkserver.Register("bench-return", func(ctx context.Context, c *forkserver.Child) error {
+	return nil
+})
+
+// benchEcho writes back what it reads on its socket, until end-of-file.
+var benchEcho = forkserver.Register("bench-echo", func(ctx context.Context, c *forkserver.Child) error {
+	_, err := io.Copy(c.Conn(), c.Conn())
+	return err
+})
+
+// benchExitByte waits for a byte on its socket, writes one back and
+// returns: its process exits next.
+var benchExitByte = forkserver.Register("bench-exit-byte", func(ctx context.Context, c *forkserver.Child) error {
+	buf := make([]byte, 1)
+	if _, err := io.ReadFull(c.Conn(), buf); err != nil {
+		return err
+	}
+	_, err := c.Conn().Write(buf)
 	return err
 })
 
@@ -63,132 +104,169 @@ var benchBlock = forkserver.Register("bench-block", func(ctx context.Context, c 
 	return err
 })
 
-// benchExecChild is the child of the os/exec baseline: the same binary,
-// started, initialised and gone, doing nothing.
-func benchExecChild() { os.Exit(0) }
+// benchExecByte, set in the environment of an os/exec child, makes it write
+// one byte on its descriptor 3 before it exits.
+const benchExecByte = "FORKSERVER_BENCH_EXEC_BYTE"
 
-// BenchmarkForkWait: Fork and Wait for a child that returns at once.
-func BenchmarkForkWait(b *testing.B) {
-	benchModes(b, func(b *testing.B, srv *forkserver.Server, pooled bool, settle func()) {
-		ctx := testContext(b)
-		var lat benchLatencies
-		settle()
-		for b.Loop() {
-			start := time.Now()
-			p, err := srv.Fork(ctx, returnNil, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			waitSuccess(b, p)
-			lat.add(start)
-			if pooled {
-				b.StopTimer()
-				settle()
-				b.StartTimer()
-			}
-		}
-		lat.report(b)
-	})
+// benchExecChild is the child of the os/exec counterparts: the same binary,
+// started and initialised, which writes a byte on descriptor 3 as its one
+// act if asked to, then exits as a Go program does at the end of main.
+func benchExecChild() {
+	if os.Getenv(benchExecByte) != "" {
+		syscall.Write(3, []byte{1})
+	}
+	os.Exit(0)
 }
 
-// BenchmarkForkRunning: from the call to Fork until the child's first byte
-// arrives, so until the function runs in the child.
-func BenchmarkForkRunning(b *testing.B) {
-	benchModes(b, func(b *testing.B, srv *forkserver.Server, _ bool, settle func()) {
-		ctx := testContext(b)
-		var lat benchLatencies
-		buf := make([]byte, 1)
-		settle()
-		for b.Loop() {
-			start := time.Now()
-			p := benchForkRead(b, ctx, srv, ignoreTerm, buf)
-			lat.add(start)
-			b.StopTimer()
-			p.Conn().Close() // ignore-term reads end-of-file and returns
-			waitSuccess(b, p)
-			settle()
-			b.StartTimer()
-		}
-		lat.report(b)
-	})
-}
-
-// BenchmarkExecBaseline: what a program does without this package: os/exec
-// starts the same binary, which exits at once, and waits for it.
-func BenchmarkExecBaseline(b *testing.B) {
+// BenchmarkPooledForkRunning: a pooled Fork until the child runs: from the
+// call to Fork until the requester reads the byte the child writes on its
+// socket as its first act. Interleaved with os/exec starting the same
+// binary until the byte it writes on a pipe as its first act, and with the
+// floor: 8 bytes to an echo child, a Go child of the same server that sat
+// idle since the last iteration, and back.
+func BenchmarkPooledForkRunning(b *testing.B) {
 	benchSetupLoad(b)
-	env := append(os.Environ(), "FORKSERVER_TEST_PROGRAM="+benchExecProgram)
-	var lat benchLatencies
-	for b.Loop() {
-		start := time.Now()
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = env
-		if err := cmd.Run(); err != nil {
+	srv := startWith(b, &forkserver.Config{PoolSize: benchPool})
+	echo := benchEchoChild(b, srv)
+	settle := func() { benchSettlePool(b, srv.Pid(), benchPool+1) } // the pool and the echo child
+	buf := make([]byte, 1)
+	ours := func(c *benchClock) {
+		c.begin()
+		p, err := srv.Fork(context.Background(), benchFirstByte, &forkserver.Attr{Socket: true})
+		if err != nil {
 			b.Fatal(err)
 		}
-		lat.add(start)
-	}
-	lat.report(b)
-}
-
-// BenchmarkSocketRoundTrip: 8 bytes to a running echo child and back.
-func BenchmarkSocketRoundTrip(b *testing.B) {
-	benchSetupLoad(b)
-	srv := startBench(b, 0)
-	ctx := testContext(b)
-	deadline, _ := ctx.Deadline()
-	p, err := srv.Fork(ctx, echo, &forkserver.Attr{Socket: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	conn := p.Conn()
-	conn.SetDeadline(deadline)
-	out, in := []byte("8 bytes!"), make([]byte, 8)
-	var lat benchLatencies
-	for b.Loop() {
-		start := time.Now()
-		if _, err := conn.Write(out); err != nil {
-			b.Fatal(err)
+		if _, err := io.ReadFull(p.Conn(), buf); err != nil {
+			b.Fatalf("child %d: %v", p.Pid, err)
 		}
-		if _, err := io.ReadFull(conn, in); err != nil {
-			b.Fatal(err)
-		}
-		lat.add(start)
-	}
-	lat.report(b)
-	conn.Close()
-	waitSuccess(b, p)
-}
-
-// BenchmarkExitNotify: a child writes the time and returns; from that time
-// until Done fires, so the child's exit, the server's reaping and the
-// exit's delivery. The child's clock starts it rather than the arrival of
-// its bytes, which a busy program notices late: the two processes read the
-// same wall clock. ns/op times only from reading the bytes until Done.
-func BenchmarkExitNotify(b *testing.B) {
-	benchSetupLoad(b)
-	srv := startBench(b, 0) // a pool would refill during the timed part
-	ctx := testContext(b)
-	buf := make([]byte, 8)
-	var lat benchLatencies
-	for b.Loop() {
-		b.StopTimer()
-		p := benchForkRead(b, ctx, srv, benchStampExit, buf)
-		b.StartTimer()
+		c.end()
+		p.Conn().Close() // the child reads end-of-file and returns
 		waitSuccess(b, p)
-		lat.add(time.Unix(0, int64(binary.LittleEndian.Uint64(buf))))
-		b.StopTimer()
-		p.Conn().Close()
-		b.StartTimer()
 	}
-	lat.report(b)
+	r := benchInterleave(b, settle,
+		benchOp{"pooled Fork until running", ours},
+		benchOp{"os/exec until running", benchExecFirstByte(b, benchExecCmd(b))},
+		benchOp{"round trip", benchRoundTrip(b, echo)})
+	r.report(b, 0, "")
+	r.report(b, 1, "exec-")
+	r.report(b, 2, "floor-")
+	r.ratio(b, "x-exec", r.p(1, 0.50))
+	r.ratio(b, "x-floor", r.p(2, 0.50))
 }
 
-// BenchmarkManyAlive: 2,000 children alive at once, all blocked reading
-// one pipe that the program holds the write end of, then released by
-// closing it; every exit must arrive. It reports the server's threads and
-// resident memory with all of them alive, and how long starting and ending
-// them all took. It runs once whatever b.N.
+// BenchmarkPooledForkWait: a pooled Fork of a child that returns at once,
+// and Wait. Interleaved with os/exec starting the same binary, which exits
+// at once, and waiting for it, and with two floors whose sum bounds it from
+// below: the exit floor, from an os/exec child's last write until the
+// parent's own blocking wait for it returns, and the round trip to an idle
+// echo child (a Fork is at least one).
+func BenchmarkPooledForkWait(b *testing.B) {
+	benchSetupLoad(b)
+	srv := startWith(b, &forkserver.Config{PoolSize: benchPool})
+	echo := benchEchoChild(b, srv)
+	settle := func() { benchSettlePool(b, srv.Pid(), benchPool+1) } // the pool and the echo child
+	command := benchExecCmd(b)
+	r := benchInterleave(b, settle,
+		benchOp{"pooled Fork+Wait", benchForkWait(b, srv)},
+		benchOp{"os/exec Start+Wait", benchExecRun(b, command)},
+		benchOp{"exit floor", benchExecExit(b, command)},
+		benchOp{"round trip", benchRoundTrip(b, echo)})
+	r.report(b, 0, "")
+	r.report(b, 1, "exec-")
+	r.report(b, 2, "exitfloor-")
+	r.report(b, 3, "rtt-")
+	floor := r.p(2, 0.50) + r.p(3, 0.50)
+	b.ReportMetric(floor.Seconds()*1e6, "floor-p50-µs")
+	r.ratio(b, "x-exec", r.p(1, 0.50))
+	r.ratio(b, "x-floor", floor)
+}
+
+// BenchmarkColdForkWait: Fork and Wait on a server without a pool, so the
+// server starts the binary for each Fork as os/exec does. Interleaved with
+// os/exec starting the same binary, which exits at once, and waiting for it.
+func BenchmarkColdForkWait(b *testing.B) {
+	benchSetupLoad(b)
+	srv := startWith(b, &forkserver.Config{PoolSize: 0})
+	r := benchInterleave(b, nil,
+		benchOp{"cold Fork+Wait", benchForkWait(b, srv)},
+		benchOp{"os/exec Start+Wait", benchExecRun(b, benchExecCmd(b))})
+	r.report(b, 0, "")
+	r.report(b, 1, "exec-")
+	r.ratio(b, "x-exec", r.p(1, 0.50))
+}
+
+// benchForkWait: Fork a child that returns at once, and Wait.
+func benchForkWait(b *testing.B, srv *forkserver.Server) func(*benchClock) {
+	return func(clock *benchClock) {
+		clock.begin()
+		p, err := srv.Fork(context.Background(), benchReturn, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		exit, err := p.Wait()
+		clock.end()
+		if err != nil || !exit.Success() {
+			b.Fatalf("child %d: %v, %v", p.Pid, exit, err)
+		}
+	}
+}
+
+// BenchmarkPooledExitWait: a child's exit until Wait returns. A pooled
+// child writes a byte and returns; from reading the byte until Wait
+// returns. Interleaved with the same for an os/exec child of the binary,
+// from its byte until cmd.Wait returns, which is the exit floor: the
+// os/exec counterpart is this benchmark's floor, so floor-p50-µs and
+// x-floor repeat exec-p50-µs and x-exec. Both count from the moment the
+// program has read the byte: a busy program reads it late, often after
+// the child is gone, so there they measure what of the exit's delivery is
+// left once the program has noticed the byte.
+func BenchmarkPooledExitWait(b *testing.B) {
+	benchSetupLoad(b)
+	srv := startWith(b, &forkserver.Config{PoolSize: benchPool})
+	settle := func() { benchSettlePool(b, srv.Pid(), benchPool) }
+	buf := make([]byte, 1)
+	ours := func(clock *benchClock) {
+		p, err := srv.Fork(context.Background(), benchExitByte, &forkserver.Attr{Socket: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Conn().Close()
+		// The Fork took a child from the pool: let the refill finish, the
+		// child waiting for its cue, so that it does not compete with the
+		// exit.
+		benchSettlePool(b, srv.Pid(), benchPool+1)
+		if _, err := p.Conn().Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(p.Conn(), buf); err != nil {
+			b.Fatalf("child %d: %v", p.Pid, err)
+		}
+		clock.begin()
+		exit, err := p.Wait()
+		clock.end()
+		if err != nil || !exit.Success() {
+			b.Fatalf("child %d: %v, %v", p.Pid, exit, err)
+		}
+	}
+	r := benchInterleave(b, settle,
+		benchOp{"exit until Wait", ours},
+		benchOp{"exit floor", benchExecExit(b, benchExecCmd(b))})
+	r.report(b, 0, "")
+	r.report(b, 1, "exec-")
+	r.report(b, 1, "floor-")
+	r.ratio(b, "x-exec", r.p(1, 0.50))
+	r.ratio(b, "x-floor", r.p(1, 0.50))
+}
+
+// BenchmarkManyAlive: 2,000 children of a pooled server alive at once, all
+// blocked reading one pipe that the program holds the write end of, then
+// released by closing it; every exit must arrive. The program awaits the
+// exits with Done, a goroutine selecting on each, as a program that
+// watches many children would. With all of them alive and awaited, it
+// reports the server's threads and resident memory and the program's
+// threads (program-threads-before: the program's before the first Fork);
+// and how long starting and ending them all took. It runs once whatever
+// b.N; run it alone with -bench ManyAlive.
 func BenchmarkManyAlive(b *testing.B) {
 	const n = 2000
 	benchSetupLoad(b)
@@ -213,9 +291,14 @@ func BenchmarkManyAlive(b *testing.B) {
 }
 
 func benchManyAlive(b *testing.B, n int) {
-	srv := startBench(b, 0)
+	srv := startWith(b, &forkserver.Config{PoolSize: benchPool})
 	ctx := testContext(b)
-	r, w := testPipe(b)
+	programBefore := procStatus(b, os.Getpid(), "Threads")
+	r, w, err := os.Pipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
 	// Eight goroutines fork, so that a busy program, slow to notice each
 	// reply, does not take minutes over it.
 	procs := make([]*forkserver.Process, n)
@@ -240,24 +323,50 @@ func benchManyAlive(b *testing.B, n int) {
 			b.Fatalf("Fork %d of %d: %v", i+1, n, err)
 		}
 	}
-	threads := procStatus(b, srv.Pid(), "Threads")
-	rssKiB := procStatus(b, srv.Pid(), "VmRSS")
+
+	// Await every exit with Done.
+	var waiting, exited sync.WaitGroup
+	for _, p := range procs {
+		waiting.Add(1)
+		exited.Add(1)
+		go func() {
+			defer exited.Done()
+			done := p.Done()
+			waiting.Done()
+			select {
+			case <-done:
+			case <-ctx.Done():
+			}
+		}()
+	}
+	waiting.Wait()
+	// The most seen over 100 ms, in case threads come and go.
+	var threads, rssKiB, program int
+	for range 10 {
+		threads = max(threads, procStatus(b, srv.Pid(), "Threads"))
+		rssKiB = max(rssKiB, procStatus(b, srv.Pid(), "VmRSS"))
+		program = max(program, procStatus(b, os.Getpid(), "Threads"))
+		time.Sleep(10 * time.Millisecond)
+	}
 
 	start = time.Now()
 	w.Close() // every child reads end-of-file and exits
+	exited.Wait()
+	ended := time.Since(start)
 	for _, p := range procs {
 		select {
 		case <-p.Done():
-		case <-ctx.Done():
+		default:
 			b.Fatalf("the exit of child %d was not delivered", p.Pid)
 		}
 		if exit, err := p.Wait(); err != nil || !exit.Success() {
 			b.Fatalf("child %d: %v, %v", p.Pid, exit, err)
 		}
 	}
-	ended := time.Since(start)
 	b.ReportMetric(float64(threads), "server-threads")
 	b.ReportMetric(float64(rssKiB)/1024, "server-rss-MiB")
+	b.ReportMetric(float64(program), "program-threads")
+	b.ReportMetric(float64(programBefore), "program-threads-before")
 	b.ReportMetric(started.Seconds()*1e3, "start-all-ms")
 	b.ReportMetric(ended.Seconds()*1e3, "exit-all-ms")
 }
@@ -294,91 +403,267 @@ func BenchmarkLoadedProgram(b *testing.B) {
 	}
 }
 
-// benchModes runs body against a server without a pool, "cold", and one
-// with benchPool children waiting, "pooled". body calls settle, with the
-// timer stopped, before each Fork: for the pooled server it waits until the
-// pool is full again and every child in it has started and sleeps, so that
-// each Fork finds a warm child, as it would if Forks came no faster than
-// the pool refills; for the cold one it does nothing.
-func benchModes(b *testing.B, body func(b *testing.B, srv *forkserver.Server, pooled bool, settle func())) {
-	benchSetupLoad(b)
-	for _, mode := range []struct {
-		name string
-		pool int
-	}{{"cold", 0}, {"pooled", benchPool}} {
-		b.Run(mode.name, func(b *testing.B) {
-			srv := startBench(b, mode.pool)
-			settle := func() {}
-			if mode.pool > 0 {
-				settle = func() { benchSettlePool(b, srv.Pid(), mode.pool) }
-			}
-			body(b, srv, mode.pool > 0, settle)
-		})
+// The interleaving. Each latency benchmark measures our operation, its
+// os/exec counterpart and its floors in the same run: every iteration runs
+// each of them once, in an order that rotates from one iteration to the
+// next, so that a drift of the machine or the program during the run
+// reaches them all alike and none always follows the same other. Two
+// untimed rounds warm them up first.
+const benchWarmup = 2
+
+// benchOp is one operation of an interleaved benchmark. run does the
+// operation's set-up, its timed part between clock.begin and clock.end,
+// and its teardown.
+type benchOp struct {
+	name string
+	run  func(clock *benchClock)
+}
+
+// benchClock times the timed part of one run of an operation. For our
+// operation, the first of a benchmark, it also runs the benchmark's timer,
+// so that ns/op is the mean of that operation's timed part alone.
+type benchClock struct {
+	b     *testing.B // nil but for our operation
+	start time.Time
+	took  time.Duration
+}
+
+func (c *benchClock) begin() {
+	if c.b != nil {
+		c.b.StartTimer()
+	}
+	c.start = time.Now()
+}
+
+func (c *benchClock) end() {
+	c.took = time.Since(c.start)
+	if c.b != nil {
+		c.b.StopTimer()
 	}
 }
 
-// benchForkRead forks fn with a socket and reads len(buf) bytes from it.
-func benchForkRead(b *testing.B, ctx context.Context, srv *forkserver.Server, fn forkserver.Func, buf []byte) *forkserver.Process {
-	p, err := srv.Fork(ctx, fn, &forkserver.Attr{Socket: true})
+// benchInterleave runs every op once per iteration, settle (if not nil)
+// before each, untimed, and returns their timings. An op that has not
+// finished within benchBound fails the run with every goroutine's stack, as
+// go test -timeout would: a hang bound, per op, that does not grow with the
+// count of iterations.
+func benchInterleave(b *testing.B, settle func(), ops ...benchOp) *benchRun {
+	r := &benchRun{took: make([][]time.Duration, len(ops))}
+	once := func(i int, clock *benchClock) time.Duration {
+		if settle != nil {
+			settle()
+		}
+		hung := time.AfterFunc(benchBound, func() {
+			debug.SetTraceback("all")
+			panic(fmt.Sprintf("%s: %s did not finish in %v", b.Name(), ops[i].name, benchBound))
+		})
+		ops[i].run(clock)
+		hung.Stop()
+		return clock.took
+	}
+	for range benchWarmup {
+		for i := range ops {
+			once(i, &benchClock{})
+		}
+	}
+	round := 0
+	for b.Loop() {
+		b.StopTimer()
+		for k := range ops {
+			i := (round + k) % len(ops)
+			clock := &benchClock{}
+			if i == 0 {
+				clock.b = b
+			}
+			r.took[i] = append(r.took[i], once(i, clock))
+		}
+		round++
+		b.StartTimer() // b.Loop wants it running
+	}
+	return r
+}
+
+// benchRun is what benchInterleave measured: took[i] holds the timed part
+// of every run of operation i, ours being 0.
+type benchRun struct{ took [][]time.Duration }
+
+// p returns the q-quantile of operation i's timings, nearest rank.
+func (r *benchRun) p(i int, q float64) time.Duration {
+	l := slices.Sorted(slices.Values(r.took[i]))
+	if len(l) == 0 {
+		return 0
+	}
+	return l[max(0, min(int(q*float64(len(l))+0.5)-1, len(l)-1))]
+}
+
+// report reports the median and the 99th percentile of operation i, in µs,
+// as prefix+"p50-µs" and prefix+"p99-µs".
+func (r *benchRun) report(b *testing.B, i int, prefix string) {
+	b.ReportMetric(r.p(i, 0.50).Seconds()*1e6, prefix+"p50-µs")
+	b.ReportMetric(r.p(i, 0.99).Seconds()*1e6, prefix+"p99-µs")
+}
+
+// ratio reports our operation's median over d as unit.
+func (r *benchRun) ratio(b *testing.B, unit string, d time.Duration) {
+	if d > 0 {
+		b.ReportMetric(float64(r.p(0, 0.50))/float64(d), unit)
+	}
+}
+
+// benchExecCmd returns a function that makes the command of an os/exec
+// child of the test binary. Given a pipe's write end, the command makes the
+// child write a byte on it as its one act.
+func benchExecCmd(b *testing.B) func(w *os.File) *exec.Cmd {
+	exe, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
 	}
-	deadline, _ := ctx.Deadline()
-	p.Conn().SetReadDeadline(deadline)
-	if _, err := io.ReadFull(p.Conn(), buf); err != nil {
-		b.Fatalf("child %d: %v", p.Pid, err)
+	env := append(os.Environ(), "FORKSERVER_TEST_PROGRAM="+benchExecProgram)
+	envByte := append(slices.Clip(env), benchExecByte+"=1")
+	return func(w *os.File) *exec.Cmd {
+		cmd := exec.Command(exe, "-test.run=^$")
+		cmd.Env = env
+		if w != nil {
+			cmd.Env = envByte
+			cmd.ExtraFiles = []*os.File{w}
+		}
+		return cmd
 	}
-	return p
 }
 
-func startBench(b *testing.B, pool int) *forkserver.Server {
-	return startWith(b, &forkserver.Config{PoolSize: pool})
+// benchExecFirstByte: os/exec starts the binary; from making the pipe and
+// the command until the child's byte arrives.
+func benchExecFirstByte(b *testing.B, command func(*os.File) *exec.Cmd) func(*benchClock) {
+	buf := make([]byte, 1)
+	return func(clock *benchClock) {
+		clock.begin()
+		r, w, err := os.Pipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd := command(w)
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		w.Close()
+		_, err = io.ReadFull(r, buf)
+		clock.end()
+		r.Close()
+		if err != nil {
+			b.Fatalf("os/exec child %d: %v", cmd.Process.Pid, err)
+		}
+		if err := cmd.Wait(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
-// benchLatencies records the duration of every iteration.
-type benchLatencies []time.Duration
-
-func (l *benchLatencies) add(start time.Time) { *l = append(*l, time.Since(start)) }
-
-// report reports the median and the 99th percentile, nearest rank, in µs.
-func (l benchLatencies) report(b *testing.B) {
-	if len(l) == 0 {
-		return
+// benchExecRun: os/exec starts the binary, which exits at once, and waits
+// for it.
+func benchExecRun(b *testing.B, command func(*os.File) *exec.Cmd) func(*benchClock) {
+	return func(clock *benchClock) {
+		clock.begin()
+		err := command(nil).Run()
+		clock.end()
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
-	slices.Sort(l)
-	at := func(p float64) float64 {
-		i := int(p*float64(len(l))+0.5) - 1
-		return l[max(0, min(i, len(l)-1))].Seconds() * 1e6
+}
+
+// benchExecExit is the exit floor: an os/exec child of the binary writes a
+// byte and exits; from reading the byte until cmd.Wait, the parent's own
+// blocking wait for its child, returns.
+func benchExecExit(b *testing.B, command func(*os.File) *exec.Cmd) func(*benchClock) {
+	buf := make([]byte, 1)
+	return func(clock *benchClock) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer r.Close()
+		cmd := command(w)
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		w.Close()
+		if _, err := io.ReadFull(r, buf); err != nil {
+			b.Fatalf("os/exec child %d: %v", cmd.Process.Pid, err)
+		}
+		clock.begin()
+		err = cmd.Wait()
+		clock.end()
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
-	b.ReportMetric(at(0.50), "p50-µs")
-	b.ReportMetric(at(0.99), "p99-µs")
+}
+
+// benchEchoChild forks an echo child, which the benchmark's end stops, and
+// returns the requester's end of its socket.
+func benchEchoChild(b *testing.B, srv *forkserver.Server) *net.UnixConn {
+	p, err := srv.Fork(context.Background(), benchEcho, &forkserver.Attr{Socket: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		p.Conn().Close()
+		waitSuccess(b, p)
+	})
+	return p.Conn()
+}
+
+// benchRoundTrip: 8 bytes to a running echo child and back.
+func benchRoundTrip(b *testing.B, conn *net.UnixConn) func(*benchClock) {
+	out, in := []byte("8 bytes!"), make([]byte, 8)
+	return func(clock *benchClock) {
+		clock.begin()
+		if _, err := conn.Write(out); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(conn, in); err != nil {
+			b.Fatal(err)
+		}
+		clock.end()
+	}
 }
 
 // benchSettlePool waits until the server has exactly size children, each of
 // whose threads sleeps and none of which has used CPU for a millisecond: a
 // full pool of children that have finished starting.
 func benchSettlePool(b *testing.B, server, size int) {
-	eventually(b, fmt.Sprintf("the pool of server %d to fill up", server), func() bool { return benchPoolIdle(server, size) })
+	for deadline := time.Now().Add(benchBound); ; {
+		if benchPoolIdle(server, size) {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the pool of server %d did not fill up", server)
+		}
+	}
 }
 
-// benchPoolIdle reports whether server has size children, none of which
-// used CPU over a millisecond.
 func benchPoolIdle(server, size int) bool {
-	kids := childrenOf(server)
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", server))
+	var kids []string
+	for _, t := range tasks {
+		list, _ := os.ReadFile(t)
+		kids = append(kids, strings.Fields(string(list))...)
+	}
 	if len(kids) != size {
+		time.Sleep(time.Millisecond)
 		return false
 	}
 	before, ok := benchSleepingCPU(kids)
-	time.Sleep(time.Millisecond) // the window idleness is measured over
+	time.Sleep(time.Millisecond)
 	after, ok2 := benchSleepingCPU(kids)
 	return ok && ok2 && after == before
 }
 
 // benchSleepingCPU returns the CPU time the processes pids have used, in
 // ns, and whether every one of their threads sleeps.
-func benchSleepingCPU(pids []int) (ns int64, asleep bool) {
+func benchSleepingCPU(pids []string) (ns int64, asleep bool) {
 	for _, pid := range pids {
-		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+		tasks, _ := filepath.Glob("/proc/" + pid + "/task/*")
 		if len(tasks) == 0 {
 			return 0, false
 		}

@@ -1,19 +1,27 @@
-// Command benchtable measures what starting a child through a fork server
-// costs next to os/exec, and prints one table of latencies:
+// Command benchtable runs the package's benchmarks, which interleave each
+// operation with its os/exec counterpart and its floor iteration by
+// iteration, in an idle program, in one with 2 GiB of live heap (big) and
+// in one that also keeps its processors busy allocating (busy), and prints
+// one markdown table of the results:
 //
-//	go run ./examples/benchtable            # an idle program
-//	go run ./examples/benchtable -load=big  # with 2 GiB of live heap
-//	go run ./examples/benchtable -load=busy # the same, and 8 goroutines allocating
+//	go run ./examples/benchtable                     # idle, big and busy
+//	go run ./examples/benchtable -load=idle -n=500   # idle only
 //
-// Each operation runs -n times after a warm-up; the table gives the median
-// and the 99th percentile, and the median's ratio to that of os/exec
-// starting the same binary, which is what a program would do without a
-// fork server.
+// It runs, in the module's directory, for each load,
+//
+//	FORKSERVER_BENCH_LOAD=<load> go test -count=1 -timeout=0 -run '^$' \
+//		-bench '^Benchmark(PooledForkRunning|PooledForkWait|PooledExitWait|ColdForkWait)$' \
+//		-benchtime <n>x .
+//
+// (no FORKSERVER_BENCH_LOAD for idle) and, unless -many=false, once more
+// for BenchmarkManyAlive, idle. Run it inside the module, with the go
+// command on PATH; go test's own output goes to standard error as it
+// comes, the table to standard output. bench_test.go says what each
+// operation, counterpart and floor measures.
 package main
 
 import (
-	"context"
-	"encoding/binary"
+	"bytes"
 	"flag"
 	"fmt"
 	"io"
@@ -21,298 +29,199 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
-	"runtime/debug"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
-
-	"github.com/forkserver/forkserver"
 )
 
-// The children's functions.
-var (
-	nothing = forkserver.Register("nothing", func(ctx context.Context, c *forkserver.Child) error {
-		return nil
-	})
-	// ready writes a byte as soon as it runs, then waits for its socket to close.
-	ready = forkserver.Register("ready", func(ctx context.Context, c *forkserver.Child) error {
-		c.Conn().Write([]byte{1})
-		_, err := io.Copy(io.Discard, c.Conn())
-		return err
-	})
-	echo = forkserver.Register("echo", func(ctx context.Context, c *forkserver.Child) error {
-		_, err := io.Copy(c.Conn(), c.Conn())
-		return err
-	})
-	// bye writes the time and exits.
-	bye = forkserver.Register("bye", func(ctx context.Context, c *forkserver.Child) error {
-		_, err := c.Conn().Write(binary.LittleEndian.AppendUint64(nil, uint64(time.Now().UnixNano())))
-		return err
-	})
-)
+// The rows of the table, in order, and the benchmarks they come from.
+var operations = []struct{ bench, label string }{
+	{"PooledForkRunning", "pooled `Fork` until the child runs"},
+	{"PooledForkWait", "pooled `Fork`+`Wait`"},
+	{"PooledExitWait", "child's exit until `Wait` returns"},
+	{"ColdForkWait", "cold `Fork`+`Wait`"},
+}
 
-// execChild, set in its environment, makes this binary exit at once: the
-// child of the os/exec baseline.
-const execChild = "BENCHTABLE_EXEC_CHILD"
-
-const poolSize = 4 // enough for one Fork at a time, and a short burst
-
-var ctx = context.Background()
+// metrics are one benchmark's reported figures, by unit.
+type metrics map[string]float64
 
 func main() {
-	forkserver.Main()
-	if os.Getenv(execChild) != "" {
-		return
-	}
-	n := flag.Int("n", 200, "timed runs of each operation, after a warm-up of n/10")
-	load := flag.String("load", "", "run inside a loaded program: big (2 GiB live heap) or busy (the same and 8 goroutines allocating)")
+	loads := flag.String("load", "idle,big,busy", "comma-separated loads to run the benchmarks in: idle, big (2 GiB live heap), busy (the same and 8 goroutines allocating)")
+	n := flag.Int("n", 200, "iterations of each benchmark, idle and big")
+	busyN := flag.Int("busy-n", 20, "iterations of each benchmark, busy, where every wake-up costs the program up to about 100 ms")
+	many := flag.Bool("many", true, "also run BenchmarkManyAlive once, idle: 2,000 children alive at once")
 	flag.Parse()
 	log.SetFlags(0)
-	if *n < 1 {
-		log.Fatal("-n must be at least 1")
-	}
-	if err := buildLoad(*load); err != nil {
-		log.Fatal(err)
+	log.SetPrefix("benchtable: ")
+	if *n < 1 || *busyN < 1 {
+		log.Fatal("-n and -busy-n must be at least 1")
 	}
 
-	exe, err := os.Executable()
+	dir := moduleDir()
+	var names []string
+	for _, o := range operations {
+		names = append(names, o.bench)
+	}
+	pattern := "^Benchmark(" + strings.Join(names, "|") + ")$"
+	results := map[string]map[string]metrics{} // load, benchmark
+	var order []string
+	for _, load := range strings.Split(*loads, ",") {
+		load = strings.TrimSpace(load)
+		count := *n
+		switch load {
+		case "idle", "big":
+		case "busy":
+			count = *busyN
+		default:
+			log.Fatalf("-load: %q: want idle, big or busy", load)
+		}
+		results[load] = runBench(dir, load, pattern, count)
+		order = append(order, load)
+	}
+	var manyAlive metrics
+	if *many {
+		manyAlive = runBench(dir, "idle", "^BenchmarkManyAlive$", 1)["ManyAlive"]
+	}
+
+	fmt.Printf("%s; %d iterations of each benchmark (busy: %d); times in µs.\n\n", machine(), *n, *busyN)
+	fmt.Println("| operation | load | ours p50 | os/exec p50 | floor p50 | ×os/exec | ×floor | ours p99 | os/exec p99 |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+	for _, o := range operations {
+		for _, load := range order {
+			m, ok := results[load][o.bench]
+			if !ok {
+				log.Fatalf("no result from Benchmark%s, load %s", o.bench, load)
+			}
+			fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", o.label, load,
+				micros(m, "p50-µs"), micros(m, "exec-p50-µs"), micros(m, "floor-p50-µs"),
+				ratio(m, "x-exec"), ratio(m, "x-floor"),
+				micros(m, "p99-µs"), micros(m, "exec-p99-µs"))
+		}
+	}
+	fmt.Print(`
+os/exec starts the same binary. The floors, measured in the same runs:
+until the child runs, an 8-byte round trip to an idle running child of the
+same kind; Fork+Wait, that round trip plus the exit floor, from an os/exec
+child's last write until its parent's own blocking wait returns; a child's
+exit, the exit floor itself, which is also its os/exec counterpart. A cold
+Fork+Wait has no floor of its own: the server starts the binary as os/exec
+does.
+`)
+	if *many {
+		if manyAlive == nil {
+			fmt.Println("\nBenchmarkManyAlive was skipped: see its output above.")
+		} else {
+			fmt.Printf("\n2,000 children alive at once on a pooled server, idle program: the server has %.0f threads and %.0f MiB resident; "+
+				"the program has %.0f threads while it awaits every exit with Done (%.0f before the first Fork). "+
+				"Every exit was delivered; starting them all took %.1f s, ending them %.1f s.\n",
+				manyAlive["server-threads"], manyAlive["server-rss-MiB"],
+				manyAlive["program-threads"], manyAlive["program-threads-before"],
+				manyAlive["start-all-ms"]/1e3, manyAlive["exit-all-ms"]/1e3)
+		}
+	}
+}
+
+// moduleDir returns the directory of the module benchtable runs in.
+func moduleDir() string {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
-		log.Fatal(err)
+		log.Fatalf("go env GOMOD: %v", err)
 	}
-	cold := start(0)
-	defer cold.Close()
-	pooled := start(poolSize)
-	defer pooled.Close()
-	waitPool := func() { settle(pooled.Pid(), poolSize) }
-
-	echoer, err := cold.Fork(ctx, echo, &forkserver.Attr{Socket: true})
-	check(err)
-	defer echoer.Conn().Close()
-
-	baseline := measure(*n, func() time.Duration { return execRun(exe) })
-	rows := []struct {
-		name string
-		lat  []time.Duration
-	}{
-		{"Fork+Wait, cold", measure(*n, func() time.Duration { return forkWait(cold, nil) })},
-		{"Fork+Wait, pooled", measure(*n, func() time.Duration { return forkWait(pooled, waitPool) })},
-		{"Fork until running, cold", measure(*n, func() time.Duration { return forkRunning(cold, nil) })},
-		{"Fork until running, pooled", measure(*n, func() time.Duration { return forkRunning(pooled, waitPool) })},
-		{"os/exec Start+Wait (baseline)", baseline},
-		{"socket round trip, 8 bytes", measure(*n, func() time.Duration { return roundTrip(echoer.Conn()) })},
-		{"child's exit until Done", measure(*n, func() time.Duration { return exitNotify(cold) })},
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		log.Fatal("run benchtable inside the forkserver module")
 	}
-
-	if *load == "" {
-		*load = "none"
-	}
-	fmt.Printf("%d runs each; load %s; GOMAXPROCS %d; pool %d\n\n", *n, *load, runtime.GOMAXPROCS(0), poolSize)
-	fmt.Printf("%-30s %10s %10s %14s\n", "operation", "p50 µs", "p99 µs", "p50 ÷ os/exec")
-	for _, r := range rows {
-		fmt.Printf("%-30s %10.1f %10.1f %14.2f\n", r.name, micros(pct(r.lat, 0.50)), micros(pct(r.lat, 0.99)),
-			float64(pct(r.lat, 0.50))/float64(pct(baseline, 0.50)))
-	}
+	return filepath.Dir(mod)
 }
 
-func start(pool int) *forkserver.Server {
-	srv, err := forkserver.Start(&forkserver.Config{PoolSize: pool})
-	check(err)
-	return srv
-}
-
-// measure runs op n/10 times to warm up, then n times, and returns the
-// durations op reports, sorted.
-func measure(n int, op func() time.Duration) []time.Duration {
-	for range n / 10 {
-		op()
+// runBench runs the benchmarks pattern matches in the load given, count
+// iterations each, and returns their figures by benchmark name, without
+// the Benchmark prefix and the -GOMAXPROCS suffix.
+func runBench(dir, load, pattern string, count int) map[string]metrics {
+	args := []string{"test", "-count=1", "-timeout=0", "-run=^$", "-bench=" + pattern, "-benchtime=" + strconv.Itoa(count) + "x", "."}
+	cmd := exec.Command("go", args...)
+	cmd.Dir = dir
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "FORKSERVER_BENCH_LOAD=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
 	}
-	lat := make([]time.Duration, n)
-	for i := range lat {
-		lat[i] = op()
+	if load != "idle" {
+		cmd.Env = append(cmd.Env, "FORKSERVER_BENCH_LOAD="+load)
 	}
-	slices.Sort(lat)
-	return lat
-}
-
-// execRun is the baseline: os/exec runs this binary, which exits at once.
-func execRun(exe string) time.Duration {
-	t := time.Now()
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), execChild+"=1")
-	check(cmd.Run())
-	return time.Since(t)
-}
-
-// forkWait forks a child that returns at once and waits for it. Before a
-// pooled Fork, settle waits until the pool is full again.
-func forkWait(srv *forkserver.Server, settle func()) time.Duration {
-	if settle != nil {
-		settle()
+	var out bytes.Buffer
+	cmd.Stdout = io.MultiWriter(os.Stderr, &out)
+	cmd.Stderr = os.Stderr
+	log.Printf("load %s: go %s", load, strings.Join(args, " "))
+	if err := cmd.Run(); err != nil {
+		log.Fatalf("load %s: go test: %v", load, err)
 	}
-	t := time.Now()
-	p, err := srv.Fork(ctx, nothing, nil)
-	check(err)
-	wait(p)
-	return time.Since(t)
+	return parse(out.String())
 }
 
-// forkRunning times a Fork until the child's first byte arrives.
-func forkRunning(srv *forkserver.Server, settle func()) time.Duration {
-	if settle != nil {
-		settle()
-	}
-	t := time.Now()
-	p, err := srv.Fork(ctx, ready, &forkserver.Attr{Socket: true})
-	check(err)
-	_, err = p.Conn().Read(make([]byte, 1))
-	check(err)
-	d := time.Since(t)
-	p.Conn().Close() // the child returns
-	wait(p)
-	return d
-}
+var benchLine = regexp.MustCompile(`^Benchmark(\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
 
-func roundTrip(conn io.ReadWriter) time.Duration {
-	buf := []byte("8 bytes!")
-	t := time.Now()
-	_, err := conn.Write(buf)
-	check(err)
-	_, err = io.ReadFull(conn, buf)
-	check(err)
-	return time.Since(t)
-}
-
-// exitNotify times from a child's last act, writing the time, to its
-// exit's delivery. The child's clock is the start: a busy program would
-// notice its bytes late.
-func exitNotify(srv *forkserver.Server) time.Duration {
-	p, err := srv.Fork(ctx, bye, &forkserver.Attr{Socket: true})
-	check(err)
-	defer p.Conn().Close()
-	stamp := make([]byte, 8)
-	_, err = io.ReadFull(p.Conn(), stamp)
-	check(err)
-	<-p.Done()
-	d := time.Since(time.Unix(0, int64(binary.LittleEndian.Uint64(stamp))))
-	wait(p)
-	return d
-}
-
-func wait(p *forkserver.Process) {
-	exit, err := p.Wait()
-	check(err)
-	if !exit.Success() {
-		log.Fatalf("child %d: %s", p.Pid, exit)
-	}
-}
-
-// settle waits until the server has size children, all asleep and none of
-// which used CPU for a millisecond: a full pool of children done starting.
-// Without /proc it waits 50ms.
-func settle(server, size int) {
-	if _, err := os.Stat("/proc/self/task"); err != nil {
-		time.Sleep(50 * time.Millisecond)
-		return
-	}
-	for {
-		kids := children(server)
-		if len(kids) != size {
-			time.Sleep(time.Millisecond)
+// parse reads the lines of go test -bench output that give results: a
+// name, the iterations, then pairs of a value and its unit.
+func parse(out string) map[string]metrics {
+	results := map[string]metrics{}
+	for _, line := range strings.Split(out, "\n") {
+		match := benchLine.FindStringSubmatch(line)
+		if match == nil {
 			continue
 		}
-		before, ok1 := sleepingCPU(kids)
-		time.Sleep(time.Millisecond)
-		after, ok2 := sleepingCPU(kids)
-		if ok1 && ok2 && after == before {
-			return
-		}
-	}
-}
-
-func children(pid int) []string {
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	var kids []string
-	for _, t := range tasks {
-		list, _ := os.ReadFile(t)
-		kids = append(kids, strings.Fields(string(list))...)
-	}
-	return kids
-}
-
-// sleepingCPU returns the CPU time in ns that the processes pids used, and
-// whether every thread of theirs sleeps.
-func sleepingCPU(pids []string) (ns int64, asleep bool) {
-	for _, pid := range pids {
-		tasks, _ := filepath.Glob("/proc/" + pid + "/task/*")
-		if len(tasks) == 0 {
-			return 0, false
-		}
-		for _, t := range tasks {
-			stat, err1 := os.ReadFile(t + "/stat")
-			sched, err2 := os.ReadFile(t + "/schedstat")
-			i := strings.LastIndexByte(string(stat), ')')
-			if err1 != nil || err2 != nil || i < 0 || i+2 >= len(stat) || stat[i+2] != 'S' {
-				return 0, false
+		m := metrics{}
+		fields := strings.Fields(match[2])
+		for i := 0; i+1 < len(fields); i += 2 {
+			if v, err := strconv.ParseFloat(fields[i], 64); err == nil {
+				m[fields[i+1]] = v
 			}
-			cpu, _ := strconv.ParseInt(strings.Fields(string(sched))[0], 10, 64)
-			ns += cpu
+		}
+		results[match[1]] = m
+	}
+	return results
+}
+
+// machine describes the machine: its processor, as /proc/cpuinfo names it,
+// its processors, its kernel and the Go that builds the benchmarks.
+func machine() string {
+	cpu := "unknown processor"
+	if info, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(info), "\n") {
+			if name, ok := strings.CutPrefix(line, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(name), ":"))
+				break
+			}
 		}
 	}
-	return ns, true
+	kernel := "unknown kernel"
+	if out, err := exec.Command("uname", "-sr").Output(); err == nil {
+		kernel = strings.TrimSpace(string(out))
+	}
+	goVersion := runtime.Version()
+	if out, err := exec.Command("go", "env", "GOVERSION").Output(); err == nil {
+		goVersion = strings.TrimSpace(string(out))
+	}
+	return fmt.Sprintf("Machine: %s, %d cores, %s, %s", cpu, runtime.NumCPU(), kernel, goVersion)
 }
 
-// The load: 2 GiB of live heap in 64-byte objects linked in lists, and for
-// busy, 8 goroutines allocating without pause.
-type obj struct {
-	next *obj
-	_    [56]byte
+// micros formats a time in µs, whole above 100.
+func micros(m metrics, unit string) string {
+	v, ok := m[unit]
+	switch {
+	case !ok:
+		return "—"
+	case v >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64)
 }
 
-var heap []*obj
-
-func buildLoad(load string) error {
-	switch load {
-	case "":
-		return nil
-	case "big", "busy":
-	default:
-		return fmt.Errorf("-load=%s: want big or busy", load)
+func ratio(m metrics, unit string) string {
+	v, ok := m[unit]
+	if !ok {
+		return "—"
 	}
-	const size, list = 2 << 30, 4096
-	old := debug.SetGCPercent(-1)
-	for range size / (list * 64) {
-		var head *obj
-		for range list {
-			head = &obj{next: head}
-		}
-		heap = append(heap, head)
-	}
-	debug.SetGCPercent(old)
-	runtime.GC()
-	if load == "busy" {
-		for range 8 {
-			go func() {
-				var keep [1024][]byte
-				for i := 0; ; i++ {
-					keep[i%len(keep)] = make([]byte, 16+i%512)
-				}
-			}()
-		}
-	}
-	return nil
-}
-
-func pct(sorted []time.Duration, p float64) time.Duration {
-	i := int(p*float64(len(sorted))+0.5) - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
-}
-
-func micros(d time.Duration) float64 { return d.Seconds() * 1e6 }
-
-func check(err error) {
-	if err != nil {
-		log.Fatal(err)
-	}
+	return strconv.FormatFloat(v, 'f', 2, 64)
 }
