@@ -11,10 +11,19 @@ import (
 	"syscall"
 )
 
+// startedFd is a pooled child's descriptor that it closes once it has read
+// its assignment.
+const startedFd = 4
+
 // runChild reads the child's assignment from descriptor 3, runs the
 // function it names and returns the exit code.
-func runChild() int {
+func runChild(pooled bool) int {
 	c, fn, a, err := readAssignment()
+	if pooled {
+		// Descriptor 4 tells the server that this child runs, or is gone:
+		// it starts the replacement only now, not to compete with it.
+		syscall.Close(startedFd)
+	}
 	if err == io.EOF {
 		return 0 // a pooled child the server sent away
 	}
@@ -126,10 +135,10 @@ func runRole(role string) {
 	case "server":
 		os.Exit(runServer())
 	case roleChild:
-		os.Exit(runChild())
+		os.Exit(runChild(false))
 	case rolePooled:
 		warmUp()
-		os.Exit(runChild())
+		os.Exit(runChild(true))
 	}
 	fmt.Fprintf(os.Stderr, "forkserver: unknown role %s=%q\n", roleEnv, role)
 	os.Exit(2)

@@ -37,8 +37,6 @@ func (sv *supervisor) assignPooled(frame []byte, fds []int, l *launch) bool {
 		sv.pool = sv.pool[:len(sv.pool)-1]
 		pc.taken = true
 		sv.mu.Unlock()
-		go sv.refill()
-
 		err := sendMsgFd(pc.ctl, frame, fds)
 		syscall.Close(pc.ctl)
 		sv.mu.Lock()
@@ -81,7 +79,12 @@ func (sv *supervisor) refill() {
 		if err != nil {
 			return
 		}
-		attr := &syscall.ProcAttr{Env: append(os.Environ(), roleEnv+"="+rolePooled), Files: []uintptr{0, 1, 2, uintptr(childCtl)}}
+		started, childStarted, err := pipe()
+		if err != nil {
+			closeFds([]int{ctl, childCtl})
+			return
+		}
+		attr := &syscall.ProcAttr{Env: append(os.Environ(), roleEnv+"="+rolePooled), Files: []uintptr{0, 1, 2, uintptr(childCtl), uintptr(childStarted)}}
 		err = sv.spawn(sv.exe, os.Args, attr, false, func(pid int) error {
 			pc := &pooled{pid: pid, ctl: ctl}
 			sv.children[pid] = &entry{pooled: pc}
@@ -94,11 +97,12 @@ func (sv *supervisor) refill() {
 			case !sv.handOff(pc):
 				sv.pool = append(sv.pool, pc)
 			}
+			go sv.replaceWhenStarted(pid, started)
 			return nil
 		})
-		syscall.Close(childCtl)
+		closeFds([]int{childCtl, childStarted})
 		if err != nil {
-			syscall.Close(ctl)
+			closeFds([]int{ctl, started})
 			return // the next Fork tries again
 		}
 	}
@@ -137,7 +141,30 @@ func (sv *supervisor) taken(cl *client, pid int) {
 	if e := sv.children[pid]; e != nil && e.owner == cl && e.warm {
 		e.warm = false
 		sv.handed--
-		go sv.refill()
+		if e.started {
+			go sv.refill()
+		}
+	}
+}
+
+// replaceWhenStarted waits until the pooled child pid has read its
+// assignment, or is gone, as the end of its started pipe says, and then
+// starts its replacement: on a small machine a replacement started at once
+// competes with the child it replaces. A warm child the program holds is
+// replaced once the program says it took it, too.
+func (sv *supervisor) replaceWhenStarted(pid, started int) {
+	syscall.SetNonblock(started, true) // so that the runtime's poller waits, not a thread
+	f := os.NewFile(uintptr(started), "forkserver-started")
+	f.Read(make([]byte, 1)) // end-of-file, or an error: either way it is over
+	f.Close()
+	sv.mu.Lock()
+	e := sv.children[pid]
+	if e != nil {
+		e.started = true
+	}
+	sv.mu.Unlock()
+	if e == nil || !e.warm {
+		sv.refill()
 	}
 }
 
