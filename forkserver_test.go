@@ -705,19 +705,29 @@ func TestProgramKilled(t *testing.T) {
 	if len(pids) != 11 {
 		t.Fatalf("victim reported %d pids, want 11", len(pids))
 	}
+	// The program also holds the pool's warm children, handed over by the
+	// server, when it dies.
+	var warm []int
+	eventually(t, "the victim's pool to fill", func() bool {
+		warm = slices.DeleteFunc(childrenOf(pids[0]), func(pid int) bool { return slices.Contains(pids, pid) })
+		return len(warm) == victimPool
+	})
 	cmd.Process.Kill()
 	cmd.Wait()
 	begin := time.Now()
-	for _, pid := range pids {
+	for _, pid := range append(pids, warm...) {
 		waitGone(t, pid)
 	}
-	t.Logf("server and 10 children gone %v after the program died", time.Since(begin))
+	t.Logf("server, 10 children and %d warm ones gone %v after the program died", len(warm), time.Since(begin))
 }
 
-// victimProgram starts a server with 10 children that ignore SIGTERM,
-// prints the server's pid and theirs, and waits to be killed.
+// victimPool is the pool of the victim's server.
+const victimPool = 2
+
+// victimProgram starts a server with 10 children that ignore SIGTERM and
+// a pool, prints the server's pid and theirs, and waits to be killed.
 func victimProgram() {
-	srv, err := forkserver.Start(nil)
+	srv, err := forkserver.Start(&forkserver.Config{PoolSize: victimPool})
 	if err != nil {
 		fmt.Println(err)
 		return
