@@ -209,9 +209,9 @@ func fork(t *testing.T, srv *forkserver.Server, fn forkserver.Func, attr *forkse
 	return p
 }
 
-func TestExitStatus(t *testing.T) { eachPool(t, testExitStatus) }
+func TestExitStatus(t *testing.T) { eachPool(t, checkExitStatus) }
 
-func testExitStatus(t *testing.T, srv *forkserver.Server) {
+func checkExitStatus(t *testing.T, srv *forkserver.Server) {
 	tests := []struct {
 		name   string
 		fn     forkserver.Func
@@ -257,9 +257,9 @@ func testExitStatus(t *testing.T, srv *forkserver.Server) {
 
 // A child sees its standard descriptors, its socket, its files and
 // nothing else of the program's or the server's.
-func TestChildDescriptors(t *testing.T) { eachPool(t, testChildDescriptors) }
+func TestChildDescriptors(t *testing.T) { eachPool(t, checkChildDescriptors) }
 
-func testChildDescriptors(t *testing.T, srv *forkserver.Server) {
+func checkChildDescriptors(t *testing.T, srv *forkserver.Server) {
 	file, err := os.Create(filepath.Join(t.TempDir(), "given"))
 	if err != nil {
 		t.Fatal(err)
@@ -295,9 +295,9 @@ func testChildDescriptors(t *testing.T, srv *forkserver.Server) {
 	}
 }
 
-func TestSocketEcho(t *testing.T) { eachPool(t, testSocketEcho) }
+func TestSocketEcho(t *testing.T) { eachPool(t, checkSocketEcho) }
 
-func testSocketEcho(t *testing.T, srv *forkserver.Server) {
+func checkSocketEcho(t *testing.T, srv *forkserver.Server) {
 	p := fork(t, srv, echo, &forkserver.Attr{Socket: true})
 	msg := bytes.Repeat([]byte("echo "), 100000) // larger than a socket buffer
 	go func() {
@@ -316,9 +316,9 @@ func testSocketEcho(t *testing.T, srv *forkserver.Server) {
 	}
 }
 
-func TestArg(t *testing.T) { eachPool(t, testArg) }
+func TestArg(t *testing.T) { eachPool(t, checkArg) }
 
-func testArg(t *testing.T, srv *forkserver.Server) {
+func checkArg(t *testing.T, srv *forkserver.Server) {
 	for _, n := range []int{0, 1, forkserver.MaxArg} {
 		t.Run(strconv.Itoa(n), func(t *testing.T) {
 			arg := make([]byte, n)
@@ -349,9 +349,9 @@ func testArg(t *testing.T, srv *forkserver.Server) {
 }
 
 // Files travel to the child in order, and back from it over its socket.
-func TestFilesBothWays(t *testing.T) { eachPool(t, testFilesBothWays) }
+func TestFilesBothWays(t *testing.T) { eachPool(t, checkFilesBothWays) }
 
-func testFilesBothWays(t *testing.T, srv *forkserver.Server) {
+func checkFilesBothWays(t *testing.T, srv *forkserver.Server) {
 	inR, inW := testPipe(t)
 	outR, outW := testPipe(t)
 	p := fork(t, srv, swapFiles, &forkserver.Attr{Socket: true, Files: []*os.File{inR, outW}})
@@ -380,9 +380,9 @@ func testFilesBothWays(t *testing.T, srv *forkserver.Server) {
 	}
 }
 
-func TestStdio(t *testing.T) { eachPool(t, testStdio) }
+func TestStdio(t *testing.T) { eachPool(t, checkStdio) }
 
-func testStdio(t *testing.T, srv *forkserver.Server) {
+func checkStdio(t *testing.T, srv *forkserver.Server) {
 	r, w := testPipe(t)
 	p := fork(t, srv, returnError, &forkserver.Attr{Stderr: w})
 	w.Close()
@@ -393,9 +393,9 @@ func testStdio(t *testing.T, srv *forkserver.Server) {
 	wait(t, p)
 }
 
-func TestGrandchild(t *testing.T) { eachPool(t, testGrandchild) }
+func TestGrandchild(t *testing.T) { eachPool(t, checkGrandchild) }
 
-func testGrandchild(t *testing.T, srv *forkserver.Server) {
+func checkGrandchild(t *testing.T, srv *forkserver.Server) {
 	p := fork(t, srv, forkGrandchild, &forkserver.Attr{Socket: true, Server: true})
 	var pid, status int
 	if _, err := fmt.Fscan(p.Conn(), &pid, &status); err != nil {
@@ -409,9 +409,9 @@ func testGrandchild(t *testing.T, srv *forkserver.Server) {
 	}
 }
 
-func TestEval(t *testing.T) { eachPool(t, testEval) }
+func TestEval(t *testing.T) { eachPool(t, checkEval) }
 
-func testEval(t *testing.T, srv *forkserver.Server) {
+func checkEval(t *testing.T, srv *forkserver.Server) {
 	ctx := testContext(t)
 	if err := srv.Eval(ctx, setenv, []byte("FORKSERVER_TEST_EVAL=changed")); err != nil {
 		t.Fatal(err)
@@ -480,9 +480,9 @@ func TestClose(t *testing.T) {
 	}
 }
 
-func TestStop(t *testing.T) { eachPool(t, testStop) }
+func TestStop(t *testing.T) { eachPool(t, checkStop) }
 
-func testStop(t *testing.T, srv *forkserver.Server) {
+func checkStop(t *testing.T, srv *forkserver.Server) {
 	var procs []*forkserver.Process
 	for range 3 {
 		p := fork(t, srv, untilTerm, &forkserver.Attr{Socket: true})
@@ -515,9 +515,9 @@ func testStop(t *testing.T, srv *forkserver.Server) {
 }
 
 // A child that ignores SIGTERM is killed when Stop's context ends.
-func TestStopDeadline(t *testing.T) { eachPool(t, testStopDeadline) }
+func TestStopDeadline(t *testing.T) { eachPool(t, checkStopDeadline) }
 
-func testStopDeadline(t *testing.T, srv *forkserver.Server) {
+func checkStopDeadline(t *testing.T, srv *forkserver.Server) {
 	p := fork(t, srv, ignoreTerm, &forkserver.Attr{Socket: true})
 	ready(t, p)
 	ctx, cancel := context.WithTimeout(testContext(t), 200*time.Millisecond)
@@ -531,9 +531,9 @@ func testStopDeadline(t *testing.T, srv *forkserver.Server) {
 	}
 }
 
-func TestDetach(t *testing.T) { eachPool(t, testDetach) }
+func TestDetach(t *testing.T) { eachPool(t, checkDetach) }
 
-func testDetach(t *testing.T, srv *forkserver.Server) {
+func checkDetach(t *testing.T, srv *forkserver.Server) {
 	p := fork(t, srv, echo, &forkserver.Attr{Socket: true})
 	endServer(t, srv, p, "Detach", srv.Detach)
 	// The child lives on and still answers.
@@ -546,9 +546,9 @@ func testDetach(t *testing.T, srv *forkserver.Server) {
 	waitGone(t, p.Pid)
 }
 
-func TestSignal(t *testing.T) { eachPool(t, testSignal) }
+func TestSignal(t *testing.T) { eachPool(t, checkSignal) }
 
-func testSignal(t *testing.T, srv *forkserver.Server) {
+func checkSignal(t *testing.T, srv *forkserver.Server) {
 	p := fork(t, srv, ignoreTerm, &forkserver.Attr{Socket: true})
 	ready(t, p)
 	if err := p.Signal(syscall.SIGTERM); err != nil {
@@ -588,9 +588,9 @@ func TestForkContext(t *testing.T) {
 // exit with a status of its own, so a reply or an exit delivered to the
 // wrong Fork shows. 50 goroutines of 20 forks proved no more, at eight
 // times the cost.
-func TestConcurrentForks(t *testing.T) { eachPool(t, testConcurrentForks) }
+func TestConcurrentForks(t *testing.T) { eachPool(t, checkConcurrentForks) }
 
-func testConcurrentForks(t *testing.T, srv *forkserver.Server) {
+func checkConcurrentForks(t *testing.T, srv *forkserver.Server) {
 	const workers, each = 16, 8
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*each)
@@ -647,12 +647,12 @@ func TestThreadsDoNotGrow(t *testing.T) {
 func TestNoLeaks(t *testing.T) {
 	for _, size := range []int{0, 2} {
 		t.Run(fmt.Sprintf("pool=%d", size), func(t *testing.T) {
-			testNoLeaks(t, startWith(t, &forkserver.Config{PoolSize: size}), size)
+			checkNoLeaks(t, startWith(t, &forkserver.Config{PoolSize: size}), size)
 		})
 	}
 }
 
-func testNoLeaks(t *testing.T, srv *forkserver.Server, pooled int) {
+func checkNoLeaks(t *testing.T, srv *forkserver.Server, pooled int) {
 	warmUp := fork(t, srv, echo, &forkserver.Attr{Socket: true, Server: true})
 	warmUp.Conn().Close()
 	wait(t, warmUp)

@@ -56,8 +56,8 @@ func fzSeeds() []fzSeed {
 		{"killallgroup", 9, &killAllMsg{sig: 9, groups: true}},
 		{"fork-settings", 10, &forkMsg{flags: flagSocket | flagSettings, name: "parse", settings: settings{
 			set: setSetsid | setCredential | setNoNewPrivs, dir: "/", chroot: "/var/empty", extraEnv: []string{"LANG=C"},
-			uid: 65534, gid: 65534, namespaces: uint32(NewNet | NewUser), uidMaps: []idMap{{0, 65534, 1}},
-			pdeathsig: 9, rlimits: []rlimit{{7, 16, 16}}, rights: uint32(RightFork),
+			uid: 65534, gid: 65534, namespaces: uint32(NewNet | NewUser), uidMaps: []wireIDMap{{0, 65534, 1}},
+			pdeathsig: 9, rlimits: []wireRlimit{{7, 16, 16}}, rights: uint32(RightFork),
 		}}},
 	}
 }
@@ -294,12 +294,12 @@ func fzSettings(flags, b uint32, s string) settings {
 	if b&1 != 0 {
 		st.env = []string{s, "A=B"}
 		st.groups = []uint32{b, 0}
-		st.uidMaps = []idMap{{0, b, 1}}
-		st.rlimits = []rlimit{{7, uint64(b), ^uint64(0)}}
+		st.uidMaps = []wireIDMap{{0, b, 1}}
+		st.rlimits = []wireRlimit{{7, uint64(b), ^uint64(0)}}
 	}
 	if b&2 != 0 {
 		st.extraEnv = []string{""}
-		st.gidMaps = []idMap{{b, 0, 65536}}
+		st.gidMaps = []wireIDMap{{b, 0, 65536}}
 	}
 	return st
 }

@@ -220,10 +220,10 @@ type settings struct {
 	uid, gid   uint32 // if set has setCredential
 	groups     []uint32
 	namespaces uint32
-	uidMaps    []idMap
-	gidMaps    []idMap
+	uidMaps    []wireIDMap
+	gidMaps    []wireIDMap
 	pdeathsig  uint32
-	rlimits    []rlimit
+	rlimits    []wireRlimit
 	rights     uint32 // of the child's connection to the server; 0 means the default
 }
 
@@ -236,9 +236,9 @@ const (
 	setAll = setSetsid | setSetpgid | setEnv | setCredential | setNoNewPrivs
 )
 
-type idMap struct{ container, host, size uint32 }
+type wireIDMap struct{ container, host, size uint32 }
 
-type rlimit struct {
+type wireRlimit struct {
 	resource uint32
 	cur, max uint64
 }
@@ -459,7 +459,7 @@ func (st *settings) append(b []byte) []byte {
 		b = binary.LittleEndian.AppendUint32(b, g)
 	}
 	b = binary.LittleEndian.AppendUint32(b, st.namespaces)
-	for _, maps := range [][]idMap{st.uidMaps, st.gidMaps} {
+	for _, maps := range [][]wireIDMap{st.uidMaps, st.gidMaps} {
 		b = binary.LittleEndian.AppendUint16(b, uint16(len(maps)))
 		for _, m := range maps {
 			b = binary.LittleEndian.AppendUint32(b, m.container)
@@ -492,19 +492,19 @@ func (st *settings) parse(d *decoder) {
 		}
 	}
 	st.namespaces = d.flags(uint32(allNamespaces))
-	for _, maps := range []*[]idMap{&st.uidMaps, &st.gidMaps} {
+	for _, maps := range []*[]wireIDMap{&st.uidMaps, &st.gidMaps} {
 		if n := d.count(maxIDMaps, 12); n > 0 {
-			*maps = make([]idMap, n)
+			*maps = make([]wireIDMap, n)
 			for i := range *maps {
-				(*maps)[i] = idMap{d.u32(), d.u32(), d.u32()}
+				(*maps)[i] = wireIDMap{d.u32(), d.u32(), d.u32()}
 			}
 		}
 	}
 	st.pdeathsig = d.signal()
 	if n := d.count(maxRlimits, 20); n > 0 {
-		st.rlimits = make([]rlimit, n)
+		st.rlimits = make([]wireRlimit, n)
 		for i := range st.rlimits {
-			st.rlimits[i] = rlimit{d.u32(), d.u64(), d.u64()}
+			st.rlimits[i] = wireRlimit{d.u32(), d.u64(), d.u64()}
 		}
 	}
 	st.rights = d.flags(uint32(allRights))

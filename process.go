@@ -64,10 +64,10 @@ func (p *Process) Signal(sig syscall.Signal) error {
 		}
 	default:
 	}
-	return p.signal("signal", sig, false)
+	return p.sendSignal("signal", sig, false)
 }
 
-func (p *Process) signal(op string, sig syscall.Signal, group bool) error {
+func (p *Process) sendSignal(op string, sig syscall.Signal, group bool) error {
 	if err := checkSignal(sig); err != nil {
 		return opError(op, err)
 	}
@@ -87,7 +87,7 @@ func checkSignal(sig syscall.Signal) error {
 // what the child started in its group. The server refuses once the child
 // has exited, since the group id could then be reused.
 func (p *Process) SignalGroup(sig syscall.Signal) error {
-	return p.signal("signal group", sig, true)
+	return p.sendSignal("signal group", sig, true)
 }
 
 // finish records how the child ended, once: the first to learn it wins.

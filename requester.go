@@ -148,10 +148,10 @@ func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Att
 // transitively, through the connections it handed to children. Through the
 // connection Start returns, that is every child of the server.
 func (s *Server) KillAll(sig syscall.Signal) error {
-	return s.killAll("kill all", sig, false)
+	return s.signalChildren("kill all", sig, false)
 }
 
-func (s *Server) killAll(op string, sig syscall.Signal, groups bool) error {
+func (s *Server) signalChildren(op string, sig syscall.Signal, groups bool) error {
 	if err := checkSignal(sig); err != nil {
 		return opError(op, err)
 	}
@@ -163,7 +163,7 @@ func (s *Server) killAll(op string, sig syscall.Signal, groups bool) error {
 // ([Attr.Setsid] or [Attr.Setpgid]) gets sig sent to its whole group, which
 // reaches what it started in the group, grandchildren included.
 func (s *Server) KillAllGroups(sig syscall.Signal) error {
-	return s.killAll("kill all groups", sig, true)
+	return s.signalChildren("kill all groups", sig, true)
 }
 
 // Eval runs fn in the server process, with arg as [Child.Arg] and no

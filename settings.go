@@ -33,16 +33,16 @@ func (a *Attr) settings() (settings, error) {
 		st.uid, st.gid, st.groups = c.Uid, c.Gid, c.Groups
 	}
 	for _, m := range a.UidMappings {
-		st.uidMaps = append(st.uidMaps, idMap{m.ContainerID, m.HostID, m.Size})
+		st.uidMaps = append(st.uidMaps, wireIDMap{m.ContainerID, m.HostID, m.Size})
 	}
 	for _, m := range a.GidMappings {
-		st.gidMaps = append(st.gidMaps, idMap{m.ContainerID, m.HostID, m.Size})
+		st.gidMaps = append(st.gidMaps, wireIDMap{m.ContainerID, m.HostID, m.Size})
 	}
 	for _, r := range a.Rlimits {
 		if r.Resource < 0 || r.Resource > 1<<16 {
-			return st, fmt.Errorf("forkserver: rlimit resource %d out of range", r.Resource)
+			return st, fmt.Errorf("forkserver: wireRlimit resource %d out of range", r.Resource)
 		}
-		st.rlimits = append(st.rlimits, rlimit{uint32(r.Resource), r.Cur, r.Max})
+		st.rlimits = append(st.rlimits, wireRlimit{uint32(r.Resource), r.Cur, r.Max})
 	}
 	switch {
 	case len(a.Files) > MaxFiles:
@@ -157,7 +157,7 @@ func (cl *client) confine(st *settings) error {
 	st.namespaces |= b.namespaces
 	st.set |= b.set & setNoNewPrivs
 	for _, limit := range b.rlimits {
-		i := slices.IndexFunc(st.rlimits, func(r rlimit) bool { return r.resource == limit.resource })
+		i := slices.IndexFunc(st.rlimits, func(r wireRlimit) bool { return r.resource == limit.resource })
 		if i < 0 {
 			st.rlimits = append(st.rlimits, limit)
 			continue
