@@ -21,3 +21,10 @@ var (
 )
 
 const HangBound = hangBound
+
+// WarmHeld returns how many warm children the server has handed to s.
+func WarmHeld(s *Server) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.warm)
+}

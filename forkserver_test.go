@@ -80,11 +80,15 @@ func ready(tb testing.TB, p *forkserver.Process) {
 	expectByte(tb, p.Conn(), 1)
 }
 
-// eachPool runs test against a server without a pool and one with.
+// eachPool runs test against a server without a pool and one with, whose
+// warm children the program holds before the test begins, so that its
+// first Fork takes the direct path.
 func eachPool(t *testing.T, test func(*testing.T, *forkserver.Server)) {
 	for _, size := range []int{0, 2} {
 		t.Run(fmt.Sprintf("pool=%d", size), func(t *testing.T) {
-			test(t, startWith(t, &forkserver.Config{PoolSize: size}))
+			srv := startWith(t, &forkserver.Config{PoolSize: size})
+			eventually(t, "the pool to be handed over", func() bool { return forkserver.WarmHeld(srv) == size })
+			test(t, srv)
 		})
 	}
 }

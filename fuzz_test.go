@@ -275,7 +275,7 @@ func fzBuild(kind byte, a, b uint32, c uint16, s string, p []byte) message {
 	case tWarm:
 		return &warmMsg{pidBody{fzPid(a)}}
 	case tTaken:
-		return &takenMsg{pidBody{fzPid(a)}}
+		return &takenMsg{pid: fzPid(a), group: b&1 != 0}
 	}
 	panic("unreachable")
 }

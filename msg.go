@@ -184,8 +184,12 @@ type exitMsg struct {
 type warmMsg struct{ pidBody }
 
 // takenMsg tells the server that the requester assigned the warm child
-// pid, which from then on is the requester's as a Fork's child is.
-type takenMsg struct{ pidBody }
+// pid, which from then on is the requester's as a Fork's child is, and
+// whether the child leads its own process group.
+type takenMsg struct {
+	pid   uint32
+	group bool
+}
 
 // pidBody is a body that is one pid.
 type pidBody struct{ pid uint32 }
@@ -545,6 +549,23 @@ func (m *pidBody) appendBody(b []byte) []byte {
 }
 
 func (m *pidBody) parseBody(d *decoder) { m.pid = d.pid() }
+
+func (m *takenMsg) appendBody(b []byte) []byte {
+	b = binary.LittleEndian.AppendUint32(b, m.pid)
+	return binary.LittleEndian.AppendUint32(b, boolFlag(m.group))
+}
+
+func (m *takenMsg) parseBody(d *decoder) {
+	m.pid = d.pid()
+	m.group = d.flags(1) != 0
+}
+
+func boolFlag(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}
 
 func (m *helloMsg) appendBody(b []byte) []byte {
 	return binary.LittleEndian.AppendUint32(b, m.pid)

@@ -135,11 +135,12 @@ func (sv *supervisor) handOff(pc *pooled) bool {
 
 // taken records that cl assigned the warm child pid it was handed, which
 // is replaced.
-func (sv *supervisor) taken(cl *client, pid int) {
+func (sv *supervisor) taken(cl *client, m *takenMsg) {
 	sv.mu.Lock()
 	defer sv.mu.Unlock()
-	if e := sv.children[pid]; e != nil && e.owner == cl && e.warm {
+	if e := sv.children[int(m.pid)]; e != nil && e.owner == cl && e.warm {
 		e.warm = false
+		e.group = m.group
 		sv.handed--
 		if e.started {
 			go sv.refill()

@@ -180,8 +180,9 @@ func TestUserNamespace(t *testing.T) {
 	}
 }
 
-func TestSessionAndGroup(t *testing.T) {
-	srv := start(t)
+func TestSessionAndGroup(t *testing.T) { eachPool(t, checkSessionAndGroup) }
+
+func checkSessionAndGroup(t *testing.T, srv *forkserver.Server) {
 	r, _ := forkReport(t, srv, &forkserver.Attr{Setsid: true})
 	if r.Sid != r.Pid || r.Pgid != r.Pid {
 		t.Errorf("Setsid: pid %d, session %d, group %d", r.Pid, r.Sid, r.Pgid)

@@ -378,7 +378,7 @@ func (s *Server) forkWarm(m *forkMsg, attr *Attr) (*Process, error) {
 		err := p.assign(ctl, frame, attr)
 		syscall.Close(ctl)
 		if err == nil {
-			s.write(0, &takenMsg{pidBody{uint32(p.Pid)}}, nil) // should it fail, the reader learns why
+			s.write(0, &takenMsg{pid: uint32(p.Pid), group: st.set&(setSetsid|setSetpgid) != 0}, nil) // should it fail, the reader learns why
 			return p, nil
 		}
 		// The child died before it could be assigned: its exit is nobody's.

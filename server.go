@@ -257,7 +257,7 @@ func (cl *client) handle(f frame) bool {
 	case *execMsg:
 		sv.handleLaunch(cl, f.id, m.flags, f.fds, func(l *launch) error { return sv.exec(l, m) })
 	case *takenMsg:
-		sv.taken(cl, int(m.pid))
+		sv.taken(cl, m)
 	case *signalMsg:
 		cl.reply(f.id, sv.signal(cl, int(m.pid), syscall.Signal(m.sig), m.group))
 	case *killAllMsg:
