@@ -11,23 +11,33 @@ import (
 	"syscall"
 )
 
-// startedFd is a pooled child's descriptor that it closes once it has read
-// its assignment.
-const startedFd = 4
+// A child reads its assignment on descriptor 3; a pooled child closes
+// descriptor 4 once it has.
+const (
+	assignFd  = 3
+	startedFd = 4
+)
 
 // runChild reads the child's assignment from descriptor 3, runs the
 // function it names and returns the exit code.
 func runChild(pooled bool) int {
-	c, fn, a, err := readAssignment()
+	// The context comes first, so that a pooled child pays for setting up
+	// signal delivery while it waits; a SIGTERM before the assignment ends
+	// the wait.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	c, fn, a, err := readAssignment(ctx)
 	if pooled {
 		// Descriptor 4 tells the server that this child runs, or is gone:
 		// it starts the replacement only now, not to compete with it.
 		syscall.Close(startedFd)
 	}
-	if err == io.EOF {
+	switch {
+	case ctx.Err() != nil:
+		return 128 + int(syscall.SIGTERM) // as a shell reports a child SIGTERM ended
+	case err == io.EOF:
 		return 0 // a pooled child the server sent away
-	}
-	if err != nil {
+	case err != nil:
 		fmt.Fprintf(os.Stderr, "forkserver: child: %v\n", err)
 		return 2
 	}
@@ -36,8 +46,6 @@ func runChild(pooled bool) int {
 		return 127
 	}
 	name := a.name
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
 	if err := fn(ctx, c); err != nil {
 		fmt.Fprintf(os.Stderr, "forkserver: %s: %v\n", name, err)
 		return 1
@@ -53,30 +61,33 @@ func warmUp() {
 	if err != nil {
 		return
 	}
-	defer syscall.Close(b)
-	c, err := unixConn(a)
-	if err != nil {
-		return
-	}
-	defer c.Close()
+	defer closeFds([]int{a, b})
 	frame := appendFrame(nil, 0, &assignMsg{flags: flagSocket, serverPid: 1, name: "warm-up"})
 	if sendMsgFd(b, frame, []int{b}) != nil {
 		return
 	}
-	if f, err := newFrameReader(c).read(); err == nil {
+	if f, err := newRecvFrameReader(fdRecv(a)).read(); err == nil {
 		if conn, err := unixConn(f.fds[0]); err == nil {
 			conn.Close()
 		}
 	}
 }
 
-func readAssignment() (*Child, func(context.Context, *Child) error, *assignMsg, error) {
-	conn, err := unixConn(3)
-	if err != nil {
-		return nil, nil, nil, err
+func readAssignment(ctx context.Context) (*Child, func(context.Context, *Child) error, *assignMsg, error) {
+	// The calling thread waits in recvmsg itself, so that a pooled child
+	// resumes as soon as its assignment comes, with no hand-over through
+	// the runtime's poller. A SIGTERM before then shuts the socket down,
+	// which ends the wait.
+	shut := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		syscall.Shutdown(assignFd, syscall.SHUT_RD)
+		close(shut)
+	})
+	f, err := newRecvFrameReader(fdRecv(assignFd)).read()
+	if !stop() {
+		<-shut // the descriptor stays open until the shutdown is done
 	}
-	f, err := newFrameReader(conn).read()
-	conn.Close()
+	syscall.Close(assignFd)
 	if err == io.EOF {
 		return nil, nil, nil, err
 	}

@@ -117,9 +117,38 @@ func sendMsgFd(fd int, p []byte, fds []int) error {
 // no free descriptor left, are an error only once all of p is read, so that
 // the stream stays in step.
 func readMsg(c *net.UnixConn, p, oob []byte, max int) (n int, fds []int, err error) {
+	return recvMsg(connRecv(c), p, oob, max)
+}
+
+// recvFunc receives into p, with oob as the control buffer, as
+// (*net.UnixConn).ReadMsgUnix does; 0 bytes and no error is end-of-file.
+type recvFunc func(p, oob []byte) (n, oobn, flags int, err error)
+
+func connRecv(c *net.UnixConn) recvFunc {
+	return func(p, oob []byte) (n, oobn, flags int, err error) {
+		n, oobn, flags, _, err = c.ReadMsgUnix(p, oob)
+		return n, oobn, flags, err
+	}
+}
+
+// fdRecv receives on the blocking socket fd: the calling thread waits in
+// recvmsg itself, with no hand-over through the runtime's poller.
+func fdRecv(fd int) recvFunc {
+	return func(p, oob []byte) (n, oobn, flags int, err error) {
+		for {
+			n, oobn, flags, _, err = syscall.Recvmsg(fd, p, oob, recvmsgFlags)
+			if err != syscall.EINTR {
+				return n, oobn, flags, os.NewSyscallError("recvmsg", err)
+			}
+		}
+	}
+}
+
+// recvMsg is readMsg over any recvFunc.
+func recvMsg(recv recvFunc, p, oob []byte, max int) (n int, fds []int, err error) {
 	truncated := false
 	for n < len(p) && err == nil {
-		m, oobn, flags, _, rerr := c.ReadMsgUnix(p[n:], oob)
+		m, oobn, flags, rerr := recv(p[n:], oob)
 		n += m
 		truncated = truncated || flags&syscall.MSG_CTRUNC != 0
 		if oobn > 0 {
@@ -183,13 +212,15 @@ func closeFds(fds []int) {
 
 // frameReader reads frames from one connection, one at a time.
 type frameReader struct {
-	c   *net.UnixConn
-	hdr [headerLen]byte
-	oob []byte
+	recv recvFunc
+	hdr  [headerLen]byte
+	oob  []byte
 }
 
-func newFrameReader(c *net.UnixConn) *frameReader {
-	return &frameReader{c: c, oob: make([]byte, syscall.CmsgSpace(maxFds*4))}
+func newFrameReader(c *net.UnixConn) *frameReader { return newRecvFrameReader(connRecv(c)) }
+
+func newRecvFrameReader(recv recvFunc) *frameReader {
+	return &frameReader{recv: recv, oob: make([]byte, syscall.CmsgSpace(maxFds*4))}
 }
 
 // read reads the next frame. The descriptors of a frame must arrive with its
@@ -202,7 +233,7 @@ func newFrameReader(c *net.UnixConn) *frameReader {
 // descriptors: read returns the frame without them and errFdsLost, and the
 // connection stays usable.
 func (r *frameReader) read() (frame, error) {
-	_, fds, err := readMsg(r.c, r.hdr[:], r.oob, maxFds)
+	_, fds, err := recvMsg(r.recv, r.hdr[:], r.oob, maxFds)
 	lost := errors.Is(err, errTruncated)
 	if err != nil && !lost {
 		return frame{}, err
@@ -236,7 +267,7 @@ func (r *frameReader) readBody(h header, fds []int, check bool) (frame, error) {
 	for len(body) < int(h.len) && err == nil {
 		n := len(body)
 		body = append(body, make([]byte, min(int(h.len)-n, chunk))...)
-		_, _, err = readMsg(r.c, body[n:], nil, 0)
+		_, _, err = recvMsg(r.recv, body[n:], nil, 0)
 	}
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF

@@ -384,6 +384,8 @@ type Server struct {
 	conn *net.UnixConn
 	wmu  sync.Mutex // one frame at a time on conn
 
+	notices []byte // frames with no reply, to go before the next request; under wmu
+
 	mu     sync.Mutex
 	nextID uint32
 	calls  map[uint32]*call    // requests waiting for their reply

@@ -133,14 +133,23 @@ func (sv *supervisor) handOff(pc *pooled) bool {
 	return true
 }
 
-// taken records that cl assigned the warm child pid it was handed, which
-// is replaced.
+// taken records that cl assigned the warm child m.pid it was handed: the
+// child is in its scope from now on, and leads a process group if m says
+// so.
 func (sv *supervisor) taken(cl *client, m *takenMsg) {
 	sv.mu.Lock()
 	defer sv.mu.Unlock()
-	if e := sv.children[int(m.pid)]; e != nil && e.owner == cl && e.warm {
-		e.warm = false
+	if e := sv.children[int(m.pid)]; e != nil && e.owner == cl {
 		e.group = m.group
+		sv.assigned(e)
+	}
+}
+
+// assigned records that the warm child e was assigned, by its owner's word
+// or its own, and replaces it once it runs. sv.mu must be held.
+func (sv *supervisor) assigned(e *entry) {
+	if e.warm {
+		e.warm = false
 		sv.handed--
 		if e.started {
 			go sv.refill()
@@ -151,22 +160,19 @@ func (sv *supervisor) taken(cl *client, m *takenMsg) {
 // replaceWhenStarted waits until the pooled child pid has read its
 // assignment, or is gone, as the end of its started pipe says, and then
 // starts its replacement: on a small machine a replacement started at once
-// competes with the child it replaces. A warm child the program holds is
-// replaced once the program says it took it, too.
+// competes with the child it replaces.
 func (sv *supervisor) replaceWhenStarted(pid, started int) {
 	syscall.SetNonblock(started, true) // so that the runtime's poller waits, not a thread
 	f := os.NewFile(uintptr(started), "forkserver-started")
 	f.Read(make([]byte, 1)) // end-of-file, or an error: either way it is over
 	f.Close()
 	sv.mu.Lock()
-	e := sv.children[pid]
-	if e != nil {
+	if e := sv.children[pid]; e != nil {
 		e.started = true
+		sv.assigned(e)
 	}
 	sv.mu.Unlock()
-	if e == nil || !e.warm {
-		sv.refill()
-	}
+	sv.refill()
 }
 
 // drainPool sends every pooled child away, those handed to the program

@@ -378,7 +378,10 @@ func (s *Server) forkWarm(m *forkMsg, attr *Attr) (*Process, error) {
 		err := p.assign(ctl, frame, attr)
 		syscall.Close(ctl)
 		if err == nil {
-			s.write(0, &takenMsg{pid: uint32(p.Pid), group: st.set&(setSetsid|setSetpgid) != 0}, nil) // should it fail, the reader learns why
+			// The child tells the server it runs; the program tells it the
+			// child is its own, in scope of KillAll and SignalGroup, before
+			// its next request.
+			s.notify(&takenMsg{pid: uint32(p.Pid), group: st.set&(setSetsid|setSetpgid) != 0})
 			return p, nil
 		}
 		// The child died before it could be assigned: its exit is nobody's.

@@ -325,6 +325,7 @@ func (s *Server) forget(id uint32) {
 	s.mu.Unlock()
 }
 
+// write writes the request m, with fds, after the notices queued before it.
 func (s *Server) write(id uint32, m message, fds []int) error {
 	buf := appendFrame(nil, id, m)
 	if len(buf)-headerLen > maxBody {
@@ -332,10 +333,30 @@ func (s *Server) write(id uint32, m message, fds []int) error {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if err := writeMsg(s.conn, buf, fds); err != nil {
+	var err error
+	switch {
+	case len(s.notices) > 0 && len(fds) > 0: // the descriptors travel with m's first byte
+		err = writeMsg(s.conn, s.notices, nil)
+	case len(s.notices) > 0:
+		buf = append(s.notices, buf...)
+	}
+	s.notices = nil
+	if err == nil {
+		err = writeMsg(s.conn, buf, fds)
+	}
+	if err != nil {
 		return s.failure(err)
 	}
 	return nil
+}
+
+// notify queues the notice m, which has no reply, to go before the next
+// request: the server learns it before anything that request could make
+// depend on it, without a write of its own.
+func (s *Server) notify(m message) {
+	s.wmu.Lock()
+	s.notices = appendFrame(s.notices, 0, m)
+	s.wmu.Unlock()
 }
 
 // failure returns why s no longer works, or, if it does not know yet, cause.

@@ -37,6 +37,10 @@ func executable() (string, error) { return os.Executable() }
 // the end-of-file on its connection alone.
 func serverSysProcAttr() *syscall.SysProcAttr { return nil }
 
+// recvmsgFlags: macOS has no MSG_CMSG_CLOEXEC. Only a child receives on a
+// raw descriptor, its assignment, before it could start anything.
+const recvmsgFlags = 0
+
 // dup2 makes newfd a copy of oldfd that is not close-on-exec.
 func dup2(oldfd, newfd int) error { return syscall.Dup2(oldfd, newfd) }
 

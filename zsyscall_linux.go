@@ -34,6 +34,9 @@ func serverSysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 }
 
+// recvmsgFlags makes every descriptor received close-on-exec from birth.
+const recvmsgFlags = syscall.MSG_CMSG_CLOEXEC
+
 // dup2 makes newfd a copy of oldfd that is not close-on-exec.
 func dup2(oldfd, newfd int) error { return syscall.Dup3(oldfd, newfd, 0) }
 
