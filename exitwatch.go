@@ -44,6 +44,9 @@ func (sv *supervisor) reapExited() {
 			continue
 		}
 		delete(sv.children, pid)
+		if e.gone != nil {
+			close(e.gone)
+		}
 		switch {
 		case e.owner != nil:
 			if e.warm { // it died unassigned: it is replaced

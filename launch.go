@@ -67,7 +67,11 @@ func (l *launch) fail(err error) {
 func (sv *supervisor) record(l *launch, pid int, exited *exitMsg) {
 	l.answer(&replyMsg{value: uint32(pid)})
 	if exited == nil {
-		sv.children[pid] = &entry{owner: l.from, id: l.id, exit: l.exit, group: l.st.set&(setSetsid|setSetpgid) != 0}
+		e := &entry{owner: l.from, id: l.id, exit: l.exit, group: l.st.set&(setSetsid|setSetpgid) != 0}
+		if pooled := sv.children[pid]; pooled != nil {
+			e.gone = pooled.gone
+		}
+		sv.children[pid] = e
 	} else {
 		l.from.exited(l.id, l.exit, exited)
 	}

@@ -5,6 +5,7 @@ package forkserver
 import (
 	"os"
 	"syscall"
+	"time"
 )
 
 // A warm pool: children already executed, initialised and blocked reading
@@ -87,7 +88,7 @@ func (sv *supervisor) refill() {
 		attr := &syscall.ProcAttr{Env: append(os.Environ(), roleEnv+"="+rolePooled), Files: []uintptr{0, 1, 2, uintptr(childCtl), uintptr(childStarted)}}
 		err = sv.spawn(sv.exe, os.Args, attr, false, func(pid int) error {
 			pc := &pooled{pid: pid, ctl: ctl}
-			sv.children[pid] = &entry{pooled: pc}
+			sv.children[pid] = &entry{pooled: pc, gone: make(chan struct{})}
 			switch {
 			case sv.stopping: // missed by the signals the stop sent
 				syscall.Kill(pid, syscall.SIGKILL)
@@ -127,7 +128,7 @@ func (sv *supervisor) handOff(pc *pooled) bool {
 	}
 	sv.nextWarm++
 	id := 1<<31 | sv.nextWarm // requesters number their own requests below 1<<31
-	sv.children[pc.pid] = &entry{owner: sv.program, id: id, exit: w, warm: true}
+	sv.children[pc.pid] = &entry{owner: sv.program, id: id, exit: w, warm: true, gone: sv.children[pc.pid].gone}
 	sv.handed++
 	sv.program.sendFds(id, &warmMsg{pidBody{uint32(pc.pid)}}, []int{pc.ctl, r})
 	return true
@@ -152,26 +153,36 @@ func (sv *supervisor) assigned(e *entry) {
 		e.warm = false
 		sv.handed--
 		if e.started {
-			go sv.refill()
+			go sv.refill() // it has run for refillPause already, or will
 		}
 	}
 }
 
 // replaceWhenStarted waits until the pooled child pid has read its
 // assignment, or is gone, as the end of its started pipe says, and then
-// starts its replacement: on a small machine a replacement started at once
-// competes with the child it replaces.
+// until it exits or has run for refillPause, and starts its replacement:
+// on a small machine a replacement started at once competes with the child
+// it replaces, and a short-lived child's exit with it.
 func (sv *supervisor) replaceWhenStarted(pid, started int) {
 	syscall.SetNonblock(started, true) // so that the runtime's poller waits, not a thread
 	f := os.NewFile(uintptr(started), "forkserver-started")
 	f.Read(make([]byte, 1)) // end-of-file, or an error: either way it is over
 	f.Close()
 	sv.mu.Lock()
-	if e := sv.children[pid]; e != nil {
+	e := sv.children[pid]
+	if e != nil {
 		e.started = true
 		sv.assigned(e)
 	}
 	sv.mu.Unlock()
+	if e != nil {
+		pause := time.NewTimer(refillPause)
+		select {
+		case <-e.gone:
+		case <-pause.C:
+		}
+		pause.Stop()
+	}
 	sv.refill()
 }
 
