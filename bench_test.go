@@ -147,11 +147,7 @@ func BenchmarkPooledForkRunning(b *testing.B) {
 		benchOp{"pooled Fork until running", ours},
 		benchOp{"os/exec until running", benchExecFirstByte(b, benchExecCmd(b))},
 		benchOp{"round trip", benchRoundTrip(b, echo)})
-	r.report(b, 0, "")
-	r.report(b, 1, "exec-")
-	r.report(b, 2, "floor-")
-	r.ratio(b, "x-exec", r.p(1, 0.50))
-	r.ratio(b, "x-floor", r.p(2, 0.50))
+	r.reportAgainst(b, 1, 2)
 }
 
 // BenchmarkPooledForkWait: a pooled Fork of a child that returns at once,
@@ -251,11 +247,7 @@ func BenchmarkPooledExitWait(b *testing.B) {
 	r := benchInterleave(b, settle,
 		benchOp{"exit until Wait", ours},
 		benchOp{"exit floor", benchExecExit(b, benchExecCmd(b))})
-	r.report(b, 0, "")
-	r.report(b, 1, "exec-")
-	r.report(b, 1, "floor-")
-	r.ratio(b, "x-exec", r.p(1, 0.50))
-	r.ratio(b, "x-floor", r.p(1, 0.50))
+	r.reportAgainst(b, 1, 1)
 }
 
 // BenchmarkManyAlive: 2,000 children of a pooled server alive at once, all
@@ -504,6 +496,16 @@ func (r *benchRun) report(b *testing.B, i int, prefix string) {
 }
 
 // ratio reports our operation's median over d as unit.
+// reportAgainst reports operation 0 as ours, operation exec as its os/exec
+// counterpart and operation floor as its floor, with both ratios at p50.
+func (r *benchRun) reportAgainst(b *testing.B, exec, floor int) {
+	r.report(b, 0, "")
+	r.report(b, exec, "exec-")
+	r.report(b, floor, "floor-")
+	r.ratio(b, "x-exec", r.p(exec, 0.50))
+	r.ratio(b, "x-floor", r.p(floor, 0.50))
+}
+
 func (r *benchRun) ratio(b *testing.B, unit string, d time.Duration) {
 	if d > 0 {
 		b.ReportMetric(float64(r.p(0, 0.50))/float64(d), unit)

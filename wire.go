@@ -74,14 +74,19 @@ func (d *decoder) count(max, size int) int {
 	return n
 }
 
-// path reads a u16-prefixed string of at most maxPath bytes.
-func (d *decoder) path() string {
+// str reads a u16-prefixed string of lo to hi bytes, called what in an
+// error.
+func (d *decoder) str(what string, lo, hi int) string {
 	n := int(d.u16())
-	if n > maxPath {
-		d.fail("path of %d bytes exceeds %d", n, maxPath)
+	if d.err == nil && (n < lo || n > hi) {
+		d.fail("%s of %d bytes, want %d to %d", what, n, lo, hi)
 	}
 	return string(d.take(n))
 }
+
+func (d *decoder) path() string { return d.str("path", 0, maxPath) }
+func (d *decoder) name() string { return d.str("name", 1, MaxName) }
+func (d *decoder) text() string { return d.str("text", 0, maxText) }
 
 // strings reads a u16 count of u32-prefixed strings, each at most MaxArg
 // bytes. An empty list decodes as nil.
@@ -99,24 +104,6 @@ func (d *decoder) strings() []string {
 		list[i] = string(d.take(int(k)))
 	}
 	return list
-}
-
-// name reads a u16-prefixed name of 1 to MaxName bytes.
-func (d *decoder) name() string {
-	n := int(d.u16())
-	if d.err == nil && (n == 0 || n > MaxName) {
-		d.fail("name of %d bytes, want 1 to %d", n, MaxName)
-	}
-	return string(d.take(n))
-}
-
-// text reads a u16-prefixed text of at most maxText bytes.
-func (d *decoder) text() string {
-	n := int(d.u16())
-	if n > maxText {
-		d.fail("text of %d bytes exceeds %d", n, maxText)
-	}
-	return string(d.take(n))
 }
 
 // arg reads a u32-prefixed byte string of at most MaxArg bytes. An empty one
