@@ -147,14 +147,11 @@ func (sv *supervisor) taken(cl *client, m *takenMsg) {
 }
 
 // assigned records that the warm child e was assigned, by its owner's word
-// or its own, and replaces it once it runs. sv.mu must be held.
+// or its own; replaceWhenStarted replaces it. sv.mu must be held.
 func (sv *supervisor) assigned(e *entry) {
 	if e.warm {
 		e.warm = false
 		sv.handed--
-		if e.started {
-			go sv.refill() // it has run for refillPause already, or will
-		}
 	}
 }
 
@@ -171,7 +168,6 @@ func (sv *supervisor) replaceWhenStarted(pid, started int) {
 	sv.mu.Lock()
 	e := sv.children[pid]
 	if e != nil {
-		e.started = true
 		sv.assigned(e)
 	}
 	sv.mu.Unlock()

@@ -74,14 +74,13 @@ var running *supervisor
 
 // entry is a process the server created.
 type entry struct {
-	owner   *client       // the connection that asked for it; nil while pooled
-	id      uint32        // its Fork request's id, which its exit event carries
-	exit    int           // with an owner: the exit pipe, or -1
-	group   bool          // it leads its own process group
-	warm    bool          // handed to owner, which has not assigned it yet
-	started bool          // a pooled child that has read its assignment
-	gone    chan struct{} // a pooled child's: closed once it is reaped
-	pooled  *pooled       // while it waits in the pool or is being assigned
+	owner  *client       // the connection that asked for it; nil while pooled
+	id     uint32        // its Fork request's id, which its exit event carries
+	exit   int           // with an owner: the exit pipe, or -1
+	group  bool          // it leads its own process group
+	warm   bool          // handed to owner, which has not assigned it yet
+	gone   chan struct{} // a pooled child's: closed once it is reaped
+	pooled *pooled       // while it waits in the pool or is being assigned
 }
 
 // client is one connection to the server: the program's, or one handed to a
