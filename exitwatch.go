@@ -3,6 +3,7 @@
 package forkserver
 
 import (
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -105,3 +106,29 @@ func exitFromMsg(m *exitMsg) *Exit {
 
 // set stores v in a field whose width differs between systems.
 func set[T ~int32 | ~int64](p *T, v int64) { *p = T(v) }
+
+// exitPipe checks that fd, received with a request, is a pipe, and makes
+// it non-blocking: the server writes to it with notifyPipe.
+func exitPipe(fd int) error {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return os.NewSyscallError("fstat", err)
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+		return fmt.Errorf("%w: the exit descriptor is not a pipe", errMalformed)
+	}
+	return os.NewSyscallError("setnonblock", syscall.SetNonblock(fd, true))
+}
+
+// notifyPipe writes m's frame to the exit pipe fd without blocking. A frame is
+// smaller than PIPE_BUF, so it is written whole or not at all: a requester
+// that never reads its pipe loses what does not fit, never the server's
+// time.
+func notifyPipe(fd int, id uint32, m message) {
+	b := appendFrame(nil, id, m)
+	for {
+		if _, err := syscall.Write(fd, b); err != syscall.EINTR {
+			return
+		}
+	}
+}

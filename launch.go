@@ -45,7 +45,7 @@ func newLaunch(cl *client, id uint32, flags uint32, fds []int) (*launch, error) 
 // with one, else on its connection.
 func (l *launch) answer(r *replyMsg) {
 	if l.exit >= 0 {
-		notify(l.exit, l.id, r)
+		notifyPipe(l.exit, l.id, r)
 	} else {
 		l.from.send(l.id, r)
 	}

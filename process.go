@@ -237,32 +237,6 @@ func waitReadable(ctx context.Context, fd int) error {
 	}
 }
 
-// exitPipe checks that fd, received with a request, is a pipe, and makes
-// it non-blocking: the server writes to it with notify.
-func exitPipe(fd int) error {
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
-		return os.NewSyscallError("fstat", err)
-	}
-	if st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
-		return fmt.Errorf("%w: the exit descriptor is not a pipe", errMalformed)
-	}
-	return os.NewSyscallError("setnonblock", syscall.SetNonblock(fd, true))
-}
-
-// notify writes m's frame to the exit pipe fd without blocking. A frame is
-// smaller than PIPE_BUF, so it is written whole or not at all: a requester
-// that never reads its pipe loses what does not fit, never the server's
-// time.
-func notify(fd int, id uint32, m message) {
-	b := appendFrame(nil, id, m)
-	for {
-		if _, err := syscall.Write(fd, b); err != syscall.EINTR {
-			return
-		}
-	}
-}
-
 // launch sends the Fork or Exec request m, which asks for an exit pipe,
 // with the descriptors attr gives, in the order [Attr.fdFlags] says, and
 // returns the new Process once the reply has come on that pipe.
@@ -381,7 +355,7 @@ func (s *Server) forkWarm(m *forkMsg, attr *Attr) (*Process, error) {
 			// The child tells the server it runs; the program tells it the
 			// child is its own, in scope of KillAll and SignalGroup, before
 			// its next request.
-			s.notify(&takenMsg{pid: uint32(p.Pid), group: st.set&(setSetsid|setSetpgid) != 0})
+			s.queueNotice(&takenMsg{pid: uint32(p.Pid), group: st.set&(setSetsid|setSetpgid) != 0})
 			return p, nil
 		}
 		// The child died before it could be assigned: its exit is nobody's.

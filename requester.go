@@ -350,10 +350,10 @@ func (s *Server) write(id uint32, m message, fds []int) error {
 	return nil
 }
 
-// notify queues the notice m, which has no reply, to go before the next
+// queueNotice queues the notice m, which has no reply, to go before the next
 // request: the server learns it before anything that request could make
 // depend on it, without a write of its own.
-func (s *Server) notify(m message) {
+func (s *Server) queueNotice(m message) {
 	s.wmu.Lock()
 	s.notices = appendFrame(s.notices, 0, m)
 	s.wmu.Unlock()

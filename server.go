@@ -485,7 +485,7 @@ func (cl *client) drop() {
 // exit, which it closes, if there is one, and on the connection.
 func (cl *client) exited(id uint32, exit int, m *exitMsg) {
 	if exit >= 0 {
-		notify(exit, id, m)
+		notifyPipe(exit, id, m)
 		syscall.Close(exit)
 	}
 	cl.send(id, m)
