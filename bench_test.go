@@ -191,6 +191,44 @@ func BenchmarkColdForkWait(b *testing.B) {
 	r.ratio(b, "x-exec", r.p(1, 0.50))
 }
 
+// BenchmarkForkBomb: pooled Fork+Wait in the program, quiet and then beside
+// a fork bomb: a child whose connection may have bound children
+// alive, which, with each of its children, forks through its connection as
+// fast as it can and is refused at the bound. Each run interleaves ours with
+// os/exec Start+Wait, which shows what the machine's load alone costs.
+func BenchmarkForkBomb(b *testing.B) {
+	const bound = 6
+	for _, bombing := range []bool{false, true} {
+		name := "quiet"
+		if bombing {
+			name = "bomb"
+		}
+		b.Run(name, func(b *testing.B) {
+			srv := startWith(b, &forkserver.Config{PoolSize: benchPool})
+			children := benchPool
+			if bombing {
+				bomb, err := srv.Fork(context.Background(), forkserver.ForkBomb, &forkserver.Attr{Socket: true, Server: true, ServerMaxChildren: bound, Setpgid: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				expectByte(b, bomb.Conn(), 'r')
+				defer func() {
+					bomb.SignalGroup(syscall.SIGKILL)
+					wait(b, bomb)
+					bomb.Conn().Close()
+				}()
+				children += 1 + bound
+			}
+			r := benchInterleave(b, func() { benchSettlePool(b, srv.Pid(), children) },
+				benchOp{"pooled Fork+Wait", benchForkWait(b, srv)},
+				benchOp{"os/exec Start+Wait", benchExecRun(b, benchExecCmd(b))})
+			r.report(b, 0, "")
+			r.report(b, 1, "exec-")
+			r.ratio(b, "x-exec", r.p(1, 0.50))
+		})
+	}
+}
+
 // benchForkWait: Fork a child that returns at once, and Wait.
 func benchForkWait(b *testing.B, srv *forkserver.Server) func(*benchClock) {
 	return func(clock *benchClock) {

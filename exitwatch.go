@@ -54,6 +54,7 @@ func (sv *supervisor) reapExited() {
 				sv.handed--
 				go sv.refill()
 			}
+			e.owner.unreserve()
 			e.owner.exited(e.id, e.exit, exitToMsg(pid, ws, &ru))
 		case e.pooled != nil && e.pooled.taken: // assignPooled decides
 			e.pooled.exit = exitToMsg(pid, ws, &ru)

@@ -22,6 +22,10 @@ var (
 
 const HangBound = hangBound
 
+// ForkBomb is a child that forks itself through its connection as fast as
+// it can: see limits_test.go.
+var ForkBomb = forkBomb
+
 // WarmHeld returns how many warm children the server has handed to s.
 func WarmHeld(s *Server) int {
 	s.mu.Lock()

@@ -30,7 +30,9 @@
 // requester each exit status with its resource usage, delivers signals to
 // them without a pid-reuse race, and follows the program's lifetime: when
 // the program's connection closes, whether by Close or because the program
-// died, the server kills every child and exits.
+// died, the server kills every child and exits. A connection handed to a
+// child ends the same way for what was forked through it: when it closes,
+// every child forked through it, at any depth, is killed.
 package forkserver
 
 import (
@@ -67,18 +69,24 @@ var (
 	// [ErrNoMain]: Start was called in a process where Main has not run.
 	ErrNoMain = errors.New("forkserver: Main was not called at the start of main")
 
+	// [ErrChildLimit]: a Fork or Exec would take the children alive past
+	// [Config.MaxChildren] or the [Attr.ServerMaxChildren] of the connection
+	// it came through or of one that connection was handed out through.
+	ErrChildLimit = errors.New("forkserver: limit on children alive reached")
+
 	errTooManyFiles = fmt.Errorf("forkserver: more than %d files", MaxFiles)
 	errNoProcess    = errors.New("forkserver: the Process was not returned by Fork or Exec")
 )
 
 // roleEnv tells a process started by this package which role it plays;
-// poolEnv tells a server the size of its pool.
+// poolEnv and maxChildrenEnv tell a server its Config.
 const (
 	roleEnv = "FORKSERVER_ROLE"
 
-	roleChild  = "child"
-	rolePooled = "pooled" // a child that waits in the pool
-	poolEnv    = "FORKSERVER_POOL"
+	roleChild      = "child"
+	rolePooled     = "pooled" // a child that waits in the pool
+	poolEnv        = "FORKSERVER_POOL"
+	maxChildrenEnv = "FORKSERVER_MAX_CHILDREN"
 )
 
 var (
@@ -162,6 +170,14 @@ type Config struct {
 	// sees the server's environment as it was then. Eval replaces every
 	// waiting child, so that children forked after it see what it changed.
 	PoolSize int
+
+	// MaxChildren bounds the children alive at once, forked through every
+	// connection to the server; zero means no bound. A Fork or Exec beyond
+	// it fails at once with [ErrChildLimit]. Children waiting in the pool
+	// count toward no bound; those handed to the program's connection
+	// count from then on, so MaxChildren should leave room above PoolSize
+	// for the children that connections handed to children may fork.
+	MaxChildren int
 }
 
 // Attr says what a child gets. The zero value, or a nil *Attr, gives a child
@@ -198,6 +214,18 @@ type Attr struct {
 	// any confinement: grant them only to a child you trust as the
 	// program.
 	ServerRights Rights
+
+	// ServerMaxChildren bounds the children alive at once that are forked
+	// through the connection Server gives and through every connection
+	// handed on from it, at any depth; zero means no bound of its own. The
+	// bounds of the connection Fork is called on, and of those it was
+	// handed out through, hold all the same: ServerMaxChildren may not
+	// exceed any of them, and asking for more is refused with
+	// [ErrPermission]. A Fork or Exec beyond a bound fails at once with
+	// [ErrChildLimit]. Whatever way a connection ends, the child holding
+	// it exiting, killed, or closing it, every child forked through it,
+	// and theirs, is killed.
+	ServerMaxChildren int
 
 	// The settings below make a child run with less than the server has.
 	// Namespaces (with their ID mappings) and NoNewPrivs are applied by
@@ -320,7 +348,8 @@ func (c *Child) Files() []*os.File { return c.files }
 
 // Server returns the child's connection to the server asked for with
 // [Attr.Server], or nil. The children forked through it are confined as
-// [Attr.ServerRights] says.
+// [Attr.ServerRights] says, bounded by [Attr.ServerMaxChildren], and killed
+// when it closes, which it does at the latest as the child exits.
 func (c *Child) Server() *Server { return c.server }
 
 // Exit describes how a child ended.

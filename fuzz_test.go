@@ -57,7 +57,7 @@ func fzSeeds() []fzSeed {
 		{"fork-settings", 10, &forkMsg{flags: flagSocket | flagSettings, name: "parse", settings: settings{
 			set: setSetsid | setCredential | setNoNewPrivs, dir: "/", chroot: "/var/empty", extraEnv: []string{"LANG=C"},
 			uid: 65534, gid: 65534, namespaces: uint32(NewNet | NewUser), uidMaps: []wireIDMap{{0, 65534, 1}},
-			pdeathsig: 9, rlimits: []wireRlimit{{7, 16, 16}}, rights: uint32(RightFork),
+			pdeathsig: 9, rlimits: []wireRlimit{{7, 16, 16}}, rights: uint32(RightFork), children: 4,
 		}}},
 	}
 }

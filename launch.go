@@ -23,6 +23,7 @@ type launch struct {
 	socket []int    // the requester's socket, then the child's connection, as asked for
 	files  []int    // Attr.Files
 	own    *client  // the child's connection to the server, if it asked for one
+	counts bool     // the child is counted toward from's bounds: see reserve
 }
 
 // newLaunch starts the launch for the request id from cl, with flags and
@@ -58,12 +59,18 @@ func (l *launch) fail(err error) {
 	if l.own != nil {
 		l.own.release()
 	}
+	if l.counts {
+		l.from.srv.mu.Lock()
+		l.from.unreserve()
+		l.from.srv.mu.Unlock()
+	}
 }
 
 // record records pid as the child l created and answers the request,
 // before any exit event of the child can be sent; with that exit too if
 // the child ran and ended already, so that its pid may be another's now.
-// The child's entry takes l's exit pipe. sv.mu must be held.
+// The child's entry takes l's exit pipe, and its place among the children
+// counted toward l's requester's bounds. sv.mu must be held.
 func (sv *supervisor) record(l *launch, pid int, exited *exitMsg) {
 	l.answer(&replyMsg{value: uint32(pid)})
 	if exited == nil {
@@ -72,10 +79,16 @@ func (sv *supervisor) record(l *launch, pid int, exited *exitMsg) {
 			e.gone = pooled.gone
 		}
 		sv.children[pid] = e
+		if l.from.cut() { // its requester ended while it was created
+			e.kill(pid)
+		}
 	} else {
 		l.from.exited(l.id, l.exit, exited)
+		if l.counts {
+			l.from.unreserve()
+		}
 	}
-	l.exit = -1
+	l.exit, l.counts = -1, false
 	if l.own != nil {
 		go l.own.serve()
 	}
@@ -101,6 +114,12 @@ func (sv *supervisor) adopt(l *launch) func(pid int) error {
 func (sv *supervisor) handleLaunch(cl *client, id uint32, flags uint32, fds []int, start func(l *launch) error) {
 	defer closeFds(fds)
 	l, err := newLaunch(cl, id, flags, fds)
+	if err == nil {
+		sv.mu.Lock()
+		err = cl.reserve()
+		sv.mu.Unlock()
+		l.counts = err == nil
+	}
 	if err == nil {
 		err = start(l)
 	}
@@ -185,7 +204,8 @@ func (sv *supervisor) childClient(l *launch) (int, error) {
 	if rights == 0 {
 		rights = rightsChild
 	}
-	if rights&^l.from.rights != 0 {
+	limit := int(l.st.children)
+	if bound := l.from.bound(); rights&^l.from.rights != 0 || bound > 0 && limit > bound {
 		return -1, ErrPermission
 	}
 	conn, end, err := socketConnPair()
@@ -193,7 +213,7 @@ func (sv *supervisor) childClient(l *launch) (int, error) {
 		return -1, err
 	}
 	own := sv.newClient(conn, l.from, rights)
-	own.base = &l.st
+	own.base, own.limit = &l.st, limit
 	for i, fd := range l.std {
 		if fd >= 0 {
 			if own.std[i], err = dupCloexec(fd); err != nil {

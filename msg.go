@@ -105,6 +105,7 @@ const (
 	codePermission
 	codeProcessDone
 	codeClosed
+	codeChildLimit
 	numCodes
 )
 
@@ -228,6 +229,7 @@ type settings struct {
 	pdeathsig  uint32
 	rlimits    []wireRlimit
 	rights     uint32 // of the child's connection to the server; 0 means the default
+	children   uint32 // the bound on children alive through that connection; 0: none of its own
 }
 
 const (
@@ -404,7 +406,8 @@ func (st *settings) append(b []byte) []byte {
 		b = binary.LittleEndian.AppendUint64(b, r.cur)
 		b = binary.LittleEndian.AppendUint64(b, r.max)
 	}
-	return binary.LittleEndian.AppendUint32(b, st.rights)
+	b = binary.LittleEndian.AppendUint32(b, st.rights)
+	return binary.LittleEndian.AppendUint32(b, st.children)
 }
 
 func (st *settings) parse(d *decoder) {
@@ -438,6 +441,7 @@ func (st *settings) parse(d *decoder) {
 		}
 	}
 	st.rights = d.flags(uint32(allRights))
+	st.children = d.u32()
 }
 
 func (m *signalMsg) appendBody(b []byte) []byte {

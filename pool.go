@@ -110,12 +110,13 @@ func (sv *supervisor) refill() {
 }
 
 // handOff hands the pooled child pc to the program's connection, with the
-// read end of an exit pipe, if the program holds fewer than the pool's size.
-// From then on the child is the program's, as a Fork's child is, but warm:
+// read end of an exit pipe, if the program holds fewer than the pool's size
+// and may have another child alive. From then on the child is the
+// program's, as a Fork's child is, and counts toward its bound, but warm:
 // it is left out of KillAll until the program says it assigned it. sv.mu
 // must be held.
 func (sv *supervisor) handOff(pc *pooled) bool {
-	if sv.program == nil || sv.handed >= sv.poolSize {
+	if sv.program == nil || sv.handed >= sv.poolSize || sv.program.reserve() != nil {
 		return false
 	}
 	r, w, err := pipe()
@@ -124,6 +125,7 @@ func (sv *supervisor) handOff(pc *pooled) bool {
 	}
 	if err != nil {
 		closeFds([]int{r, w})
+		sv.program.unreserve()
 		return false
 	}
 	sv.nextWarm++

@@ -30,10 +30,10 @@ func Start(cfg *Config) (*Server, error) {
 	if env == nil {
 		env = os.Environ()
 	}
-	if cfg.PoolSize < 0 {
-		return nil, fmt.Errorf("forkserver: start: negative pool size %d", cfg.PoolSize)
+	if cfg.PoolSize < 0 || cfg.MaxChildren < 0 {
+		return nil, fmt.Errorf("forkserver: start: negative PoolSize %d or MaxChildren %d", cfg.PoolSize, cfg.MaxChildren)
 	}
-	env = append(withoutRole(env), roleEnv+"=server", poolEnv+"="+strconv.Itoa(cfg.PoolSize))
+	env = append(withoutRole(env), roleEnv+"=server", poolEnv+"="+strconv.Itoa(cfg.PoolSize), maxChildrenEnv+"="+strconv.Itoa(cfg.MaxChildren))
 	s, err := startServer(env)
 	if err != nil {
 		return nil, opError("start", err)
@@ -43,9 +43,9 @@ func Start(cfg *Config) (*Server, error) {
 
 // withoutRole returns env without the variables this package sets.
 func withoutRole(env []string) []string {
-	out := make([]string, 0, len(env)+2)
+	out := make([]string, 0, len(env)+3)
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, roleEnv+"=") && !strings.HasPrefix(kv, poolEnv+"=") {
+		if k, _, _ := strings.Cut(kv, "="); k != roleEnv && k != poolEnv && k != maxChildrenEnv {
 			out = append(out, kv)
 		}
 	}
@@ -223,7 +223,8 @@ func (s *Server) Detach() error {
 
 // Close closes the connection. On the Server that Start returned, the
 // server then kills every child and exits, and Close returns once it has;
-// on a child's Server, the children it created live on. Pending calls and
+// on a child's Server, the server kills every child forked through it, at
+// any depth, as it does when the child holding it exits. Pending calls and
 // Wait return [ErrClosed]. Close after Close, Stop or Detach does nothing.
 func (s *Server) Close() error {
 	s.closeWith(ErrClosed)
@@ -384,6 +385,8 @@ func (s *Server) replyErr(r *replyMsg) error {
 		return os.ErrProcessDone
 	case codeClosed:
 		return ErrClosed
+	case codeChildLimit:
+		return ErrChildLimit
 	}
 	return errors.New(r.text)
 }

@@ -97,6 +97,15 @@ type client struct {
 	base *settings
 	std  [3]int
 
+	// limit bounds the children alive through cl and the connections
+	// handed out through it, at any depth, which alive counts; 0: no bound
+	// of its own. It is set before cl serves. ended is set once cl's
+	// connection ends, when every child forked through it is killed. alive
+	// and ended are guarded by srv.mu.
+	limit int
+	alive int
+	ended bool
+
 	mu       sync.Mutex
 	cond     sync.Cond // signalled as the queue drains
 	out      []chunk   // frames waiting to be written
@@ -130,10 +139,12 @@ func runServer() int {
 		if conn, err = unixConn(3); err == nil {
 			sv := &supervisor{exe: exe, children: make(map[int]*entry)}
 			sv.poolSize, _ = strconv.Atoi(os.Getenv(poolEnv))
+			root := sv.newClient(conn, nil, allRights)
+			root.limit, _ = strconv.Atoi(os.Getenv(maxChildrenEnv))
 			os.Unsetenv(poolEnv)
+			os.Unsetenv(maxChildrenEnv)
 			running = sv
 			sv.watchExits()
-			root := sv.newClient(conn, nil, allRights)
 			sv.program = root
 			root.send(0, &helloMsg{pid: uint32(os.Getpid())}) // before any warm child
 			go sv.refill()
@@ -224,6 +235,85 @@ func (cl *client) serve() {
 	cl.drop()
 	cl.mu.Unlock()
 	cl.release()
+	if cl != cl.srv.program { // the program's end ends the server: see programGone
+		cl.srv.orphan(cl)
+	}
+}
+
+// orphan kills every child forked through cl, whose connection ended, or
+// through a connection handed out through it: a child dies with its
+// requester. A child being created through it meanwhile is killed as it is
+// recorded.
+func (sv *supervisor) orphan(cl *client) {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	cl.ended = true
+	for pid, e := range sv.children {
+		if e.owner != nil && e.owner.within(cl) {
+			e.kill(pid)
+		}
+	}
+}
+
+// kill sends SIGKILL to the child pid, whose entry e is, and to the
+// process group it leads, if it leads one: killed alone, a leader would
+// leave the processes it started behind; killed through its group alone,
+// a child that has not yet set its group up would escape.
+func (e *entry) kill(pid int) {
+	if e.group {
+		syscall.Kill(-pid, syscall.SIGKILL)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// cut reports whether cl's connection, or one it was handed out through,
+// has ended. sv.mu must be held.
+func (cl *client) cut() bool {
+	for c := cl; c != nil; c = c.parent {
+		if c.ended {
+			return true
+		}
+	}
+	return false
+}
+
+// reserve counts a child about to be created through cl toward the bound
+// of cl and of every connection it was handed out through. It fails with
+// ErrChildLimit if that would exceed one of them, and with ErrClosed if one
+// of them has ended. sv.mu must be held.
+func (cl *client) reserve() error {
+	if cl.cut() {
+		return ErrClosed
+	}
+	for c := cl; c != nil; c = c.parent {
+		if c.limit > 0 && c.alive >= c.limit {
+			return ErrChildLimit
+		}
+	}
+	for c := cl; c != nil; c = c.parent {
+		c.alive++
+	}
+	return nil
+}
+
+// unreserve uncounts a child of cl that reserve counted, once it is gone
+// or was not created. sv.mu must be held.
+func (cl *client) unreserve() {
+	for c := cl; c != nil; c = c.parent {
+		c.alive--
+	}
+}
+
+// bound returns the tightest bound on the children alive through cl; 0 if
+// there is none.
+func (cl *client) bound() int {
+	b := 0
+	for c := cl; c != nil; c = c.parent {
+		if c.limit > 0 && (b == 0 || c.limit < b) {
+			b = c.limit
+		}
+	}
+	return b
 }
 
 // needs is the right each request needs. A frame of a type not listed is
@@ -410,6 +500,8 @@ func replyFor(err error) *replyMsg {
 		return &replyMsg{code: codeProcessDone}
 	case errors.Is(err, ErrClosed):
 		return &replyMsg{code: codeClosed}
+	case errors.Is(err, ErrChildLimit):
+		return &replyMsg{code: codeChildLimit}
 	case errors.As(err, &se) && errors.As(err, &errno):
 		return &replyMsg{code: codeErrno, value: uint32(errno), text: truncate(se.Syscall)}
 	}

@@ -5,6 +5,7 @@ package forkserver
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -20,6 +21,7 @@ func (a *Attr) settings() (settings, error) {
 		namespaces: uint32(a.Namespaces),
 		pdeathsig:  uint32(a.Pdeathsig),
 		rights:     uint32(a.ServerRights),
+		children:   uint32(a.ServerMaxChildren),
 	}
 	for _, b := range []struct {
 		set  bool
@@ -61,6 +63,8 @@ func (a *Attr) settings() (settings, error) {
 		return st, fmt.Errorf("forkserver: Pdeathsig %d out of range", a.Pdeathsig)
 	case a.Namespaces&^allNamespaces != 0 || a.ServerRights&^allRights != 0:
 		return st, errors.New("forkserver: unknown Namespace or Rights bits")
+	case a.ServerMaxChildren < 0 || int64(a.ServerMaxChildren) > math.MaxUint32:
+		return st, fmt.Errorf("forkserver: ServerMaxChildren %d out of range", a.ServerMaxChildren)
 	case a.Setsid && a.Setpgid:
 		return st, errors.New("forkserver: Setsid and Setpgid exclude each other: a session leader leads its group")
 	}
@@ -260,7 +264,7 @@ func apply(st *settings, serverPid int) error {
 func (st *settings) empty() bool {
 	return st.set == 0 && st.dir == "" && st.chroot == "" && len(st.env) == 0 && len(st.extraEnv) == 0 &&
 		len(st.groups) == 0 && st.namespaces == 0 && len(st.uidMaps) == 0 && len(st.gidMaps) == 0 &&
-		st.pdeathsig == 0 && len(st.rlimits) == 0 && st.rights == 0
+		st.pdeathsig == 0 && len(st.rlimits) == 0 && st.rights == 0 && st.children == 0
 }
 
 // fdFlags returns the flags of the descriptors a Fork or Exec request with
