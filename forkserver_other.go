@@ -16,6 +16,10 @@ import (
 	"syscall"
 )
 
+// stdio stands for the copying of a child's standard streams, which never
+// happens here.
+type stdio struct{ done chan struct{} }
+
 func runRole(role string) {
 	fmt.Fprintf(os.Stderr, "forkserver: %s=%q: %v\n", roleEnv, role, errors.ErrUnsupported)
 	os.Exit(2)

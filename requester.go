@@ -94,19 +94,23 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 	if err != nil {
 		return nil, opError(op, err)
 	}
+	std, attr, err := newStdio(attr)
+	if err != nil {
+		return nil, opError(op, err)
+	}
 	m := &forkMsg{flags: attr.fdFlags() | st.flag(), nfiles: uint16(len(attr.Files)), name: fn.name, arg: attr.Arg, settings: st}
 	if attr.Server {
 		m.flags |= flagServer
 	}
 	p, err := s.forkWarm(m, attr)
 	if err != nil {
-		return nil, opError(op, err)
+		return std.started(nil, opError(op, err))
 	}
 	if p != nil {
-		return p, nil
+		return std.started(p, nil)
 	}
 	m.flags |= flagExit
-	return s.launch(ctx, op, m, attr)
+	return std.started(s.launch(ctx, op, m, attr))
 }
 
 // Exec asks the server to start the external program at path with argv
@@ -140,8 +144,12 @@ func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Att
 	if err != nil {
 		return nil, opError(op, err)
 	}
+	std, attr, err := newStdio(attr)
+	if err != nil {
+		return nil, opError(op, err)
+	}
 	m := &execMsg{flags: attr.fdFlags() | flagExit | st.flag(), nfiles: uint16(len(attr.Files)), path: path, argv: argv, settings: st}
-	return s.launch(ctx, op, m, attr)
+	return std.started(s.launch(ctx, op, m, attr))
 }
 
 // KillAll sends sig to every child created through this connection and,
