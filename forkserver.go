@@ -408,7 +408,8 @@ func (p *Process) Conn() *net.UnixConn { return p.conn }
 // use. Every Server must end with Close, Stop or Detach.
 type Server struct {
 	pid  int
-	root bool // started by Start: this process reaps the server
+	root bool   // started by Start: this process reaps the server
+	path string // PATH in the environment the server started with, if root
 	conn *net.UnixConn
 	wmu  sync.Mutex // one frame at a time on conn
 
