@@ -46,6 +46,14 @@ func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Att
 	return nil, errors.ErrUnsupported
 }
 
+func (s *Server) Output(ctx context.Context, fn Func, attr *Attr) ([]byte, error) {
+	return nil, errors.ErrUnsupported
+}
+
+func (s *Server) ExecOutput(ctx context.Context, path string, argv []string, attr *Attr) ([]byte, error) {
+	return nil, errors.ErrUnsupported
+}
+
 func (s *Server) KillAll(sig syscall.Signal) error                    { return errors.ErrUnsupported }
 func (s *Server) KillAllGroups(sig syscall.Signal) error              { return errors.ErrUnsupported }
 func (s *Server) Eval(ctx context.Context, fn Func, arg []byte) error { return errors.ErrUnsupported }
