@@ -58,7 +58,7 @@ func newStdio(attr *Attr) (*stdio, *Attr, error) {
 		switch i {
 		case 0:
 			a.Stdin = child
-			std.copiers = append(std.copiers, copyStdin(parent, attr.Stdin.(io.Reader)))
+			std.copiers = append(std.copiers, copyStdin(parent, attr.Stdin))
 		case 1:
 			a.Stdout = child
 			std.copiers = append(std.copiers, copyOutput("output", attr.Stdout, parent))

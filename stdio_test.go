@@ -206,3 +206,16 @@ func checkStdioFiles(t *testing.T, srv *forkserver.Server) {
 		t.Errorf("read %q, %v; want \"abc\"", got, err)
 	}
 }
+
+// TestStdioThroughGrandchild checks that the copying ends, and Wait
+// returns, when a child with its own connection to the server, whose
+// children inherit its standard output by default, and its child are done.
+func TestStdioThroughGrandchild(t *testing.T) {
+	srv := start(t)
+	var out bytes.Buffer
+	p := fork(t, srv, forkGrandchild, &forkserver.Attr{Socket: true, Server: true, Stdout: &out})
+	if _, err := io.ReadAll(p.Conn()); err != nil {
+		t.Fatal(err)
+	}
+	waitSuccess(t, p)
+}
