@@ -124,7 +124,7 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 // The program's exit, signals and Stop work as for a Fork.
 //
 // A path without a slash is looked up, before the request is sent, in the
-// directories of the PATH the program will have, as exec.LookPath does:
+// directories of the PATH the child will have, as exec.LookPath does:
 // the last PATH in [Attr.ExtraEnv], else, if [Attr.Env] is set, the last
 // one there, else the server's, as it started (Eval's changes are not
 // seen; through a child's Server, the child's own PATH). With [Attr.Chroot]
