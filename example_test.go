@@ -3,11 +3,19 @@
 package forkserver_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/forkserver/forkserver"
 )
@@ -47,4 +55,184 @@ func ExampleServer_Fork() {
 		log.Fatal(err)
 	}
 	// Output: HELLO, exit status 0
+}
+
+func ExampleServer_Exec() {
+	srv, err := forkserver.Start(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+
+	// A name without a slash is looked up in PATH, as os/exec does. Any
+	// io.Writer can take the program's output.
+	var out bytes.Buffer
+	p, err := srv.Exec(context.Background(), "echo", []string{"echo", "hello from echo"}, &forkserver.Attr{Stdout: &out})
+	if err != nil {
+		log.Fatal(err)
+	}
+	exit, err := p.Wait() // returns once the output is copied, too
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s%s\n", out.String(), exit)
+	// Output:
+	// hello from echo
+	// exit status 0
+}
+
+// sum prints the sum of the integers in its argument.
+var sum = forkserver.Register("example-sum", func(ctx context.Context, c *forkserver.Child) error {
+	total := 0
+	for _, field := range strings.Fields(string(c.Arg())) {
+		n, err := strconv.Atoi(field)
+		if err != nil {
+			return err
+		}
+		total += n
+	}
+	_, err := fmt.Println(total)
+	return err
+})
+
+func ExampleServer_Output() {
+	srv, err := forkserver.Start(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+
+	ctx := context.Background()
+	out, err := srv.Output(ctx, sum, &forkserver.Attr{Arg: []byte("1 2 3")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s", out)
+
+	// A function that returns an error exits with status 1, after
+	// printing the error on its standard error, which the ExitError holds.
+	_, err = srv.Output(ctx, sum, &forkserver.Attr{Arg: []byte("1 two")})
+	var exitErr *forkserver.ExitError
+	if errors.As(err, &exitErr) {
+		fmt.Printf("%s: %s", exitErr, exitErr.Stderr)
+	}
+	// Output:
+	// 6
+	// exit status 1: forkserver: example-sum: strconv.Atoi: parsing "two": invalid syntax
+}
+
+func ExampleServer_ExecOutput() {
+	srv, err := forkserver.Start(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+
+	out, err := srv.ExecOutput(context.Background(), "sh", []string{"sh", "-c", "echo 'to stdout'; echo 'to stderr' >&2; exit 3"}, nil)
+	var exitErr *forkserver.ExitError
+	if errors.As(err, &exitErr) {
+		fmt.Printf("%q, %s, %q\n", out, exitErr, exitErr.Stderr)
+	}
+	// Output: "to stdout\n", exit status 3, "to stderr\n"
+}
+
+// parse reads a JSON object from its socket, which is all it can reach of
+// the program, and answers with the object's keys.
+var parse = forkserver.Register("example-parse", func(ctx context.Context, c *forkserver.Child) error {
+	var doc map[string]any
+	if err := json.NewDecoder(c.Conn()).Decode(&doc); err != nil {
+		return err
+	}
+	keys := slices.Sorted(maps.Keys(doc))
+	_, err := fmt.Fprintf(c.Conn(), "%d keys: %s", len(keys), strings.Join(keys, ", "))
+	return err
+})
+
+// A parser of untrusted input runs in a child with less than the program
+// has: its own memory, no_new_privs, tight limits and, when the program
+// runs as root, the user nobody.
+func Example_privilegeSeparation() {
+	srv, err := forkserver.Start(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+
+	attr := &forkserver.Attr{
+		Socket:     true,
+		NoNewPrivs: true, // neither it nor what it executes can gain privileges
+		Rlimits: []forkserver.Rlimit{
+			{Resource: syscall.RLIMIT_CPU, Cur: 2, Max: 2},      // seconds of processor time
+			{Resource: syscall.RLIMIT_NOFILE, Cur: 32, Max: 32}, // open descriptors
+		},
+	}
+	if os.Geteuid() == 0 {
+		attr.Credential = &forkserver.Credential{Uid: 65534, Gid: 65534} // nobody
+	}
+	p, err := srv.Fork(context.Background(), parse, attr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn := p.Conn()
+	defer conn.Close()
+	untrusted := `{"name": "report", "size": 3, "tags": ["a", "b"]}`
+	if _, err := io.WriteString(conn, untrusted); err != nil {
+		log.Fatal(err)
+	}
+	conn.CloseWrite() // the end of the input
+	summary, err := io.ReadAll(conn)
+	if err != nil {
+		log.Fatal(err)
+	}
+	exit, err := p.Wait()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s (%s)\n", summary, exit)
+	// Output: 3 keys: name, size, tags (exit status 0)
+}
+
+// sendPipe sends the program the read end of a pipe that holds a message.
+var sendPipe = forkserver.Register("example-send-pipe", func(ctx context.Context, c *forkserver.Child) error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if _, err := w.WriteString("written by the child"); err != nil {
+		return err
+	}
+	w.Close()
+	return forkserver.WriteFds(c.Conn(), []byte{'!'}, r)
+})
+
+// A child passes the program a descriptor over its socket: the same works
+// the other way, and between any two processes joined by a unix socket.
+func ExampleWriteFds() {
+	srv, err := forkserver.Start(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+
+	p, err := srv.Fork(context.Background(), sendPipe, &forkserver.Attr{Socket: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Conn().Close()
+	_, files, err := forkserver.ReadFds(p.Conn(), make([]byte, 1), 1)
+	if err != nil {
+		log.Fatal(err)
+	}
+	f := files[0] // ours to close
+	defer f.Close()
+	msg, err := io.ReadAll(f)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s\n", msg)
+	if _, err := p.Wait(); err != nil {
+		log.Fatal(err)
+	}
+	// Output: written by the child
 }

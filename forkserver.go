@@ -39,6 +39,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -195,9 +196,29 @@ type Attr struct {
 	// does not close them.
 	Files []*os.File
 
-	// Stdin, Stdout and Stderr become the child's descriptors 0, 1 and 2.
-	// Nil means the server's own, which are the program's at Start.
-	Stdin, Stdout, Stderr *os.File
+	// Stdin, Stdout and Stderr are the child's standard input, output and
+	// error, its descriptors 0, 1 and 2. Nil, or a nil *os.File, means the
+	// server's own, which are the program's at Start. An *os.File is passed
+	// to the child as it is, and the caller keeps ownership of it.
+	//
+	// Any other reader or writer is connected to the child through a pipe,
+	// as in os/exec: a goroutine in the requester copies from Stdin into
+	// the pipe until Stdin returns io.EOF or an error, or the child closes
+	// its end, and copies what the child writes to Stdout and Stderr until
+	// every copy of the pipe's end in the child is closed: by the child's
+	// exit, unless something the child started keeps it open. When Stdout
+	// and Stderr are the same writer, one pipe carries both and the writer
+	// gets one write at a time. [Process.Wait] returns, and [Process.Done]
+	// is closed, once the copying has ended as well as the child; Wait
+	// reports an error from copying, other than the child no longer
+	// reading, if the exit was learned. The goroutines end by themselves
+	// whether or not anyone waits: a Process never waited for leaks
+	// nothing once the copying ends. If the exit can no longer be learned
+	// (the Server was closed), Wait does not wait for the copying, which
+	// goes on until the child's ends close. If Fork or Exec fails, the
+	// pipes are closed and nothing is copied.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
 
 	// Server gives the child its own connection to the server, as
 	// [Child.Server], with the rights in ServerRights.
@@ -387,6 +408,8 @@ type Process struct {
 	conn *net.UnixConn
 	done chan struct{}
 
+	stdio *stdio // the copying for standard streams that are not files, or nil
+
 	mu      sync.Mutex
 	exitFd  int  // the read end of its exit pipe; -1 once closed
 	reading bool // a goroutine is blocked reading exitFd, which it closes
@@ -398,7 +421,12 @@ type Process struct {
 // The connection's reader closes it, woken through the runtime's network
 // poller: in a program whose processors are busy that can be a scheduling
 // round after the exit, which Wait learns at once.
-func (p *Process) Done() <-chan struct{} { return p.done }
+func (p *Process) Done() <-chan struct{} {
+	if p.stdio != nil {
+		return p.stdio.done
+	}
+	return p.done
+}
 
 // Conn returns the requester's end of the socket asked for with [Attr.Socket],
 // or nil. The caller owns it and closes it.
@@ -409,7 +437,8 @@ func (p *Process) Conn() *net.UnixConn { return p.conn }
 // use. Every Server must end with Close, Stop or Detach.
 type Server struct {
 	pid  int
-	root bool // started by Start: this process reaps the server
+	root bool   // started by Start: this process reaps the server
+	path string // PATH in the environment the server started with, if root
 	conn *net.UnixConn
 	wmu  sync.Mutex // one frame at a time on conn
 

@@ -16,6 +16,10 @@ import (
 	"syscall"
 )
 
+// stdio stands for the copying of a child's standard streams, which never
+// happens here.
+type stdio struct{ done chan struct{} }
+
 func runRole(role string) {
 	fmt.Fprintf(os.Stderr, "forkserver: %s=%q: %v\n", roleEnv, role, errors.ErrUnsupported)
 	os.Exit(2)
@@ -39,6 +43,14 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 }
 
 func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Attr) (*Process, error) {
+	return nil, errors.ErrUnsupported
+}
+
+func (s *Server) Output(ctx context.Context, fn Func, attr *Attr) ([]byte, error) {
+	return nil, errors.ErrUnsupported
+}
+
+func (s *Server) ExecOutput(ctx context.Context, path string, argv []string, attr *Attr) ([]byte, error) {
 	return nil, errors.ErrUnsupported
 }
 

@@ -24,8 +24,11 @@ import (
 
 // Wait waits for the child to exit and returns how it ended. A child that
 // exits non-zero or dies by a signal is not an error: see [Exit.Status]. Wait
-// returns an error only when the exit can no longer be learned: [ErrClosed]
+// returns an error when the exit can no longer be learned: [ErrClosed]
 // after the Server was closed or detached, [ErrConnLost] when the server died.
+// When the child's standard streams are readers or writers other than
+// files, Wait also waits for the copying to end and returns the exit with
+// the error copying met, if any (see [Attr.Stdin]).
 // Wait may be called any number of times and from any goroutine.
 //
 // Wait blocks in a system call on the calling goroutine's thread, as
@@ -50,6 +53,12 @@ func (p *Process) Wait() (*Exit, error) {
 		}
 	}
 	<-p.done // the reader learns what the pipe could not tell
+	if p.stdio != nil {
+		<-p.stdio.done
+		if p.err == nil && p.stdio.err != nil {
+			return p.exit, opError("wait", p.stdio.err)
+		}
+	}
 	return p.exit, p.err
 }
 

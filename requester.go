@@ -38,6 +38,7 @@ func Start(cfg *Config) (*Server, error) {
 	if err != nil {
 		return nil, opError("start", err)
 	}
+	s.path, _ = lastPath(env)
 	return s, nil
 }
 
@@ -94,19 +95,23 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 	if err != nil {
 		return nil, opError(op, err)
 	}
+	std, attr, err := newStdio(attr)
+	if err != nil {
+		return nil, opError(op, err)
+	}
 	m := &forkMsg{flags: attr.fdFlags() | st.flag(), nfiles: uint16(len(attr.Files)), name: fn.name, arg: attr.Arg, settings: st}
 	if attr.Server {
 		m.flags |= flagServer
 	}
 	p, err := s.forkWarm(m, attr)
 	if err != nil {
-		return nil, opError(op, err)
+		return std.started(nil, opError(op, err))
 	}
 	if p != nil {
-		return p, nil
+		return std.started(p, nil)
 	}
 	m.flags |= flagExit
-	return s.launch(ctx, op, m, attr)
+	return std.started(s.launch(ctx, op, m, attr))
 }
 
 // Exec asks the server to start the external program at path with argv
@@ -117,6 +122,17 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 // as the kernel creates the process, except Rlimits, which only a Go child
 // can apply and which are refused here, as are [Attr.Server] and [Attr.Arg].
 // The program's exit, signals and Stop work as for a Fork.
+//
+// A path without a slash is looked up, before the request is sent, in the
+// directories of the PATH the child will have, as exec.LookPath does:
+// the last PATH in [Attr.ExtraEnv], else, if [Attr.Env] is set, the last
+// one there, else the server's, as it started (Eval's changes are not
+// seen; through a child's Server, the child's own PATH). With [Attr.Chroot]
+// the directories are those inside it. None found is an error matching
+// exec.ErrNotFound; one found through a relative directory of PATH is
+// refused with exec.ErrDot, as os/exec refuses it. A path with a slash is
+// used as it is, a relative one from the child's working directory: name
+// a program in the current directory "./prog".
 func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Attr) (*Process, error) {
 	if attr == nil {
 		attr = new(Attr)
@@ -136,12 +152,20 @@ func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Att
 	if attr.Server || len(attr.Arg) > 0 {
 		return nil, opError(op, errors.New("forkserver: Attr.Server and Attr.Arg are for Fork only"))
 	}
+	path, err := s.lookPath(path, attr)
+	if err != nil {
+		return nil, opError(op, err)
+	}
 	st, err := attr.settings()
 	if err != nil {
 		return nil, opError(op, err)
 	}
+	std, attr, err := newStdio(attr)
+	if err != nil {
+		return nil, opError(op, err)
+	}
 	m := &execMsg{flags: attr.fdFlags() | flagExit | st.flag(), nfiles: uint16(len(attr.Files)), path: path, argv: argv, settings: st}
-	return s.launch(ctx, op, m, attr)
+	return std.started(s.launch(ctx, op, m, attr))
 }
 
 // KillAll sends sig to every child created through this connection and,

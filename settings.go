@@ -274,7 +274,7 @@ func (a *Attr) fdFlags() uint32 {
 	if a.Socket {
 		flags |= flagSocket
 	}
-	for i, f := range []*os.File{a.Stdin, a.Stdout, a.Stderr} {
+	for i, f := range a.stdFiles() {
 		if f != nil {
 			flags |= flagStdin << i
 		}
@@ -286,12 +286,19 @@ func (a *Attr) fdFlags() uint32 {
 // order of fdFlags: the standard descriptors given, then Files.
 func (a *Attr) fdFiles() []*os.File {
 	var files []*os.File
-	for _, f := range []*os.File{a.Stdin, a.Stdout, a.Stderr} {
+	for _, f := range a.stdFiles() {
 		if f != nil {
 			files = append(files, f)
 		}
 	}
 	return append(files, a.Files...)
+}
+
+// stdFiles returns the files a gives as the child's descriptors 0 to 2, nil
+// for those it leaves as the server's. By the time a request is written,
+// newStdio has replaced every stream that is not a file with a pipe.
+func (a *Attr) stdFiles() [3]*os.File {
+	return [3]*os.File{fileOf(a.Stdin), fileOf(a.Stdout), fileOf(a.Stderr)}
 }
 
 // flag returns flagSettings if st asks for anything, so that a frame

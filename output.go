@@ -1,0 +1,114 @@
+//go:build linux || darwin
+
+package forkserver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+)
+
+// Output forks a child that runs fn, as Fork does, waits for it to end and
+// returns what it wrote to its standard output. A child that does not exit
+// with status 0 makes the error an [*ExitError], which holds its [Exit]
+// and, unless attr sets Stderr, what it wrote to its standard error; the
+// output is returned with it. attr must not set Stdout, which Output
+// captures, nor Socket, whose end nobody would hold; a nil attr gives the
+// child nothing else. If ctx ends before the child does, the child is
+// killed with SIGKILL and the error matches ctx's error as well as
+// *ExitError.
+func (s *Server) Output(ctx context.Context, fn Func, attr *Attr) ([]byte, error) {
+	return output(ctx, "fork "+fn.name, attr, func(a *Attr) (*Process, error) { return s.Fork(ctx, fn, a) })
+}
+
+// ExecOutput is Output for an external program, which it starts as Exec
+// does.
+func (s *Server) ExecOutput(ctx context.Context, path string, argv []string, attr *Attr) ([]byte, error) {
+	return output(ctx, "exec "+path, attr, func(a *Attr) (*Process, error) { return s.Exec(ctx, path, argv, a) })
+}
+
+func output(ctx context.Context, op string, attr *Attr, start func(*Attr) (*Process, error)) ([]byte, error) {
+	var a Attr
+	if attr != nil {
+		a = *attr
+	}
+	if a.Stdout != nil && !isNilFile(a.Stdout) || a.Socket {
+		return nil, opError(op, errors.New("forkserver: Output captures Stdout and gives no Socket: leave both unset"))
+	}
+	var out bytes.Buffer
+	a.Stdout = &out
+	var stderr *headTail
+	if a.Stderr == nil || isNilFile(a.Stderr) {
+		stderr = &headTail{n: stderrKept}
+		a.Stderr = stderr
+	}
+	p, err := start(&a)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { p.Signal(syscall.SIGKILL) })
+	exit, err := p.Wait()
+	cancelled := !stop()
+	switch {
+	case err != nil:
+		return out.Bytes(), opError(op, err)
+	case exit.Success():
+		return out.Bytes(), nil
+	}
+	exitErr := &ExitError{Exit: exit, Stderr: stderr.Bytes()}
+	if cancelled {
+		return out.Bytes(), opError(op, fmt.Errorf("%w (%w)", ctx.Err(), exitErr))
+	}
+	return out.Bytes(), opError(op, exitErr)
+}
+
+// stderrKept is how much of a child's standard error Output keeps from its
+// start, and as much again from its end.
+const stderrKept = 32 << 10
+
+// headTail is a writer that keeps the first n bytes written to it and the
+// last n.
+type headTail struct {
+	n       int
+	head    []byte
+	tail    []byte // the last bytes written, at most 2n until Bytes trims them
+	omitted int64  // bytes dropped between head and tail
+}
+
+func (h *headTail) Write(p []byte) (int, error) {
+	written := len(p)
+	if room := h.n - len(h.head); room > 0 {
+		k := min(room, len(p))
+		h.head = append(h.head, p[:k]...)
+		p = p[k:]
+	}
+	h.tail = append(h.tail, p...)
+	if len(h.tail) > 2*h.n {
+		h.trim()
+	}
+	return written, nil
+}
+
+// trim drops all but the last n bytes of the tail.
+func (h *headTail) trim() {
+	if over := len(h.tail) - h.n; over > 0 {
+		h.omitted += int64(over)
+		h.tail = h.tail[:copy(h.tail, h.tail[over:])]
+	}
+}
+
+// Bytes returns what h kept, with a line in place of what it left out; nil
+// for a nil h.
+func (h *headTail) Bytes() []byte {
+	if h == nil {
+		return nil
+	}
+	h.trim()
+	out := append([]byte(nil), h.head...)
+	if h.omitted > 0 {
+		out = fmt.Appendf(out, "\n... %d bytes left out ...\n", h.omitted)
+	}
+	return append(out, h.tail...)
+}

@@ -1,0 +1,35 @@
+//go:build linux
+
+package forkserver
+
+import "testing"
+
+func TestHeadTail(t *testing.T) {
+	tests := []struct {
+		in, want string
+	}{
+		{"", ""},
+		{"abc", "abc"},
+		{"abcdefgh", "abcdefgh"},
+		{"abcdefghi", "abcd\n... 1 bytes left out ...\nfghi"},
+		{"abcdefghijklmnopqrstuvwxyz", "abcd\n... 18 bytes left out ...\nwxyz"},
+	}
+	for _, tt := range tests {
+		for chunk := 1; chunk <= len(tt.in)+1; chunk++ {
+			h := &headTail{n: 4}
+			for s := tt.in; s != ""; {
+				k := min(chunk, len(s))
+				if n, err := h.Write([]byte(s[:k])); n != k || err != nil {
+					t.Fatalf("Write: %d, %v", n, err)
+				}
+				s = s[k:]
+			}
+			if got := string(h.Bytes()); got != tt.want {
+				t.Errorf("%q in chunks of %d: kept %q, want %q", tt.in, chunk, got, tt.want)
+			}
+		}
+	}
+	if (*headTail)(nil).Bytes() != nil {
+		t.Error("a nil headTail kept something")
+	}
+}

@@ -1,0 +1,191 @@
+//go:build linux || darwin
+
+package forkserver
+
+// Standard input, output and error that are not files: as os/exec does, the
+// requester gives the child one end of a pipe and copies between the other
+// end and the caller's reader or writer in a goroutine of its own.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+// stdio is the pipes and copying goroutines of one Fork or Exec.
+type stdio struct {
+	childEnds  []*os.File     // closed once the request is sent: the child holds its own
+	parentEnds []*os.File     // closed by their goroutines, or at once if the request fails
+	copiers    []func() error // each copies through one parent end, then closes it
+
+	err    error         // the first error a copier returned; read once copied is closed
+	copied chan struct{} // closed when every copier has returned
+	done   chan struct{} // what Process.Done returns: the child has ended and, if its exit was learned, copying has too
+}
+
+// newStdio sets up a pipe for each of attr's standard streams that is not
+// an *os.File and returns a copy of attr that gives the child their ends. It
+// returns a nil *stdio and attr itself when every stream is a file or nil.
+func newStdio(attr *Attr) (*stdio, *Attr, error) {
+	streams := [3]any{attr.Stdin, attr.Stdout, attr.Stderr}
+	var std *stdio
+	a := attr
+	for i, v := range streams {
+		if v == nil || fileOf(v) != nil || isNilFile(v) {
+			continue
+		}
+		if std == nil {
+			std = &stdio{copied: make(chan struct{}), done: make(chan struct{})}
+			copied := *attr
+			a = &copied
+		}
+		if i == 2 && sameWriter(attr.Stderr, attr.Stdout) {
+			// One pipe and one goroutine, so that a writer that is not safe
+			// for concurrent use gets one write at a time.
+			a.Stderr = a.Stdout
+			continue
+		}
+		child, parent, err := stdPipe(i)
+		if err != nil {
+			std.abort()
+			return nil, nil, err
+		}
+		std.childEnds = append(std.childEnds, child)
+		std.parentEnds = append(std.parentEnds, parent)
+		switch i {
+		case 0:
+			a.Stdin = child
+			std.copiers = append(std.copiers, copyStdin(parent, attr.Stdin))
+		case 1:
+			a.Stdout = child
+			std.copiers = append(std.copiers, copyOutput("output", attr.Stdout, parent))
+		case 2:
+			a.Stderr = child
+			std.copiers = append(std.copiers, copyOutput("error", attr.Stderr, parent))
+		}
+	}
+	return std, a, nil
+}
+
+// stdPipe returns a pipe for the child's descriptor i: the child's end
+// blocks, as programs expect of their standard descriptors, and the
+// requester's end goes through the runtime's poller, which costs no thread
+// while it waits.
+func stdPipe(i int) (child, parent *os.File, err error) {
+	r, w, err := pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	childFd, parentFd := r, w
+	if i > 0 {
+		childFd, parentFd = w, r
+	}
+	if err := syscall.SetNonblock(parentFd, true); err != nil {
+		closeFds([]int{r, w})
+		return nil, nil, os.NewSyscallError("setnonblock", err)
+	}
+	name := [3]string{"stdin", "stdout", "stderr"}[i]
+	return os.NewFile(uintptr(childFd), "|child "+name), os.NewFile(uintptr(parentFd), "|"+name), nil
+}
+
+// copyStdin copies r into the pipe w until r ends or the child no longer
+// reads, then closes w, which the child sees as the end of its input.
+func copyStdin(w *os.File, r io.Reader) func() error {
+	return func() error {
+		_, err := io.Copy(w, r)
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Op == "write" && pe.Err == syscall.EPIPE {
+			err = nil // the child stopped reading, or ended: what it did not read it did not want
+		}
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("forkserver: copying to the child's standard input: %w", err)
+		}
+		return nil
+	}
+}
+
+// copyOutput copies what the child writes to the pipe r into w, until
+// every copy of the pipe's other end is closed, then closes r.
+func copyOutput(what string, w io.Writer, r *os.File) func() error {
+	return func() error {
+		_, err := io.Copy(w, r)
+		r.Close()
+		if err != nil {
+			return fmt.Errorf("forkserver: copying the child's standard %s: %w", what, err)
+		}
+		return nil
+	}
+}
+
+// started finishes the Fork or Exec that returned p and err: it closes the
+// child's ends of the pipes, which the child now holds, and starts copying
+// for p, or, if there is no p, closes the requester's ends too.
+func (std *stdio) started(p *Process, err error) (*Process, error) {
+	if std == nil {
+		return p, err
+	}
+	closeFiles(std.childEnds)
+	if p == nil {
+		closeFiles(std.parentEnds)
+		return nil, err
+	}
+	p.stdio = std
+	results := make(chan error, len(std.copiers))
+	for _, copy := range std.copiers {
+		go func() { results <- copy() }()
+	}
+	go func() {
+		for range std.copiers {
+			if err := <-results; err != nil && std.err == nil {
+				std.err = err
+			}
+		}
+		close(std.copied)
+	}()
+	go func() {
+		<-p.done
+		if p.err == nil {
+			<-std.copied
+		}
+		close(std.done)
+	}()
+	return p, nil
+}
+
+// abort closes every pipe set up so far.
+func (std *stdio) abort() {
+	closeFiles(std.childEnds)
+	closeFiles(std.parentEnds)
+}
+
+func closeFiles(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
+// fileOf returns v as a non-nil *os.File, or nil.
+func fileOf(v any) *os.File {
+	f, _ := v.(*os.File)
+	return f
+}
+
+// isNilFile reports whether v is a nil *os.File, which stands for no file
+// as a nil interface does.
+func isNilFile(v any) bool {
+	f, ok := v.(*os.File)
+	return ok && f == nil
+}
+
+// sameWriter reports whether a and b are the same writer, as os/exec judges
+// it; values of a type that cannot be compared are different.
+func sameWriter(a, b io.Writer) (same bool) {
+	defer func() { recover() }()
+	return a == b
+}
