@@ -3,6 +3,7 @@
 package forkserver
 
 import (
+	"errors"
 	"fmt"
 	"math/bits"
 	"os"
@@ -54,7 +55,14 @@ func (l *launch) answer(r *replyMsg) {
 
 // fail answers l's request with err and ends the launch.
 func (l *launch) fail(err error) {
-	l.answer(replyFor(err))
+	if errors.Is(err, ErrChildLimit) && l.from == l.from.srv.program {
+		// On the connection, after any warm child handed to the program
+		// before the refusal, which the program then tries instead (see
+		// Server.Fork); the pipe's end-of-file sends it there.
+		l.from.reply(l.id, err)
+	} else {
+		l.answer(replyFor(err))
+	}
 	closeFds([]int{l.exit})
 	if l.own != nil {
 		l.own.release()

@@ -111,7 +111,19 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 		return std.started(p, nil)
 	}
 	m.flags |= flagExit
-	return std.started(s.launch(ctx, op, m, attr))
+	p, err = s.launch(ctx, op, m, attr)
+	if errors.Is(err, ErrChildLimit) {
+		// The room may have gone to a warm child the server handed over
+		// just before: the refusal comes after it, so it is here now.
+		m.flags &^= flagExit
+		switch q, werr := s.forkWarm(m, attr); {
+		case werr != nil:
+			err = opError(op, werr)
+		case q != nil:
+			p, err = q, nil
+		}
+	}
+	return std.started(p, err)
 }
 
 // Exec asks the server to start the external program at path with argv
