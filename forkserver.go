@@ -35,40 +35,41 @@ package forkserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
-// Errors returned by this package, to be matched with errors.Is.
+// Errors returned by this package, to be matched with errors.Is. Most
+// reach the caller as the cause of an [*Error].
 var (
 	// [ErrClosed]: the Server was closed, stopped or detached, or the
 	// server is stopping and takes no new children.
-	ErrClosed = errors.New("forkserver: server closed")
+	ErrClosed = newError("server closed")
 
 	// [ErrConnLost]: the connection to the server broke, most often because
 	// the server process died.
-	ErrConnLost = errors.New("forkserver: connection to the server lost")
+	ErrConnLost = newError("connection to the server lost")
 
 	// [ErrUnknownFunc]: no function is registered under the name given.
-	ErrUnknownFunc = errors.New("forkserver: unknown function")
+	ErrUnknownFunc = newError("unknown function")
 
 	// [ErrArgTooLarge]: an argument is longer than [MaxArg].
-	ErrArgTooLarge = errors.New("forkserver: argument too large")
+	ErrArgTooLarge = newError("argument too large")
 
 	// [ErrPermission]: the connection lacks the right for the operation, or
 	// the process named is outside its scope.
-	ErrPermission = errors.New("forkserver: operation not permitted on this connection")
+	ErrPermission = newError("operation not permitted on this connection")
 
 	// [ErrNoMain]: Start was called in a process where Main has not run.
-	ErrNoMain = errors.New("forkserver: Main was not called at the start of main")
+	ErrNoMain = newError("Main was not called at the start of main")
 
-	errTooManyFiles = fmt.Errorf("forkserver: more than %d files", MaxFiles)
-	errNoProcess    = errors.New("forkserver: the Process was not returned by Fork or Exec")
+	errTooManyFiles = errorf("more than %d files", MaxFiles)
+	errNoProcess    = newError("the Process was not returned by Fork or Exec")
 )
 
 // roleEnv tells a process started by this package which role it plays;
@@ -182,6 +183,19 @@ type Attr struct {
 	// Stdin, Stdout and Stderr become the child's descriptors 0, 1 and 2.
 	// Nil means the server's own, which are the program's at Start.
 	Stdin, Stdout, Stderr *os.File
+
+	// Cancel is the signal the child gets when the ctx given to Fork or
+	// Exec ends before the child's exit is known, as os/exec's
+	// Cmd.Cancel: nil means SIGKILL. SIGTERM cancels the context of a
+	// forked child's function, which can then end cleanly. [Process.Wait]
+	// reports ctx's error along with the exit. A child meant to outlive a
+	// request is forked with a ctx that lives as long as the child should.
+	Cancel os.Signal
+
+	// WaitDelay, if positive, is how long a child sent Cancel may take to
+	// exit before it is sent SIGKILL, as os/exec's Cmd.WaitDelay. Zero
+	// means it is given all the time it takes.
+	WaitDelay time.Duration
 
 	// Server gives the child its own connection to the server, as
 	// [Child.Server], with the rights in ServerRights.
@@ -333,6 +347,15 @@ type Exit struct {
 // Success reports whether the child exited with status 0.
 func (e *Exit) Success() bool { return e.Status.Exited() && e.Status.ExitStatus() == 0 }
 
+// ExitCode returns the child's exit status, or -1 if a signal ended it, as
+// os.ProcessState's does.
+func (e *Exit) ExitCode() int {
+	if !e.Status.Exited() {
+		return -1
+	}
+	return e.Status.ExitStatus()
+}
+
 // String describes the exit as os.ProcessState does: "exit status 1",
 // "signal: killed".
 func (e *Exit) String() string {
@@ -354,22 +377,39 @@ type Process struct {
 	Pid int
 
 	srv  *Server
+	name string // the function's name, or the program's path
 	id   uint32 // the id its exit event carries: its Fork's, or the server's for a warm child
 	conn *net.UnixConn
 	done chan struct{}
 
-	mu      sync.Mutex
-	exitFd  int  // the read end of its exit pipe; -1 once closed
-	reading bool // a goroutine is blocked reading exitFd, which it closes
-	exit    *Exit
-	err     error
+	mu        sync.Mutex
+	exitFd    int  // the read end of its exit pipe; -1 once closed
+	reading   bool // a goroutine is blocked reading exitFd, which it closes
+	exit      *Exit
+	err       error
+	stopWatch func() bool // stops watching the Fork's ctx
+	cancelErr error       // the Fork's ctx ended first, and the child was sent Attr.Cancel
+	killTimer *time.Timer // sends SIGKILL once Attr.WaitDelay has passed
 }
 
 // Done returns a channel that is closed when Wait would no longer block.
 // The connection's reader closes it, woken through the runtime's network
 // poller: in a program whose processors are busy that can be a scheduling
 // round after the exit, which Wait learns at once.
-func (p *Process) Done() <-chan struct{} { return p.done }
+// A Process not returned by Fork or Exec has its channel closed, as Wait
+// returns at once for it.
+func (p *Process) Done() <-chan struct{} {
+	if p.done == nil {
+		return closedChan
+	}
+	return p.done
+}
+
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
 
 // Conn returns the requester's end of the socket asked for with [Attr.Socket],
 // or nil. The caller owns it and closes it.
@@ -393,6 +433,41 @@ type Server struct {
 	err    error               // why the Server no longer works; nil while it does
 	done   chan struct{}       // closed when the reader has finished and the server is reaped
 	warm   []warmChild         // handed over by the server, for Fork to assign
+
+	poolSize   int           // Config.PoolSize, for the Server Start returned
+	warmed     chan struct{} // closed when warm grows or s.err is set; nil if nobody waits
+	stats      Stats         // the counts; its other fields are filled in by Stats
+	warmGotten uint64        // warm children handed over so far
+}
+
+// Stats are counts about a Server, for sizing [Config.PoolSize].
+type Stats struct {
+	// PoolSize is the Config.PoolSize the Server was started with; zero
+	// on a child's Server, which is handed no warm children.
+	PoolSize int
+
+	// Warm is how many warm children the Server holds now, ready for a
+	// Fork.
+	Warm int
+
+	// Alive is how many children forked or executed through the Server
+	// have not had their exit learned.
+	Alive int
+
+	// WarmForks counts the Forks a warm child took.
+	WarmForks uint64
+
+	// ColdForks counts the Forks the server created, Execs left out.
+	ColdForks uint64
+
+	// PoolMisses counts the Forks, among ColdForks, that a warm child
+	// could have taken had the Server held one. If it grows, a larger
+	// PoolSize would have served them warm.
+	PoolMisses uint64
+
+	// Refills counts the warm children the server started to replace
+	// those taken by a Fork, lost, or discarded after an Eval.
+	Refills uint64
 }
 
 type call struct {

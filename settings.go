@@ -84,26 +84,44 @@ func (cl *client) admit(st *settings, external bool) error {
 }
 
 // admissible checks that this process, or the server it started, can
-// honour st.
+// honour st. A root or working directory it cannot use is an
+// *os.PathError that names it.
 func admissible(st *settings, external bool) error {
 	if st.set&setCredential != 0 && os.Geteuid() != 0 && !sameCredential(st) {
 		return os.NewSyscallError("setuid", syscall.EPERM)
 	}
 	if st.chroot != "" {
 		if os.Geteuid() != 0 {
-			return os.NewSyscallError("chroot", syscall.EPERM)
+			return &os.PathError{Op: "chroot", Path: st.chroot, Err: syscall.EPERM}
 		}
-		if fi, err := os.Stat(st.chroot); err != nil || !fi.IsDir() {
-			return os.NewSyscallError("chroot", syscall.ENOTDIR)
+		if err := isDir("chroot", st.chroot); err != nil {
+			return err
 		}
 	}
 	if st.dir != "" && st.chroot == "" {
-		if fi, err := os.Stat(st.dir); err != nil || !fi.IsDir() {
-			return os.NewSyscallError("chdir", syscall.ENOTDIR)
+		if err := isDir("chdir", st.dir); err != nil {
+			return err
 		}
 	}
 	_, err := sysProcAttr(st, external)
 	return err
+}
+
+// isDir returns nil if path is a directory, else why not, as the error of
+// op on path.
+func isDir(op, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		var errno syscall.Errno
+		if !errors.As(err, &errno) {
+			errno = syscall.ENOENT
+		}
+		return &os.PathError{Op: op, Path: path, Err: errno}
+	}
+	if !fi.IsDir() {
+		return &os.PathError{Op: op, Path: path, Err: syscall.ENOTDIR}
+	}
+	return nil
 }
 
 // sameCredential reports whether st's credential is the one this process
@@ -158,12 +176,12 @@ func (cl *client) confine(st *settings) error {
 	st.set |= b.set & setNoNewPrivs
 	for _, limit := range b.rlimits {
 		i := slices.IndexFunc(st.rlimits, func(r wireRlimit) bool { return r.resource == limit.resource })
-		if i < 0 {
+		switch {
+		case i < 0:
 			st.rlimits = append(st.rlimits, limit)
-			continue
+		case st.rlimits[i].cur > limit.cur || st.rlimits[i].max > limit.max:
+			return ErrPermission
 		}
-		st.rlimits[i].cur = min(st.rlimits[i].cur, limit.cur)
-		st.rlimits[i].max = min(st.rlimits[i].max, limit.max)
 	}
 	return nil
 }
