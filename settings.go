@@ -40,7 +40,7 @@ func (a *Attr) settings() (settings, error) {
 	}
 	for _, r := range a.Rlimits {
 		if r.Resource < 0 || r.Resource > 1<<16 {
-			return st, fmt.Errorf("forkserver: wireRlimit resource %d out of range", r.Resource)
+			return st, errorf("Rlimit resource %d out of range", r.Resource)
 		}
 		st.rlimits = append(st.rlimits, wireRlimit{uint32(r.Resource), r.Cur, r.Max})
 	}
@@ -48,26 +48,26 @@ func (a *Attr) settings() (settings, error) {
 	case len(a.Files) > MaxFiles:
 		return st, errTooManyFiles
 	case len(a.Dir) > maxPath || len(a.Chroot) > maxPath:
-		return st, fmt.Errorf("forkserver: Dir or Chroot longer than %d bytes", maxPath)
+		return st, errorf("Dir or Chroot longer than %d bytes", maxPath)
 	case len(a.Env) > maxList || len(a.ExtraEnv) > maxList:
-		return st, fmt.Errorf("forkserver: more than %d environment entries", maxList)
+		return st, errorf("more than %d environment entries", maxList)
 	case len(st.groups) > maxGroups:
-		return st, fmt.Errorf("forkserver: more than %d groups", maxGroups)
+		return st, errorf("more than %d groups", maxGroups)
 	case len(st.uidMaps) > maxIDMaps || len(st.gidMaps) > maxIDMaps:
-		return st, fmt.Errorf("forkserver: more than %d ID mappings", maxIDMaps)
+		return st, errorf("more than %d ID mappings", maxIDMaps)
 	case len(st.rlimits) > maxRlimits:
-		return st, fmt.Errorf("forkserver: more than %d rlimits", maxRlimits)
+		return st, errorf("more than %d rlimits", maxRlimits)
 	case a.Pdeathsig < 0 || a.Pdeathsig > maxSignal:
-		return st, fmt.Errorf("forkserver: Pdeathsig %d out of range", a.Pdeathsig)
+		return st, errorf("Pdeathsig %d out of range", a.Pdeathsig)
 	case a.Namespaces&^allNamespaces != 0 || a.ServerRights&^allRights != 0:
-		return st, errors.New("forkserver: unknown Namespace or Rights bits")
+		return st, newError("unknown Namespace or Rights bits")
 	case a.Setsid && a.Setpgid:
-		return st, errors.New("forkserver: Setsid and Setpgid exclude each other: a session leader leads its group")
+		return st, newError("Setsid and Setpgid exclude each other: a session leader leads its group")
 	}
 	for _, list := range [][]string{a.Env, a.ExtraEnv} {
 		for _, kv := range list {
 			if len(kv) > MaxArg {
-				return st, fmt.Errorf("%w: an environment entry of %d bytes", ErrArgTooLarge, len(kv))
+				return st, errorf("%w: an environment entry of %d bytes", ErrArgTooLarge, len(kv))
 			}
 		}
 	}
