@@ -26,6 +26,14 @@
 //		exit, err := p.Wait()
 //	}
 //
+// Package initialisation, the init functions and package-level variables
+// of every package in the binary, runs again in the server and in every
+// child, each a new execution of the binary with the program's os.Args, as
+// it runs in the program. Whatever it does, opening files, starting
+// goroutines, writing logs, parsing flags, is done again there, and a
+// child sees package-level state as initialisation left it, not as the
+// program changed it since.
+//
 // The server is the parent of every child. It reaps them, tells the
 // requester each exit status with its resource usage, delivers signals to
 // them without a pid-reuse race, and follows the program's lifetime: when
@@ -206,8 +214,10 @@ type Attr struct {
 	// connection Fork is called on. Children forked through that
 	// connection are confined as this child is: they run with its
 	// Credential, Chroot, Namespaces, NoNewPrivs, environment (if Env was
-	// set) and, at most, its Rlimits, and by default with its standard
-	// descriptors; asking for more is refused with [ErrPermission].
+	// set) and Rlimits, or lower limits of their own, and by default with
+	// its standard descriptors. Asking for another credential or root, or
+	// for a limit above one of its Rlimits, is refused with
+	// [ErrPermission].
 	// [RightEval] and [RightStop] act on the whole server and so reach beyond
 	// any confinement: grant them only to a child you trust as the
 	// program.

@@ -158,16 +158,26 @@ func (s *Server) Stats() Stats {
 // it; a nil attr gives it nothing. The child is a fresh execution of this
 // binary.
 //
+// ctx governs the child's life, as exec.CommandContext's does: should ctx
+// end before the child's exit is known, the child is sent [Attr.Cancel]
+// (SIGKILL unless attr says otherwise) and, [Attr.WaitDelay] later,
+// SIGKILL, and [Process.Wait] reports ctx's error with the exit. Fork a
+// child meant to outlive a request with a ctx that lives as long as the
+// child should, context.Background() if nothing should end it; a ctx that
+// can never end costs nothing. The signals go through the connection Fork
+// is called on, which needs [RightSignal] for them, as every one has by
+// default.
+//
 // When the server has handed this connection a warm child that can take
 // the request (see [Config.PoolSize]), Fork writes the assignment to that
-// child itself and returns at once. Otherwise ctx bounds the wait for the
-// server's answer: if ctx ends first, Fork returns ctx's error and a child
-// created anyway is killed (through a connection that holds
-// [RightSignal], as every one does by default). A ctx already done when
-// Fork is called fails it either way.
+// child itself and returns at once. Otherwise Fork waits for the server's
+// answer: if ctx ends first, Fork returns ctx's error and a child created
+// anyway is killed with SIGKILL. A ctx already done when Fork is called
+// fails it either way.
 //
-// Waiting for the Process is optional: one that is never waited for leaks
-// nothing once the child has exited.
+// An error is an [*Error] naming the operation "fork" and fn. Waiting for
+// the Process is optional: one that is never waited for leaks nothing once
+// the child has exited.
 func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error) {
 	if attr == nil {
 		attr = new(Attr)
@@ -211,7 +221,8 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 // if [Attr.Socket] asks for one, comes after them. The settings of attr apply
 // as the kernel creates the process, except Rlimits, which only a Go child
 // can apply and which are refused here, as are [Attr.Server] and [Attr.Arg].
-// The program's exit, signals and Stop work as for a Fork.
+// The program's exit, signals, Stop and ctx work as for a Fork; an
+// error is an [*Error] naming the operation "exec" and path.
 func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Attr) (*Process, error) {
 	if attr == nil {
 		attr = new(Attr)
