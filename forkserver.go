@@ -357,10 +357,10 @@ type Exit struct {
 // Success reports whether the child exited with status 0.
 func (e *Exit) Success() bool { return e.Status.Exited() && e.Status.ExitStatus() == 0 }
 
-// ExitCode returns the child's exit status, or -1 if a signal ended it, as
-// os.ProcessState's does.
+// ExitCode returns the child's exit status, or -1 if a signal ended it or
+// e is nil, as os.ProcessState's does.
 func (e *Exit) ExitCode() int {
-	if !e.Status.Exited() {
+	if e == nil || !e.Status.Exited() {
 		return -1
 	}
 	return e.Status.ExitStatus()
@@ -379,7 +379,10 @@ func (e *Exit) String() string {
 }
 
 // Process is a child created by [Server.Fork] or [Server.Exec]. Its
-// methods are safe for concurrent use.
+// methods are safe for concurrent use. A Process made otherwise, such as
+// &Process{Pid: pid}, names no child of a server: its Signal, Kill,
+// SignalGroup and Wait return an error, its Done channel is closed and its
+// Conn is nil.
 type Process struct {
 	// Pid is the child's process id. The server is the child's parent and
 	// reaps it; use Signal rather than syscall.Kill, which could hit a
