@@ -208,6 +208,10 @@ func TestSignalType(t *testing.T) {
 			t.Errorf("%s of a signal that is not a syscall.Signal: %v, want an error", name, err)
 		}
 	}
+	_, err := srv.Fork(testContext(t), returnNil, &forkserver.Attr{Cancel: fakeSignal{}})
+	if want := "forkserver: fork return-nil: Attr.Cancel: unsupported signal type forkserver_test.fakeSignal"; err == nil || err.Error() != want {
+		t.Errorf("Fork with a Cancel that is not a syscall.Signal: %v, want %s", err, want)
+	}
 	if err := p.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}

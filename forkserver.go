@@ -192,9 +192,9 @@ type Attr struct {
 	// Nil means the server's own, which are the program's at Start.
 	Stdin, Stdout, Stderr *os.File
 
-	// Cancel is the signal the child gets when the ctx given to Fork or
-	// Exec ends before the child's exit is known, as os/exec's
-	// Cmd.Cancel: nil means SIGKILL. SIGTERM cancels the context of a
+	// Cancel is the signal, a syscall.Signal, the child gets when the ctx
+	// given to Fork or Exec ends before the child's exit is known, as
+	// with os/exec's Cmd.Cancel: nil means SIGKILL. SIGTERM cancels the context of a
 	// forked child's function, which can then end cleanly. [Process.Wait]
 	// reports ctx's error along with the exit. A child meant to outlive a
 	// request is forked with a ctx that lives as long as the child should.

@@ -125,15 +125,26 @@ func (p *Process) watch(ctx context.Context, attr *Attr) {
 	if ctx.Done() == nil {
 		return
 	}
-	sig, delay := attr.Cancel, attr.WaitDelay
-	if sig == nil {
-		sig = syscall.SIGKILL
-	}
+	sig, _ := cancelSignal(attr) // Fork and Exec checked it
+	delay := attr.WaitDelay
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.finished() {
 		p.stopWatch = context.AfterFunc(ctx, func() { p.cancel(ctx.Err(), sig, delay) })
 	}
+}
+
+// cancelSignal returns the signal attr says a child gets when its ctx
+// ends.
+func cancelSignal(attr *Attr) (syscall.Signal, error) {
+	if attr.Cancel == nil {
+		return syscall.SIGKILL, nil
+	}
+	sig, err := sysSignal(attr.Cancel)
+	if err != nil {
+		return 0, errorf("Attr.Cancel: %w", err)
+	}
+	return sig, nil
 }
 
 // cancel sends sig to the child, whose ctx ended with cause, and SIGKILL

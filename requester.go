@@ -189,6 +189,9 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 	if err := checkCall(fn, attr.Arg); err != nil {
 		return nil, opError(op, fn.name, err)
 	}
+	if _, err := cancelSignal(attr); err != nil {
+		return nil, opError(op, fn.name, err)
+	}
 	st, err := attr.settings()
 	if err != nil {
 		return nil, opError(op, fn.name, err)
@@ -241,6 +244,9 @@ func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Att
 	}
 	if attr.Server || len(attr.Arg) > 0 {
 		return nil, opError(op, path, newError("Attr.Server and Attr.Arg are for Fork only"))
+	}
+	if _, err := cancelSignal(attr); err != nil {
+		return nil, opError(op, path, err)
 	}
 	st, err := attr.settings()
 	if err != nil {
