@@ -32,3 +32,15 @@ func WarmHeld(s *Server) int {
 	defer s.mu.Unlock()
 	return len(s.warm)
 }
+
+// Watching reports whether p was watching the ctx it was forked with,
+// and stops it doing so.
+func Watching(p *Process) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stopWatch != nil && p.stopWatch()
+}
+
+// RaceEnabled reports whether the test binary was built with the race
+// detector.
+const RaceEnabled = raceEnabled

@@ -433,7 +433,7 @@ func TestFaultServerKilledUnblocks(t *testing.T) {
 		call(fmt.Sprintf("Wait %d", i), blocked(func() error { _, err := p.Wait(); return err }))
 		call(fmt.Sprintf("Signal loop %d", i), func(running func()) error {
 			for {
-				if err := p.Signal(0); err != nil {
+				if err := p.Signal(syscall.Signal(0)); err != nil {
 					return err
 				}
 				running()
@@ -443,7 +443,7 @@ func TestFaultServerKilledUnblocks(t *testing.T) {
 	for i := range 2 {
 		call(fmt.Sprintf("KillAll loop %d", i), func(running func()) error {
 			for {
-				if err := srv.KillAll(0); err != nil {
+				if err := srv.KillAll(syscall.Signal(0)); err != nil {
 					return err
 				}
 				running()
@@ -685,10 +685,10 @@ func testForkRefused(t *testing.T, op string, attrs map[string]*forkserver.Attr)
 		}
 	}
 	// The server is still there and answers.
-	if err := survivor.Signal(0); err != nil {
+	if err := survivor.Signal(syscall.Signal(0)); err != nil {
 		t.Errorf("Signal with the server out of descriptors: %v", err)
 	}
-	if err := srv.KillAll(0); err != nil {
+	if err := srv.KillAll(syscall.Signal(0)); err != nil {
 		t.Errorf("KillAll with the server out of descriptors: %v", err)
 	}
 

@@ -26,6 +26,14 @@
 //		exit, err := p.Wait()
 //	}
 //
+// Package initialisation, the init functions and package-level variables
+// of every package in the binary, runs again in the server and in every
+// child, each a new execution of the binary with the program's os.Args, as
+// it runs in the program. Whatever it does, opening files, starting
+// goroutines, writing logs, parsing flags, is done again there, and a
+// child sees package-level state as initialisation left it, not as the
+// program changed it since.
+//
 // The server is the parent of every child. It reaps them, tells the
 // requester each exit status with its resource usage, delivers signals to
 // them without a pid-reuse race, and follows the program's lifetime: when
@@ -37,7 +45,6 @@ package forkserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -45,38 +52,40 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
-// Errors returned by this package, to be matched with errors.Is.
+// Errors returned by this package, to be matched with errors.Is. Most
+// reach the caller as the cause of an [*Error].
 var (
 	// [ErrClosed]: the Server was closed, stopped or detached, or the
 	// server is stopping and takes no new children.
-	ErrClosed = errors.New("forkserver: server closed")
+	ErrClosed = newError("server closed")
 
 	// [ErrConnLost]: the connection to the server broke, most often because
 	// the server process died.
-	ErrConnLost = errors.New("forkserver: connection to the server lost")
+	ErrConnLost = newError("connection to the server lost")
 
 	// [ErrUnknownFunc]: no function is registered under the name given.
-	ErrUnknownFunc = errors.New("forkserver: unknown function")
+	ErrUnknownFunc = newError("unknown function")
 
 	// [ErrArgTooLarge]: an argument is longer than [MaxArg].
-	ErrArgTooLarge = errors.New("forkserver: argument too large")
+	ErrArgTooLarge = newError("argument too large")
 
 	// [ErrPermission]: the connection lacks the right for the operation, or
 	// the process named is outside its scope.
-	ErrPermission = errors.New("forkserver: operation not permitted on this connection")
+	ErrPermission = newError("operation not permitted on this connection")
 
 	// [ErrNoMain]: Start was called in a process where Main has not run.
-	ErrNoMain = errors.New("forkserver: Main was not called at the start of main")
+	ErrNoMain = newError("Main was not called at the start of main")
 
 	// [ErrChildLimit]: a Fork or Exec would take the children alive past
 	// [Config.MaxChildren] or the [Attr.ServerMaxChildren] of the connection
 	// it came through or of one that connection was handed out through.
-	ErrChildLimit = errors.New("forkserver: limit on children alive reached")
+	ErrChildLimit = newError("limit on children alive reached")
 
-	errTooManyFiles = fmt.Errorf("forkserver: more than %d files", MaxFiles)
-	errNoProcess    = errors.New("forkserver: the Process was not returned by Fork or Exec")
+	errTooManyFiles = errorf("more than %d files", MaxFiles)
+	errNoProcess    = newError("the Process was not returned by Fork or Exec")
 )
 
 // roleEnv tells a process started by this package which role it plays;
@@ -220,6 +229,19 @@ type Attr struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 
+	// Cancel is the signal, a syscall.Signal, the child gets when the ctx
+	// given to Fork or Exec ends before the child's exit is known, as
+	// with os/exec's Cmd.Cancel: nil means SIGKILL. SIGTERM cancels the context of a
+	// forked child's function, which can then end cleanly. [Process.Wait]
+	// reports ctx's error along with the exit. A child meant to outlive a
+	// request is forked with a ctx that lives as long as the child should.
+	Cancel os.Signal
+
+	// WaitDelay, if positive, is how long a child sent Cancel may take to
+	// exit before it is sent SIGKILL, as os/exec's Cmd.WaitDelay. Zero
+	// means it is given all the time it takes.
+	WaitDelay time.Duration
+
 	// Server gives the child its own connection to the server, as
 	// [Child.Server], with the rights in ServerRights.
 	Server bool
@@ -229,8 +251,10 @@ type Attr struct {
 	// connection Fork is called on. Children forked through that
 	// connection are confined as this child is: they run with its
 	// Credential, Chroot, Namespaces, NoNewPrivs, environment (if Env was
-	// set) and, at most, its Rlimits, and by default with its standard
-	// descriptors; asking for more is refused with [ErrPermission].
+	// set) and Rlimits, or lower limits of their own, and by default with
+	// its standard descriptors. Asking for another credential or root, or
+	// for a limit above one of its Rlimits, is refused with
+	// [ErrPermission].
 	// [RightEval] and [RightStop] act on the whole server and so reach beyond
 	// any confinement: grant them only to a child you trust as the
 	// program.
@@ -383,6 +407,15 @@ type Exit struct {
 // Success reports whether the child exited with status 0.
 func (e *Exit) Success() bool { return e.Status.Exited() && e.Status.ExitStatus() == 0 }
 
+// ExitCode returns the child's exit status, or -1 if a signal ended it or
+// e is nil, as os.ProcessState's does.
+func (e *Exit) ExitCode() int {
+	if e == nil || !e.Status.Exited() {
+		return -1
+	}
+	return e.Status.ExitStatus()
+}
+
 // String describes the exit as os.ProcessState does: "exit status 1",
 // "signal: killed".
 func (e *Exit) String() string {
@@ -396,7 +429,10 @@ func (e *Exit) String() string {
 }
 
 // Process is a child created by [Server.Fork] or [Server.Exec]. Its
-// methods are safe for concurrent use.
+// methods are safe for concurrent use. A Process made otherwise, such as
+// &Process{Pid: pid}, names no child of a server: its Signal, Kill,
+// SignalGroup and Wait return an error, its Done channel is closed and its
+// Conn is nil.
 type Process struct {
 	// Pid is the child's process id. The server is the child's parent and
 	// reaps it; use Signal rather than syscall.Kill, which could hit a
@@ -404,29 +440,44 @@ type Process struct {
 	Pid int
 
 	srv  *Server
+	name string // the function's name, or the program's path
 	id   uint32 // the id its exit event carries: its Fork's, or the server's for a warm child
 	conn *net.UnixConn
 	done chan struct{}
 
 	stdio *stdio // the copying for standard streams that are not files, or nil
 
-	mu      sync.Mutex
-	exitFd  int  // the read end of its exit pipe; -1 once closed
-	reading bool // a goroutine is blocked reading exitFd, which it closes
-	exit    *Exit
-	err     error
+	mu        sync.Mutex
+	exitFd    int  // the read end of its exit pipe; -1 once closed
+	reading   bool // a goroutine is blocked reading exitFd, which it closes
+	exit      *Exit
+	err       error
+	stopWatch func() bool // stops watching the Fork's ctx
+	cancelErr error       // the Fork's ctx ended first, and the child was sent Attr.Cancel
+	killTimer *time.Timer // sends SIGKILL once Attr.WaitDelay has passed
 }
 
 // Done returns a channel that is closed when Wait would no longer block.
 // The connection's reader closes it, woken through the runtime's network
 // poller: in a program whose processors are busy that can be a scheduling
 // round after the exit, which Wait learns at once.
+// A Process not returned by Fork or Exec has its channel closed, as Wait
+// returns at once for it.
 func (p *Process) Done() <-chan struct{} {
-	if p.stdio != nil {
+	switch {
+	case p.done == nil:
+		return closedChan
+	case p.stdio != nil:
 		return p.stdio.done
 	}
 	return p.done
 }
+
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
 
 // Conn returns the requester's end of the socket asked for with [Attr.Socket],
 // or nil. The caller owns it and closes it.
@@ -451,6 +502,41 @@ type Server struct {
 	err    error               // why the Server no longer works; nil while it does
 	done   chan struct{}       // closed when the reader has finished and the server is reaped
 	warm   []warmChild         // handed over by the server, for Fork to assign
+
+	poolSize   int           // Config.PoolSize, for the Server Start returned
+	warmed     chan struct{} // closed when warm grows or s.err is set; nil if nobody waits
+	stats      Stats         // the counts; its other fields are filled in by Stats
+	warmGotten uint64        // warm children handed over so far
+}
+
+// Stats are counts about a Server, for sizing [Config.PoolSize].
+type Stats struct {
+	// PoolSize is the Config.PoolSize the Server was started with; zero
+	// on a child's Server, which is handed no warm children.
+	PoolSize int
+
+	// Warm is how many warm children the Server holds now, ready for a
+	// Fork.
+	Warm int
+
+	// Alive is how many children forked or executed through the Server
+	// have not had their exit learned.
+	Alive int
+
+	// WarmForks counts the Forks a warm child took.
+	WarmForks uint64
+
+	// ColdForks counts the Forks the server created, Execs left out.
+	ColdForks uint64
+
+	// PoolMisses counts the Forks, among ColdForks, that a warm child
+	// could have taken had the Server held one. If it grows, a larger
+	// PoolSize would have served them warm.
+	PoolMisses uint64
+
+	// Refills counts the warm children the server started to replace
+	// those taken by a Fork, lost, or discarded after an Eval.
+	Refills uint64
 }
 
 type call struct {

@@ -13,7 +13,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"syscall"
+	"time"
 )
 
 // stdio stands for the copying of a child's standard streams, which never
@@ -54,12 +54,17 @@ func (s *Server) ExecOutput(ctx context.Context, path string, argv []string, att
 	return nil, errors.ErrUnsupported
 }
 
-func (s *Server) KillAll(sig syscall.Signal) error                    { return errors.ErrUnsupported }
-func (s *Server) KillAllGroups(sig syscall.Signal) error              { return errors.ErrUnsupported }
+func (s *Server) KillAll(sig os.Signal) error                         { return errors.ErrUnsupported }
+func (s *Server) KillAllGroups(sig os.Signal) error                   { return errors.ErrUnsupported }
 func (s *Server) Eval(ctx context.Context, fn Func, arg []byte) error { return errors.ErrUnsupported }
 func (s *Server) Stop(ctx context.Context) error                      { return errors.ErrUnsupported }
 func (s *Server) Detach() error                                       { return errors.ErrUnsupported }
 func (s *Server) Close() error                                        { return errors.ErrUnsupported }
+func (s *Server) WaitWarm(ctx context.Context) error                  { return errors.ErrUnsupported }
+func (s *Server) Stats() Stats                                        { return Stats{} }
 func (p *Process) Wait() (*Exit, error)                               { return nil, errors.ErrUnsupported }
-func (p *Process) Signal(sig syscall.Signal) error                    { return errors.ErrUnsupported }
-func (p *Process) SignalGroup(sig syscall.Signal) error               { return errors.ErrUnsupported }
+func (p *Process) Signal(sig os.Signal) error                         { return errors.ErrUnsupported }
+func (p *Process) SignalGroup(sig os.Signal) error                    { return errors.ErrUnsupported }
+func (p *Process) Kill() error                                        { return errors.ErrUnsupported }
+func (e *Exit) UserTime() time.Duration                               { return 0 }
+func (e *Exit) SystemTime() time.Duration                             { return 0 }

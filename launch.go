@@ -4,7 +4,6 @@ package forkserver
 
 import (
 	"errors"
-	"fmt"
 	"math/bits"
 	"os"
 	"syscall"
@@ -163,7 +162,7 @@ func (sv *supervisor) fork(l *launch, m *forkMsg) error {
 func (sv *supervisor) forkChild(l *launch, a *assignMsg) error {
 	frame := appendFrame(nil, 0, a)
 	if len(frame)-headerLen > maxBody {
-		return fmt.Errorf("forkserver: assignment of %d bytes exceeds the limit of %d", len(frame)-headerLen, maxBody)
+		return errorf("assignment of %d bytes exceeds the limit of %d", len(frame)-headerLen, maxBody)
 	}
 	if l.st.namespaces == 0 && l.st.set&setNoNewPrivs == 0 {
 		// A pooled child was executed with the server's standard

@@ -99,7 +99,7 @@ const (
 // error the requester turns back into the matching sentinel.
 const (
 	codeOK     uint16 = iota
-	codeErrno         // value is an errno, text the operation
+	codeErrno         // value is an errno, text the operation, then the path it acted on after a space if any
 	codeFailed        // text is an error message (Eval)
 	codeUnknownFunc
 	codePermission

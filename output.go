@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"syscall"
 )
 
 // Output forks a child that runs fn, as Fork does, waits for it to end and
@@ -16,26 +15,26 @@ import (
 // and, unless attr sets Stderr, what it wrote to its standard error; the
 // output is returned with it. attr must not set Stdout, which Output
 // captures, nor Socket, whose end nobody would hold; a nil attr gives the
-// child nothing else. If ctx ends before the child does, the child is
-// killed with SIGKILL and the error matches ctx's error as well as
-// *ExitError.
+// child nothing else. ctx governs the child's life as Fork's does: if it
+// ends first, the child is sent [Attr.Cancel], and the error matches ctx's
+// error as well as *ExitError.
 func (s *Server) Output(ctx context.Context, fn Func, attr *Attr) ([]byte, error) {
-	return output(ctx, "fork "+fn.name, attr, func(a *Attr) (*Process, error) { return s.Fork(ctx, fn, a) })
+	return output("fork", fn.name, attr, func(a *Attr) (*Process, error) { return s.Fork(ctx, fn, a) })
 }
 
 // ExecOutput is Output for an external program, which it starts as Exec
 // does.
 func (s *Server) ExecOutput(ctx context.Context, path string, argv []string, attr *Attr) ([]byte, error) {
-	return output(ctx, "exec "+path, attr, func(a *Attr) (*Process, error) { return s.Exec(ctx, path, argv, a) })
+	return output("exec", path, attr, func(a *Attr) (*Process, error) { return s.Exec(ctx, path, argv, a) })
 }
 
-func output(ctx context.Context, op string, attr *Attr, start func(*Attr) (*Process, error)) ([]byte, error) {
+func output(op, name string, attr *Attr, start func(*Attr) (*Process, error)) ([]byte, error) {
 	var a Attr
 	if attr != nil {
 		a = *attr
 	}
 	if a.Stdout != nil && !isNilFile(a.Stdout) || a.Socket {
-		return nil, opError(op, errors.New("forkserver: Output captures Stdout and gives no Socket: leave both unset"))
+		return nil, opError(op, name, newError("Output captures Stdout and gives no Socket: leave both unset"))
 	}
 	var out bytes.Buffer
 	a.Stdout = &out
@@ -48,20 +47,26 @@ func output(ctx context.Context, op string, attr *Attr, start func(*Attr) (*Proc
 	if err != nil {
 		return nil, err
 	}
-	stop := context.AfterFunc(ctx, func() { p.Signal(syscall.SIGKILL) })
 	exit, err := p.Wait()
-	cancelled := !stop()
-	switch {
-	case err != nil:
-		return out.Bytes(), opError(op, err)
-	case exit.Success():
+	var waitErr *Error
+	if exit == nil || err != nil && !errors.As(err, &waitErr) {
+		return out.Bytes(), err
+	}
+	var cause error
+	if !exit.Success() {
+		cause = &ExitError{Exit: exit, Stderr: stderr.Bytes()}
+	}
+	if waitErr != nil { // the ctx ended first, or copying failed
+		if cause == nil {
+			cause = waitErr.Err
+		} else {
+			cause = fmt.Errorf("%w (%w)", waitErr.Err, cause)
+		}
+	}
+	if cause == nil {
 		return out.Bytes(), nil
 	}
-	exitErr := &ExitError{Exit: exit, Stderr: stderr.Bytes()}
-	if cancelled {
-		return out.Bytes(), opError(op, fmt.Errorf("%w (%w)", ctx.Err(), exitErr))
-	}
-	return out.Bytes(), opError(op, exitErr)
+	return out.Bytes(), opError(op, name, cause)
 }
 
 // stderrKept is how much of a child's standard error Output keeps from its

@@ -20,16 +20,21 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 )
 
 // Wait waits for the child to exit and returns how it ended. A child that
-// exits non-zero or dies by a signal is not an error: see [Exit.Status]. Wait
-// returns an error when the exit can no longer be learned: [ErrClosed]
-// after the Server was closed or detached, [ErrConnLost] when the server died.
-// When the child's standard streams are readers or writers other than
-// files, Wait also waits for the copying to end and returns the exit with
-// the error copying met, if any (see [Attr.Stdin]).
-// Wait may be called any number of times and from any goroutine.
+// exits non-zero or dies by a signal is not an error: see [Exit.Status].
+// Wait returns an error when the exit can no longer be learned: [ErrClosed]
+// after the Server was closed or detached, [ErrConnLost] when the server
+// died. And, as os/exec's does, it returns the Exit together with the error
+// of the Fork's or Exec's ctx when that ctx ended before the child's exit
+// was known and the child was sent [Attr.Cancel]: what the child did
+// afterwards may be the doing of that signal. Wait may be called any number
+// of times and from any goroutine. When the child's standard streams are
+// readers or writers other than files, Wait also waits for the copying to
+// end and returns the exit with the error copying met, if any (see
+// [Attr.Stdin]).
 //
 // Wait blocks in a system call on the calling goroutine's thread, as
 // os/exec's Wait does, and so returns as soon as the server has reaped the
@@ -38,7 +43,7 @@ import (
 // use a thread for each; [Process.Done] uses none.
 func (p *Process) Wait() (*Exit, error) {
 	if p.srv == nil {
-		return nil, errNoProcess
+		return nil, opError("wait", "", errNoProcess)
 	}
 	if f, ok, err := p.readPipe(context.Background()); ok && err == nil {
 		if m, isExit := f.msg.(*exitMsg); isExit {
@@ -56,60 +61,151 @@ func (p *Process) Wait() (*Exit, error) {
 	if p.stdio != nil {
 		<-p.stdio.done
 		if p.err == nil && p.stdio.err != nil {
-			return p.exit, opError("wait", p.stdio.err)
+			return p.exit, opError("wait", p.name, p.stdio.err)
 		}
 	}
 	return p.exit, p.err
 }
 
-// Signal sends sig to the child through the server, which is the child's
-// parent and so cannot race with the reuse of its pid. It returns
-// os.ErrProcessDone if the child has already exited.
-func (p *Process) Signal(sig syscall.Signal) error {
+// UserTime returns the CPU time the child spent in user mode.
+func (e *Exit) UserTime() time.Duration { return time.Duration(e.Rusage.Utime.Nano()) }
+
+// SystemTime returns the CPU time the child spent in the kernel.
+func (e *Exit) SystemTime() time.Duration { return time.Duration(e.Rusage.Stime.Nano()) }
+
+// Signal sends sig, which must be a syscall.Signal, to the child through
+// the server, which is the child's parent and so cannot race with the
+// reuse of its pid. It returns an error matching os.ErrProcessDone if the
+// child has already exited.
+func (p *Process) Signal(sig os.Signal) error {
+	if p.srv == nil {
+		return opError("signal", "", errNoProcess)
+	}
 	select {
 	case <-p.done:
 		if p.exit != nil {
-			return os.ErrProcessDone
+			return opError("signal", p.name, os.ErrProcessDone)
 		}
 	default:
 	}
 	return p.sendSignal("signal", sig, false)
 }
 
-func (p *Process) sendSignal(op string, sig syscall.Signal, group bool) error {
-	if err := checkSignal(sig); err != nil {
-		return opError(op, err)
+// Kill sends SIGKILL to the child, as Signal does.
+func (p *Process) Kill() error { return p.Signal(syscall.SIGKILL) }
+
+// SignalGroup sends sig, which must be a syscall.Signal, to the process
+// group the child leads, which it must have been forked with [Attr.Setsid]
+// or [Attr.Setpgid] to do: it reaches what the child started in its group.
+// The server refuses once the child has exited, since the group id could
+// then be reused.
+func (p *Process) SignalGroup(sig os.Signal) error {
+	if p.srv == nil {
+		return opError("signal group", "", errNoProcess)
 	}
-	_, err := p.srv.roundTrip(context.Background(), op, &signalMsg{pid: uint32(p.Pid), sig: uint32(sig), group: group})
+	return p.sendSignal("signal group", sig, true)
+}
+
+func (p *Process) sendSignal(op string, sig os.Signal, group bool) error {
+	s, err := sysSignal(sig)
+	if err != nil {
+		return opError(op, p.name, err)
+	}
+	_, err = p.srv.roundTrip(context.Background(), op, p.name, &signalMsg{pid: uint32(p.Pid), sig: uint32(s), group: group})
 	return err
 }
 
-func checkSignal(sig syscall.Signal) error {
-	if sig < 0 || sig > maxSignal {
-		return fmt.Errorf("forkserver: signal %d out of range", int(sig))
+// sysSignal returns sig as the signal number the server sends.
+func sysSignal(sig os.Signal) (syscall.Signal, error) {
+	s, ok := sig.(syscall.Signal)
+	switch {
+	case !ok:
+		return 0, errorf("unsupported signal type %T", sig)
+	case s < 0 || s > maxSignal:
+		return 0, errorf("signal %d out of range", int(s))
 	}
-	return nil
+	return s, nil
 }
 
-// SignalGroup sends sig to the process group the child leads, which it
-// must have been forked with [Attr.Setsid] or [Attr.Setpgid] to do: it reaches
-// what the child started in its group. The server refuses once the child
-// has exited, since the group id could then be reused.
-func (p *Process) SignalGroup(sig syscall.Signal) error {
-	return p.sendSignal("signal group", sig, true)
+// watch makes the end of ctx, should it come before the child's exit is
+// known, send the child attr.Cancel and, attr.WaitDelay later, SIGKILL. A ctx
+// that is never done costs nothing: no goroutine waits for it.
+func (p *Process) watch(ctx context.Context, attr *Attr) {
+	if ctx.Done() == nil {
+		return
+	}
+	sig, _ := cancelSignal(attr) // Fork and Exec checked it
+	delay := attr.WaitDelay
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.finished() {
+		p.stopWatch = context.AfterFunc(ctx, func() { p.cancel(ctx.Err(), sig, delay) })
+	}
+}
+
+// cancelSignal returns the signal attr says a child gets when its ctx
+// ends.
+func cancelSignal(attr *Attr) (syscall.Signal, error) {
+	if attr.Cancel == nil {
+		return syscall.SIGKILL, nil
+	}
+	sig, err := sysSignal(attr.Cancel)
+	if err != nil {
+		return 0, errorf("Attr.Cancel: %w", err)
+	}
+	return sig, nil
+}
+
+// cancel sends sig to the child, whose ctx ended with cause, and SIGKILL
+// delay later unless the child has exited by then.
+func (p *Process) cancel(cause error, sig os.Signal, delay time.Duration) {
+	p.mu.Lock()
+	if p.finished() {
+		p.mu.Unlock()
+		return
+	}
+	p.cancelErr = cause // before the signal, so that the exit it causes reports it
+	p.mu.Unlock()
+	err := p.Signal(sig)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.finished():
+	case errors.Is(err, os.ErrProcessDone): // it had exited: ctx did nothing to it
+		p.cancelErr = nil
+	case err == nil && sig != syscall.SIGKILL && delay > 0:
+		p.killTimer = time.AfterFunc(delay, func() { p.Kill() })
+	}
+}
+
+// finished reports whether p's end is known. p.mu must be held.
+func (p *Process) finished() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // finish records how the child ended, once: the first to learn it wins.
 func (p *Process) finish(exit *Exit, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	select {
-	case <-p.done:
+	if p.finished() {
 		return
-	default:
+	}
+	if err == nil && p.cancelErr != nil {
+		err = &Error{Op: "wait", Name: p.name, Err: p.cancelErr}
 	}
 	p.exit, p.err = exit, err
 	close(p.done)
+	if p.stopWatch != nil {
+		p.stopWatch()
+	}
+	if p.killTimer != nil {
+		p.killTimer.Stop()
+	}
 	if !p.reading {
 		p.closeExitFd()
 	}
@@ -249,12 +345,12 @@ func waitReadable(ctx context.Context, fd int) error {
 // launch sends the Fork or Exec request m, which asks for an exit pipe,
 // with the descriptors attr gives, in the order [Attr.fdFlags] says, and
 // returns the new Process once the reply has come on that pipe.
-func (s *Server) launch(ctx context.Context, op string, m message, attr *Attr) (*Process, error) {
+func (s *Server) launch(ctx context.Context, op, name string, m message, attr *Attr) (*Process, error) {
 	r, w, err := pipe()
 	if err != nil {
-		return nil, opError(op, err)
+		return nil, opError(op, name, err)
 	}
-	p := &Process{srv: s, done: make(chan struct{}), exitFd: r}
+	p := &Process{srv: s, name: name, done: make(chan struct{}), exitFd: r}
 	// The server answers on the pipe, or on the connection if it could
 	// not receive the pipe.
 	c := &call{reply: make(chan *replyMsg, 1)}
@@ -286,7 +382,7 @@ func (s *Server) launch(ctx context.Context, op string, m message, attr *Attr) (
 		if p.conn != nil {
 			p.conn.Close()
 		}
-		return nil, opError(op, err)
+		return nil, opError(op, name, err)
 	}
 	return p, nil
 }
@@ -322,7 +418,7 @@ func (s *Server) awaitLaunch(ctx context.Context, p *Process, c *call) (int, err
 	case err == ctx.Err():
 		go func() { // abandoned: the reply still comes
 			if pid, err := s.awaitLaunch(context.Background(), p, c); err == nil {
-				s.roundTrip(context.Background(), "kill", &signalMsg{pid: uint32(pid), sig: uint32(syscall.SIGKILL)})
+				s.roundTrip(context.Background(), "kill", "", &signalMsg{pid: uint32(pid), sig: uint32(syscall.SIGKILL)})
 			}
 			s.forget(p.id)
 			p.finish(nil, ctx.Err())
@@ -342,6 +438,9 @@ func (s *Server) forkWarm(m *forkMsg, attr *Attr) (*Process, error) {
 	}
 	s.mu.Lock()
 	held := len(s.warm)
+	if held == 0 && s.poolSize > 0 {
+		s.stats.PoolMisses++
+	}
 	s.mu.Unlock()
 	if held == 0 {
 		return nil, nil
@@ -356,8 +455,12 @@ func (s *Server) forkWarm(m *forkMsg, attr *Attr) (*Process, error) {
 	for {
 		p, ctl := s.takeWarm()
 		if p == nil {
+			s.mu.Lock()
+			s.stats.PoolMisses++
+			s.mu.Unlock()
 			return nil, nil
 		}
+		p.name = m.name
 		err := p.assign(ctl, frame, attr)
 		syscall.Close(ctl)
 		if err == nil {
@@ -365,6 +468,9 @@ func (s *Server) forkWarm(m *forkMsg, attr *Attr) (*Process, error) {
 			// child is its own, in scope of KillAll and SignalGroup, before
 			// its next request.
 			s.queueNotice(&takenMsg{pid: uint32(p.Pid), group: st.set&(setSetsid|setSetpgid) != 0})
+			s.mu.Lock()
+			s.stats.WarmForks++
+			s.mu.Unlock()
 			return p, nil
 		}
 		// The child died before it could be assigned: its exit is nobody's.

@@ -18,7 +18,14 @@ import (
 // Start starts a fork server: a new execution of this program's binary
 // that creates children on its behalf. A nil cfg means the defaults. Main
 // must have run in this process. The server has started and answered when
-// Start returns.
+// Start returns; its warm children, if [Config.PoolSize] asks for some,
+// may still be starting: see [Server.WaitWarm].
+//
+// In a binary built with the race detector (go test -race), Start adds
+// atexit_sleep_ms=0 to the GORACE variable of the server's environment,
+// which its children inherit, keeping the other options set there and
+// leaving a value the environment gives that option as it is: otherwise
+// the server and every child would sleep a second as they exit.
 func Start(cfg *Config) (*Server, error) {
 	if !mainCalled.Load() {
 		return nil, ErrNoMain
@@ -31,15 +38,45 @@ func Start(cfg *Config) (*Server, error) {
 		env = os.Environ()
 	}
 	if cfg.PoolSize < 0 || cfg.MaxChildren < 0 {
-		return nil, fmt.Errorf("forkserver: start: negative PoolSize %d or MaxChildren %d", cfg.PoolSize, cfg.MaxChildren)
+		return nil, opError("start", "", errorf("negative PoolSize %d or MaxChildren %d", cfg.PoolSize, cfg.MaxChildren))
 	}
 	env = append(withoutRole(env), roleEnv+"=server", poolEnv+"="+strconv.Itoa(cfg.PoolSize), maxChildrenEnv+"="+strconv.Itoa(cfg.MaxChildren))
+	if raceEnabled {
+		env = withoutExitSleep(env)
+	}
 	s, err := startServer(env)
 	if err != nil {
-		return nil, opError("start", err)
+		return nil, opError("start", "", err)
 	}
 	s.path, _ = lastPath(env)
+	s.poolSize = cfg.PoolSize
 	return s, nil
+}
+
+// withoutExitSleep returns env with atexit_sleep_ms=0 added to GORACE,
+// unless GORACE sets that option already: a program built with the race
+// detector otherwise sleeps a second as it exits, and so would the server
+// and every child.
+func withoutExitSleep(env []string) []string {
+	const option = "atexit_sleep_ms"
+	out := make([]string, 0, len(env)+1)
+	value, found := "", false
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "GORACE="); ok {
+			value, found = v, true // the last one is the one that counts
+			continue
+		}
+		out = append(out, kv)
+	}
+	for _, opt := range strings.Fields(value) {
+		if strings.HasPrefix(opt, option+"=") {
+			return env
+		}
+	}
+	if found && strings.TrimSpace(value) != "" {
+		value += " "
+	}
+	return append(out, "GORACE="+value+option+"=0")
 }
 
 // withoutRole returns env without the variables this package sets.
@@ -66,38 +103,103 @@ func newServer(pid int, conn *net.UnixConn, root bool) *Server {
 	return s
 }
 
+// WaitWarm waits until the server has handed s as many warm children as
+// [Config.PoolSize] asks for, all ready for a Fork, or until ctx ends. It
+// returns at once on a Server without a pool, such as a child's. A Fork
+// takes a warm child and the server replaces it shortly after; WaitWarm
+// waits for the replacements too, and so does a call after an Eval, which
+// discards the warm children held.
+func (s *Server) WaitWarm(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		if err := s.err; err != nil {
+			s.mu.Unlock()
+			return opError("wait warm", "", err)
+		}
+		if len(s.warm) >= s.poolSize {
+			s.mu.Unlock()
+			return nil
+		}
+		if s.warmed == nil {
+			s.warmed = make(chan struct{})
+		}
+		warmed := s.warmed
+		s.mu.Unlock()
+		select {
+		case <-warmed:
+		case <-ctx.Done():
+			return opError("wait warm", "", ctx.Err())
+		}
+	}
+}
+
+// wakeWarmWaiters wakes the WaitWarm calls waiting. s.mu must be held.
+func (s *Server) wakeWarmWaiters() {
+	if s.warmed != nil {
+		close(s.warmed)
+		s.warmed = nil
+	}
+}
+
+// Stats returns counts about s since it was started.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.PoolSize = s.poolSize
+	st.Warm = len(s.warm)
+	st.Alive = len(s.procs)
+	if s.warmGotten > uint64(s.poolSize) {
+		st.Refills = s.warmGotten - uint64(s.poolSize)
+	}
+	return st
+}
+
 // Fork asks the server to create a child that runs fn with what attr gives
 // it; a nil attr gives it nothing. The child is a fresh execution of this
 // binary.
 //
+// ctx governs the child's life, as exec.CommandContext's does: should ctx
+// end before the child's exit is known, the child is sent [Attr.Cancel]
+// (SIGKILL unless attr says otherwise) and, [Attr.WaitDelay] later,
+// SIGKILL, and [Process.Wait] reports ctx's error with the exit. Fork a
+// child meant to outlive a request with a ctx that lives as long as the
+// child should, context.Background() if nothing should end it; a ctx that
+// can never end costs nothing. The signals go through the connection Fork
+// is called on, which needs [RightSignal] for them, as every one has by
+// default.
+//
 // When the server has handed this connection a warm child that can take
 // the request (see [Config.PoolSize]), Fork writes the assignment to that
-// child itself and returns at once. Otherwise ctx bounds the wait for the
-// server's answer: if ctx ends first, Fork returns ctx's error and a child
-// created anyway is killed (through a connection that holds
-// [RightSignal], as every one does by default). A ctx already done when
-// Fork is called fails it either way.
+// child itself and returns at once. Otherwise Fork waits for the server's
+// answer: if ctx ends first, Fork returns ctx's error and a child created
+// anyway is killed with SIGKILL. A ctx already done when Fork is called
+// fails it either way.
 //
-// Waiting for the Process is optional: one that is never waited for leaks
-// nothing once the child has exited.
+// An error is an [*Error] naming the operation "fork" and fn. Waiting for
+// the Process is optional: one that is never waited for leaks nothing once
+// the child has exited.
 func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error) {
 	if attr == nil {
 		attr = new(Attr)
 	}
-	op := "fork " + fn.name
+	const op = "fork"
 	if err := ctx.Err(); err != nil {
-		return nil, opError(op, err)
+		return nil, opError(op, fn.name, err)
 	}
 	if err := checkCall(fn, attr.Arg); err != nil {
-		return nil, opError(op, err)
+		return nil, opError(op, fn.name, err)
+	}
+	if _, err := cancelSignal(attr); err != nil {
+		return nil, opError(op, fn.name, err)
 	}
 	st, err := attr.settings()
 	if err != nil {
-		return nil, opError(op, err)
+		return nil, opError(op, fn.name, err)
 	}
 	std, attr, err := newStdio(attr)
 	if err != nil {
-		return nil, opError(op, err)
+		return nil, opError(op, fn.name, err)
 	}
 	m := &forkMsg{flags: attr.fdFlags() | st.flag(), nfiles: uint16(len(attr.Files)), name: fn.name, arg: attr.Arg, settings: st}
 	if attr.Server {
@@ -105,25 +207,34 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 	}
 	p, err := s.forkWarm(m, attr)
 	if err != nil {
-		return std.started(nil, opError(op, err))
+		return std.started(nil, opError(op, fn.name, err))
 	}
-	if p != nil {
-		return std.started(p, nil)
-	}
-	m.flags |= flagExit
-	p, err = s.launch(ctx, op, m, attr)
-	if errors.Is(err, ErrChildLimit) {
-		// The room may have gone to a warm child the server handed over
-		// just before: the refusal comes after it, so it is here now.
-		m.flags &^= flagExit
-		switch q, werr := s.forkWarm(m, attr); {
-		case werr != nil:
-			err = opError(op, werr)
-		case q != nil:
-			p, err = q, nil
+	if p == nil {
+		m.flags |= flagExit
+		p, err = s.launch(ctx, op, fn.name, m, attr)
+		switch {
+		case err == nil:
+			s.mu.Lock()
+			s.stats.ColdForks++
+			s.mu.Unlock()
+		case errors.Is(err, ErrChildLimit):
+			// The room may have gone to a warm child the server handed
+			// over just before: the refusal comes after it, so it is here
+			// now.
+			m.flags &^= flagExit
+			switch q, werr := s.forkWarm(m, attr); {
+			case werr != nil:
+				err = opError(op, fn.name, werr)
+			case q != nil:
+				p, err = q, nil
+			}
+		}
+		if err != nil {
+			return std.started(nil, err)
 		}
 	}
-	return std.started(p, err)
+	p.watch(ctx, attr)
+	return std.started(p, nil)
 }
 
 // Exec asks the server to start the external program at path with argv
@@ -133,7 +244,8 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 // if [Attr.Socket] asks for one, comes after them. The settings of attr apply
 // as the kernel creates the process, except Rlimits, which only a Go child
 // can apply and which are refused here, as are [Attr.Server] and [Attr.Arg].
-// The program's exit, signals and Stop work as for a Fork.
+// The program's exit, signals, Stop and ctx work as for a Fork; an
+// error is an [*Error] naming the operation "exec" and path.
 //
 // A path without a slash is looked up, before the request is sent, in the
 // directories of the PATH the child will have, as exec.LookPath does:
@@ -149,56 +261,67 @@ func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Att
 	if attr == nil {
 		attr = new(Attr)
 	}
-	op := "exec " + path
+	const op = "exec"
 	if err := ctx.Err(); err != nil {
-		return nil, opError(op, err)
+		return nil, opError(op, path, err)
 	}
 	if path == "" || len(path) > maxPath || len(argv) > maxList {
-		return nil, opError(op, fmt.Errorf("forkserver: path of 1 to %d bytes and at most %d arguments required", maxPath, maxList))
+		return nil, opError(op, path, errorf("path of 1 to %d bytes and at most %d arguments required", maxPath, maxList))
 	}
 	for _, a := range argv {
 		if len(a) > MaxArg {
-			return nil, opError(op, fmt.Errorf("%w: an argument of %d bytes", ErrArgTooLarge, len(a)))
+			return nil, opError(op, path, errorf("%w: an argument of %d bytes", ErrArgTooLarge, len(a)))
 		}
 	}
 	if attr.Server || len(attr.Arg) > 0 {
-		return nil, opError(op, errors.New("forkserver: Attr.Server and Attr.Arg are for Fork only"))
+		return nil, opError(op, path, newError("Attr.Server and Attr.Arg are for Fork only"))
 	}
-	path, err := s.lookPath(path, attr)
+	if _, err := cancelSignal(attr); err != nil {
+		return nil, opError(op, path, err)
+	}
+	found, err := s.lookPath(path, attr)
 	if err != nil {
-		return nil, opError(op, err)
+		return nil, opError(op, path, err)
 	}
+	path = found
 	st, err := attr.settings()
 	if err != nil {
-		return nil, opError(op, err)
+		return nil, opError(op, path, err)
 	}
 	std, attr, err := newStdio(attr)
 	if err != nil {
-		return nil, opError(op, err)
+		return nil, opError(op, path, err)
 	}
 	m := &execMsg{flags: attr.fdFlags() | flagExit | st.flag(), nfiles: uint16(len(attr.Files)), path: path, argv: argv, settings: st}
-	return std.started(s.launch(ctx, op, m, attr))
+	p, err := s.launch(ctx, op, path, m, attr)
+	if err != nil {
+		return std.started(nil, err)
+	}
+	p.watch(ctx, attr)
+	return std.started(p, nil)
 }
 
 // KillAll sends sig to every child created through this connection and,
 // transitively, through the connections it handed to children. Through the
 // connection Start returns, that is every child of the server.
-func (s *Server) KillAll(sig syscall.Signal) error {
+// sig must be a syscall.Signal.
+func (s *Server) KillAll(sig os.Signal) error {
 	return s.signalChildren("kill all", sig, false)
 }
 
-func (s *Server) signalChildren(op string, sig syscall.Signal, groups bool) error {
-	if err := checkSignal(sig); err != nil {
-		return opError(op, err)
+func (s *Server) signalChildren(op string, sig os.Signal, groups bool) error {
+	n, err := sysSignal(sig)
+	if err != nil {
+		return opError(op, "", err)
 	}
-	_, err := s.roundTrip(context.Background(), op, &killAllMsg{sig: uint32(sig), groups: groups})
+	_, err = s.roundTrip(context.Background(), op, "", &killAllMsg{sig: uint32(n), groups: groups})
 	return err
 }
 
 // [Server.KillAllGroups] is KillAll, but a child that leads a process group
 // ([Attr.Setsid] or [Attr.Setpgid]) gets sig sent to its whole group, which
 // reaches what it started in the group, grandchildren included.
-func (s *Server) KillAllGroups(sig syscall.Signal) error {
+func (s *Server) KillAllGroups(sig os.Signal) error {
 	return s.signalChildren("kill all groups", sig, true)
 }
 
@@ -211,11 +334,10 @@ func (s *Server) KillAllGroups(sig syscall.Signal) error {
 // fn must not start processes and wait for them itself: the server reaps
 // every child it has.
 func (s *Server) Eval(ctx context.Context, fn Func, arg []byte) error {
-	op := "eval " + fn.name
 	if err := checkCall(fn, arg); err != nil {
-		return opError(op, err)
+		return opError("eval", fn.name, err)
 	}
-	_, err := s.roundTrip(ctx, op, &evalMsg{name: fn.name, arg: arg})
+	_, err := s.roundTrip(ctx, "eval", fn.name, &evalMsg{name: fn.name, arg: arg})
 	return err
 }
 
@@ -228,7 +350,7 @@ func (s *Server) Eval(ctx context.Context, fn Func, arg []byte) error {
 func (s *Server) Stop(ctx context.Context) error {
 	c, err := s.send(&stopMsg{})
 	if err != nil {
-		return opError("stop", err)
+		return opError("stop", "", err)
 	}
 	var ctxErr error
 	r, ok := (*replyMsg)(nil), false
@@ -240,7 +362,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		r, ok = <-c.reply
 	}
 	if _, err := s.answer(r, ok); err != nil {
-		return opError("stop", err)
+		return opError("stop", "", err)
 	}
 	s.closeWith(ErrClosed)
 	return ctxErr
@@ -250,7 +372,7 @@ func (s *Server) Stop(ctx context.Context) error {
 // as daemons. Processes not yet exited report [ErrClosed] from Wait. When
 // Detach returns the server has exited and s is closed.
 func (s *Server) Detach() error {
-	if _, err := s.roundTrip(context.Background(), "detach", &detachMsg{}); err != nil {
+	if _, err := s.roundTrip(context.Background(), "detach", "", &detachMsg{}); err != nil {
 		return err
 	}
 	s.closeWith(ErrClosed)
@@ -279,19 +401,20 @@ func (s *Server) closeWith(err error) {
 
 func checkCall(fn Func, arg []byte) error {
 	if fn.name == "" {
-		return fmt.Errorf("%w: the zero Func", ErrUnknownFunc)
+		return errorf("%w: the zero Func", ErrUnknownFunc)
 	}
 	if len(arg) > MaxArg {
-		return fmt.Errorf("%w: %d bytes, at most %d", ErrArgTooLarge, len(arg), MaxArg)
+		return errorf("%w: %d bytes, at most %d", ErrArgTooLarge, len(arg), MaxArg)
 	}
 	return nil
 }
 
-// roundTrip sends m, which carries no descriptors, and waits for its reply.
-func (s *Server) roundTrip(ctx context.Context, op string, m message) (*replyMsg, error) {
+// roundTrip sends m, which carries no descriptors, and waits for its reply;
+// an error names op on name.
+func (s *Server) roundTrip(ctx context.Context, op, name string, m message) (*replyMsg, error) {
 	r, err := s.call(ctx, m)
 	if err != nil {
-		return nil, opError(op, err)
+		return nil, opError(op, name, err)
 	}
 	return r, nil
 }
@@ -366,7 +489,7 @@ func (s *Server) forget(id uint32) {
 func (s *Server) write(id uint32, m message, fds []int) error {
 	buf := appendFrame(nil, id, m)
 	if len(buf)-headerLen > maxBody {
-		return fmt.Errorf("forkserver: request of %d bytes exceeds the limit of %d", len(buf)-headerLen, maxBody)
+		return errorf("request of %d bytes exceeds the limit of %d", len(buf)-headerLen, maxBody)
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -403,7 +526,7 @@ func (s *Server) failure(cause error) error {
 	if s.err != nil {
 		return s.err
 	}
-	return fmt.Errorf("%w: %v", ErrConnLost, cause)
+	return errorf("%w: %v", ErrConnLost, cause)
 }
 
 // replyErr turns a reply into the error it stands for.
@@ -412,9 +535,12 @@ func (s *Server) replyErr(r *replyMsg) error {
 	case codeOK:
 		return nil
 	case codeErrno:
+		if op, path, ok := strings.Cut(r.text, " "); ok {
+			return &os.PathError{Op: op, Path: path, Err: syscall.Errno(r.value)}
+		}
 		return os.NewSyscallError(r.text, syscall.Errno(r.value))
 	case codeUnknownFunc:
-		return fmt.Errorf("%w %q", ErrUnknownFunc, r.text)
+		return ErrUnknownFunc // the caller names the function
 	case codePermission:
 		return ErrPermission
 	case codeProcessDone:
@@ -440,11 +566,12 @@ func (s *Server) readLoop(r *frameReader) {
 	}
 	s.mu.Lock()
 	if s.err == nil {
-		s.err = fmt.Errorf("%w: %v", ErrConnLost, err)
+		s.err = errorf("%w: %v", ErrConnLost, err)
 	}
 	calls, procs := s.calls, s.procs
 	s.calls, s.procs = nil, nil
 	s.dropWarm()
+	s.wakeWarmWaiters()
 	err = s.err
 	s.mu.Unlock()
 	for _, c := range calls {
@@ -491,6 +618,8 @@ func (s *Server) dispatch(f frame) error {
 	case *warmMsg:
 		s.mu.Lock()
 		s.warm = append(s.warm, warmChild{id: f.id, pid: int(m.pid), ctl: f.fds[0], exit: f.fds[1]})
+		s.warmGotten++
+		s.wakeWarmWaiters()
 		s.mu.Unlock()
 	default:
 		closeFds(f.fds)
@@ -506,31 +635,6 @@ func (s *Server) dropWarm() {
 	}
 	s.warm = nil
 }
-
-// opError prefixes err with the operation that failed, keeping it
-// matchable with errors.Is.
-func opError(op string, err error) error {
-	if e, ok := err.(*wrapError); ok && e.op != "" {
-		return err // already names its operation
-	}
-	return &wrapError{op: op, err: err}
-}
-
-type wrapError struct {
-	op  string
-	err error
-}
-
-func (e *wrapError) Error() string {
-	msg := e.err.Error()
-	const prefix = "forkserver: "
-	if len(msg) >= len(prefix) && msg[:len(prefix)] == prefix {
-		msg = msg[len(prefix):]
-	}
-	return prefix + e.op + ": " + msg
-}
-
-func (e *wrapError) Unwrap() error { return e.err }
 
 // startServer executes this binary as a fork server with env, with the
 // program's standard descriptors and its end of their connection as
@@ -565,7 +669,7 @@ func startServer(env []string) (*Server, error) {
 		conn.Close()
 		status := waitPid(pid)
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("forkserver: the server exited before it was ready (%s)", (&Exit{Status: status}).String())
+			return nil, errorf("the server exited before it was ready (%s)", (&Exit{Status: status}).String())
 		}
 		return nil, err
 	}

@@ -17,7 +17,7 @@ import (
 )
 
 // errExecSettings: an external program cannot be set up after it starts.
-var errExecSettings = errors.New("forkserver: exec: Rlimits apply to Fork only")
+var errExecSettings = newError("Rlimits apply to Fork only")
 
 // rightsChild are the rights of a connection handed to a child that asked
 // for none in particular.
@@ -397,7 +397,7 @@ func (sv *supervisor) signal(cl *client, pid int, sig syscall.Signal, group bool
 	}
 	if group {
 		if !e.group {
-			return fmt.Errorf("forkserver: process %d leads no process group: fork it with Setsid or Setpgid", pid)
+			return errorf("process %d leads no process group: fork it with Setsid or Setpgid", pid)
 		}
 		pid = -pid
 	}
@@ -488,6 +488,7 @@ func (cl *client) reply(id uint32, err error) {
 
 func replyFor(err error) *replyMsg {
 	var se *os.SyscallError
+	var pe *os.PathError
 	var errno syscall.Errno
 	switch {
 	case err == nil:
@@ -504,8 +505,10 @@ func replyFor(err error) *replyMsg {
 		return &replyMsg{code: codeChildLimit}
 	case errors.As(err, &se) && errors.As(err, &errno):
 		return &replyMsg{code: codeErrno, value: uint32(errno), text: truncate(se.Syscall)}
+	case errors.As(err, &pe) && errors.As(err, &errno):
+		return &replyMsg{code: codeErrno, value: uint32(errno), text: truncate(pe.Op + " " + pe.Path)}
 	}
-	return &replyMsg{code: codeFailed, text: truncate(err.Error())}
+	return &replyMsg{code: codeFailed, text: truncate(causeText(err))}
 }
 
 func truncate(s string) string {

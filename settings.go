@@ -42,7 +42,7 @@ func (a *Attr) settings() (settings, error) {
 	}
 	for _, r := range a.Rlimits {
 		if r.Resource < 0 || r.Resource > 1<<16 {
-			return st, fmt.Errorf("forkserver: wireRlimit resource %d out of range", r.Resource)
+			return st, errorf("Rlimit resource %d out of range", r.Resource)
 		}
 		st.rlimits = append(st.rlimits, wireRlimit{uint32(r.Resource), r.Cur, r.Max})
 	}
@@ -50,28 +50,28 @@ func (a *Attr) settings() (settings, error) {
 	case len(a.Files) > MaxFiles:
 		return st, errTooManyFiles
 	case len(a.Dir) > maxPath || len(a.Chroot) > maxPath:
-		return st, fmt.Errorf("forkserver: Dir or Chroot longer than %d bytes", maxPath)
+		return st, errorf("Dir or Chroot longer than %d bytes", maxPath)
 	case len(a.Env) > maxList || len(a.ExtraEnv) > maxList:
-		return st, fmt.Errorf("forkserver: more than %d environment entries", maxList)
+		return st, errorf("more than %d environment entries", maxList)
 	case len(st.groups) > maxGroups:
-		return st, fmt.Errorf("forkserver: more than %d groups", maxGroups)
+		return st, errorf("more than %d groups", maxGroups)
 	case len(st.uidMaps) > maxIDMaps || len(st.gidMaps) > maxIDMaps:
-		return st, fmt.Errorf("forkserver: more than %d ID mappings", maxIDMaps)
+		return st, errorf("more than %d ID mappings", maxIDMaps)
 	case len(st.rlimits) > maxRlimits:
-		return st, fmt.Errorf("forkserver: more than %d rlimits", maxRlimits)
+		return st, errorf("more than %d rlimits", maxRlimits)
 	case a.Pdeathsig < 0 || a.Pdeathsig > maxSignal:
-		return st, fmt.Errorf("forkserver: Pdeathsig %d out of range", a.Pdeathsig)
+		return st, errorf("Pdeathsig %d out of range", a.Pdeathsig)
 	case a.Namespaces&^allNamespaces != 0 || a.ServerRights&^allRights != 0:
-		return st, errors.New("forkserver: unknown Namespace or Rights bits")
+		return st, newError("unknown Namespace or Rights bits")
 	case a.ServerMaxChildren < 0 || int64(a.ServerMaxChildren) > math.MaxUint32:
-		return st, fmt.Errorf("forkserver: ServerMaxChildren %d out of range", a.ServerMaxChildren)
+		return st, errorf("ServerMaxChildren %d out of range", a.ServerMaxChildren)
 	case a.Setsid && a.Setpgid:
-		return st, errors.New("forkserver: Setsid and Setpgid exclude each other: a session leader leads its group")
+		return st, newError("Setsid and Setpgid exclude each other: a session leader leads its group")
 	}
 	for _, list := range [][]string{a.Env, a.ExtraEnv} {
 		for _, kv := range list {
 			if len(kv) > MaxArg {
-				return st, fmt.Errorf("%w: an environment entry of %d bytes", ErrArgTooLarge, len(kv))
+				return st, errorf("%w: an environment entry of %d bytes", ErrArgTooLarge, len(kv))
 			}
 		}
 	}
@@ -88,26 +88,44 @@ func (cl *client) admit(st *settings, external bool) error {
 }
 
 // admissible checks that this process, or the server it started, can
-// honour st.
+// honour st. A root or working directory it cannot use is an
+// *os.PathError that names it.
 func admissible(st *settings, external bool) error {
 	if st.set&setCredential != 0 && os.Geteuid() != 0 && !sameCredential(st) {
 		return os.NewSyscallError("setuid", syscall.EPERM)
 	}
 	if st.chroot != "" {
 		if os.Geteuid() != 0 {
-			return os.NewSyscallError("chroot", syscall.EPERM)
+			return &os.PathError{Op: "chroot", Path: st.chroot, Err: syscall.EPERM}
 		}
-		if fi, err := os.Stat(st.chroot); err != nil || !fi.IsDir() {
-			return os.NewSyscallError("chroot", syscall.ENOTDIR)
+		if err := isDir("chroot", st.chroot); err != nil {
+			return err
 		}
 	}
 	if st.dir != "" && st.chroot == "" {
-		if fi, err := os.Stat(st.dir); err != nil || !fi.IsDir() {
-			return os.NewSyscallError("chdir", syscall.ENOTDIR)
+		if err := isDir("chdir", st.dir); err != nil {
+			return err
 		}
 	}
 	_, err := sysProcAttr(st, external)
 	return err
+}
+
+// isDir returns nil if path is a directory, else why not, as the error of
+// op on path.
+func isDir(op, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		var errno syscall.Errno
+		if !errors.As(err, &errno) {
+			errno = syscall.ENOENT
+		}
+		return &os.PathError{Op: op, Path: path, Err: errno}
+	}
+	if !fi.IsDir() {
+		return &os.PathError{Op: op, Path: path, Err: syscall.ENOTDIR}
+	}
+	return nil
 }
 
 // sameCredential reports whether st's credential is the one this process
@@ -162,12 +180,12 @@ func (cl *client) confine(st *settings) error {
 	st.set |= b.set & setNoNewPrivs
 	for _, limit := range b.rlimits {
 		i := slices.IndexFunc(st.rlimits, func(r wireRlimit) bool { return r.resource == limit.resource })
-		if i < 0 {
+		switch {
+		case i < 0:
 			st.rlimits = append(st.rlimits, limit)
-			continue
+		case st.rlimits[i].cur > limit.cur || st.rlimits[i].max > limit.max:
+			return ErrPermission
 		}
-		st.rlimits[i].cur = min(st.rlimits[i].cur, limit.cur)
-		st.rlimits[i].max = min(st.rlimits[i].max, limit.max)
 	}
 	return nil
 }

@@ -150,7 +150,7 @@ func (std *stdio) started(p *Process, err error) (*Process, error) {
 	}()
 	go func() {
 		<-p.done
-		if p.err == nil {
+		if p.exit != nil { // the exit was learned: the child's ends are closed
 			<-std.copied
 		}
 		close(std.done)

@@ -5,7 +5,6 @@ package forkserver
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"syscall"
 	"unsafe"
@@ -49,7 +48,7 @@ func dup2(oldfd, newfd int) error { return syscall.Dup2(oldfd, newfd) }
 // Linux namespaces, no_new_privs and the parent-death signal do not exist.
 func sysProcAttr(st *settings, external bool) (*syscall.SysProcAttr, error) {
 	if st.namespaces != 0 || len(st.uidMaps) > 0 || len(st.gidMaps) > 0 || st.pdeathsig != 0 || st.set&setNoNewPrivs != 0 {
-		return nil, fmt.Errorf("forkserver: namespaces, NoNewPrivs and Pdeathsig: %w", errors.ErrUnsupported)
+		return nil, errorf("namespaces, NoNewPrivs and Pdeathsig: %w", errors.ErrUnsupported)
 	}
 	if !external {
 		return nil, nil

@@ -1,0 +1,260 @@
+//go:build linux
+
+package forkserver_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"syscall"
+	"testing"
+
+	"github.com/forkserver/forkserver"
+)
+
+// spendTime spins, calling getrusage, until it has spent CPU time both in
+// user mode and in the kernel, as its own getrusage counts it.
+var spendTime = forkserver.Register("spend-time", func(ctx context.Context, c *forkserver.Child) error {
+	for {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			return err
+		}
+		if ru.Utime.Nano() > 0 && ru.Stime.Nano() > 0 {
+			return nil
+		}
+	}
+})
+
+// The end of a Fork's ctx kills the child, by default with SIGKILL, and
+// Wait reports it, whether a warm child took the Fork or the server
+// created the child.
+func TestCancelKills(t *testing.T) {
+	eachPool(t, func(t *testing.T, srv *forkserver.Server) {
+		ctx, cancel := context.WithCancel(testContext(t))
+		defer cancel()
+		p, err := srv.Fork(ctx, faultHang, &forkserver.Attr{Socket: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Conn().Close()
+		ready(t, p) // it runs, and SIGTERM would not end it
+		cancel()
+		exit, err := waitBounded(t, p)
+		if exit == nil || exit.Status.Signal() != syscall.SIGKILL || exit.ExitCode() != -1 {
+			t.Errorf("child after its ctx ended: %v, exit code %d; want killed by SIGKILL, -1", exit, exitCode(exit))
+		}
+		var e *forkserver.Error
+		if !errors.Is(err, context.Canceled) || !errors.As(err, &e) || err.Error() != "forkserver: wait fault-hang: context canceled" {
+			t.Errorf("Wait after the ctx ended: %v; want forkserver: wait fault-hang: context canceled", err)
+		}
+	})
+}
+
+// waitBounded returns what p's Wait does, once p's exit is known, and
+// fails t if that takes longer than hangBound.
+func waitBounded(t *testing.T, p *forkserver.Process) (*forkserver.Exit, error) {
+	t.Helper()
+	eventually(t, "the child's exit", func() bool {
+		select {
+		case <-p.Done():
+			return true
+		default:
+			return false
+		}
+	})
+	return p.Wait()
+}
+
+func exitCode(e *forkserver.Exit) int {
+	if e == nil {
+		return 0
+	}
+	return e.ExitCode()
+}
+
+// Attr.Cancel chooses the signal: SIGTERM cancels a Go child's context,
+// and the child ends as its function decides. Wait reports the ctx's end
+// even though the child exited 0, as os/exec does.
+func TestCancelSignal(t *testing.T) {
+	eachPool(t, func(t *testing.T, srv *forkserver.Server) {
+		ctx, cancel := context.WithCancel(testContext(t))
+		defer cancel()
+		p, err := srv.Fork(ctx, untilTerm, &forkserver.Attr{Socket: true, Cancel: syscall.SIGTERM, WaitDelay: hangBound})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Conn().Close()
+		ready(t, p)
+		cancel()
+		exit, err := waitBounded(t, p)
+		if exit == nil || !exit.Success() || !errors.Is(err, context.Canceled) {
+			t.Errorf("child sent SIGTERM as its ctx ended: %v, %v; want exit status 0 and context.Canceled", exit, err)
+		}
+	})
+}
+
+// A child that outlasts Attr.WaitDelay after Attr.Cancel gets SIGKILL.
+func TestCancelWaitDelay(t *testing.T) {
+	srv := start(t)
+	ctx, cancel := context.WithCancel(testContext(t))
+	defer cancel()
+	p, err := srv.Fork(ctx, faultHang, &forkserver.Attr{Socket: true, Cancel: syscall.SIGTERM, WaitDelay: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Conn().Close()
+	ready(t, p)
+	cancel()
+	exit, err := waitBounded(t, p)
+	if exit == nil || exit.Status.Signal() != syscall.SIGKILL || !errors.Is(err, context.Canceled) {
+		t.Errorf("child that ignores SIGTERM: %v, %v; want SIGKILL after WaitDelay, and context.Canceled", exit, err)
+	}
+}
+
+// An Exec's ctx governs the program's life as a Fork's does.
+func TestCancelExec(t *testing.T) {
+	srv := start(t)
+	ctx, cancel := context.WithCancel(testContext(t))
+	defer cancel()
+	r, w := testPipe(t)
+	p, err := srv.Exec(ctx, "/bin/sh", []string{"sh", "-c", "echo ready; exec sleep 1000"}, &forkserver.Attr{Stdout: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if _, err := r.Read(make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	exit, err := waitBounded(t, p)
+	if exit == nil || exit.Status.Signal() != syscall.SIGKILL || !errors.Is(err, context.Canceled) {
+		t.Errorf("program after its ctx ended: %v, %v; want SIGKILL and context.Canceled", exit, err)
+	}
+}
+
+// A ctx that ends after the child's exit is known changes nothing, and a
+// ctx that can never end is not watched at all: no goroutine or callback
+// is left waiting for it.
+func TestCancelAfterExit(t *testing.T) {
+	eachPool(t, func(t *testing.T, srv *forkserver.Server) {
+		ctx, cancel := context.WithCancel(testContext(t))
+		p, err := srv.Fork(ctx, faultHang, &forkserver.Attr{Socket: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Conn().Close()
+		if !forkserver.Watching(p) {
+			t.Error("a child forked with a ctx that can end does not watch it")
+		}
+		q, err := srv.Fork(ctx, returnNil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitSuccess(t, q)
+		if forkserver.Watching(q) {
+			t.Error("a child whose exit is known still watches its ctx")
+		}
+		cancel()
+		if exit, err := q.Wait(); err != nil || !exit.Success() {
+			t.Errorf("Wait after the ctx of a child that had exited ended: %v, %v; want success, no error", exit, err)
+		}
+		r, err := srv.Fork(context.Background(), faultHang, &forkserver.Attr{Socket: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Conn().Close()
+		if forkserver.Watching(r) {
+			t.Error("a child forked with context.Background watches it")
+		}
+		ready(t, r)
+		if err := r.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		if exit := wait(t, r); exit.Status.Signal() != syscall.SIGKILL {
+			t.Errorf("child after Kill: %v", exit)
+		}
+		if err := r.Kill(); !errors.Is(err, os.ErrProcessDone) {
+			t.Errorf("Kill after the exit: %v, want os.ErrProcessDone", err)
+		}
+	})
+}
+
+func TestExitCodeAndTimes(t *testing.T) {
+	eachPool(t, func(t *testing.T, srv *forkserver.Server) {
+		exit := wait(t, fork(t, srv, exitWith, &forkserver.Attr{Arg: []byte{3}}))
+		if exit.ExitCode() != 3 {
+			t.Errorf("ExitCode of %v: %d, want 3", exit, exit.ExitCode())
+		}
+		exit = wait(t, fork(t, srv, killSelf, nil))
+		if exit.ExitCode() != -1 {
+			t.Errorf("ExitCode of %v: %d, want -1", exit, exit.ExitCode())
+		}
+		exit = wait(t, fork(t, srv, spendTime, nil))
+		if exit.UserTime() <= 0 || exit.SystemTime() <= 0 {
+			t.Errorf("child that spent time in user mode and in the kernel: user %v, system %v", exit.UserTime(), exit.SystemTime())
+		}
+	})
+}
+
+// Signals are os.Signals, as os.Process's are; only syscall.Signal can be
+// sent.
+func TestSignalType(t *testing.T) {
+	srv := start(t)
+	p := fork(t, srv, faultHang, &forkserver.Attr{Socket: true})
+	ready(t, p)
+	for name, send := range map[string]func(os.Signal) error{"Signal": p.Signal, "SignalGroup": p.SignalGroup, "KillAll": srv.KillAll, "KillAllGroups": srv.KillAllGroups} {
+		if err := send(fakeSignal{}); err == nil {
+			t.Errorf("%s of a signal that is not a syscall.Signal: %v, want an error", name, err)
+		}
+	}
+	_, err := srv.Fork(testContext(t), returnNil, &forkserver.Attr{Cancel: fakeSignal{}})
+	if want := "forkserver: fork return-nil: Attr.Cancel: unsupported signal type forkserver_test.fakeSignal"; err == nil || err.Error() != want {
+		t.Errorf("Fork with a Cancel that is not a syscall.Signal: %v, want %s", err, want)
+	}
+	if err := p.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if exit := wait(t, p); exit.Status.Signal() != syscall.SIGINT {
+		t.Errorf("child sent os.Interrupt: %v", exit)
+	}
+}
+
+type fakeSignal struct{}
+
+func (fakeSignal) String() string { return "fake" }
+func (fakeSignal) Signal()        {}
+
+// A Process that Fork or Exec did not return, such as one made from a pid,
+// answers every method with an error or a zero value, never a panic.
+func TestForeignProcess(t *testing.T) {
+	for name, p := range map[string]*forkserver.Process{"zero": {}, "pid": {Pid: os.Getpid()}} {
+		t.Run(name, func(t *testing.T) {
+			const cause = ": the Process was not returned by Fork or Exec"
+			for _, c := range []struct {
+				method string
+				err    error
+				want   string
+			}{
+				{"Signal", p.Signal(syscall.SIGTERM), "forkserver: signal" + cause},
+				{"SignalGroup", p.SignalGroup(syscall.SIGTERM), "forkserver: signal group" + cause},
+				{"Kill", p.Kill(), "forkserver: signal" + cause},
+			} {
+				if c.err == nil || c.err.Error() != c.want {
+					t.Errorf("%s: %v, want %s", c.method, c.err, c.want)
+				}
+			}
+			if exit, err := p.Wait(); exit != nil || err == nil || err.Error() != "forkserver: wait"+cause {
+				t.Errorf("Wait: %v, %v", exit, err)
+			}
+			select {
+			case <-p.Done():
+			default:
+				t.Error("Done is not closed, though Wait returns at once")
+			}
+			if p.Conn() != nil {
+				t.Error("Conn is not nil")
+			}
+		})
+	}
+}
