@@ -243,6 +243,25 @@ type Attr struct {
 	// executes can gain privileges, through setuid binaries or otherwise.
 	NoNewPrivs bool
 
+	// Paths, if not nil, limits the files the child may reach to those
+	// it lists (Linux, Landlock; see [PathPolicy]), and implies
+	// NoNewPrivs. Unlike the settings the child applies itself, it is in
+	// force from the child's first instruction: the server applies it to
+	// the thread that creates the child, so such a Fork starts cold, and
+	// package initialisation runs under it too. To that end the child may
+	// also read and execute the binary and the shared libraries it runs
+	// with, and read the dynamic loader's cache. Fork fails with an error
+	// matching [errors.ErrUnsupported] where the kernel cannot enforce it,
+	// and Exec refuses it.
+	Paths *PathPolicy
+
+	// DenySyscalls are groups of system calls the child may not make
+	// (Linux, seccomp, amd64 and arm64; see [SyscallGroup]). The child
+	// installs the filter on all its threads as the last of its
+	// settings, after setting no_new_privs, which the filter requires of
+	// an unprivileged process. Exec refuses it.
+	DenySyscalls SyscallGroup
+
 	// Pdeathsig is the signal the child gets when the server dies (Linux).
 	Pdeathsig syscall.Signal
 
