@@ -191,8 +191,9 @@ type Attr struct {
 	// means [RightFork]|[RightSignal]. They may not exceed the rights of the
 	// connection Fork is called on. Children forked through that
 	// connection are confined as this child is: they run with its
-	// Credential, Chroot, Namespaces, NoNewPrivs, environment (if Env was
-	// set) and, at most, its Rlimits, and by default with its standard
+	// Credential, Chroot, Namespaces, NoNewPrivs, Paths (beneath any
+	// of their own), DenySyscalls, environment (if Env was set) and, at
+	// most, its Rlimits, and by default with its standard
 	// descriptors; asking for more is refused with [ErrPermission].
 	// [RightEval] and [RightStop] act on the whole server and so reach beyond
 	// any confinement: grant them only to a child you trust as the
@@ -200,17 +201,17 @@ type Attr struct {
 	ServerRights Rights
 
 	// The settings below make a child run with less than the server has.
-	// Namespaces (with their ID mappings) and NoNewPrivs are applied by
-	// the kernel as the server creates the child, so a Fork that asks for
-	// them starts cold, never from the pool. Every other setting is applied
-	// by the child itself after it is assigned its function and before the
-	// function runs, in this order: Setsid or Setpgid, Chroot, Credential,
-	// then, as that user, Rlimits and Dir, then Pdeathsig, Env and
-	// ExtraEnv. Package initialisation
-	// has run before, with the server's privileges. A setting the system or
-	// the server cannot honour is an error from Fork; should one fail in
-	// the child all the same, the child prints why and exits with status
-	// 127.
+	// Namespaces (with their ID mappings), NoNewPrivs and Paths are
+	// applied by the kernel as the server creates the child, so a Fork
+	// that asks for them starts cold, never from the pool. Every other
+	// setting is applied by the child itself after it is assigned its
+	// function and before the function runs, in this order: Setsid or
+	// Setpgid, Chroot, Credential, then, as that user, Rlimits and Dir,
+	// then Pdeathsig, Env and ExtraEnv, and DenySyscalls last. Package
+	// initialisation has run before, with the server's privileges (but
+	// under Paths). A setting the system or the server cannot honour is an
+	// error from Fork; should one fail in the child all the same, the
+	// child prints why and exits with status 127.
 
 	// Dir is the child's working directory, inside Chroot if that is set.
 	// Empty means the server's.
