@@ -282,9 +282,9 @@ func concat(fds ...[]int) []int {
 }
 
 // spawn executes path as attr says, from a thread with the no_new_privs
-// and path layers st asks for (nil: none), then calls add with its pid, with sv.mu held, to record it in
-// children. The reaper cannot run between the two, so every pid it reaps
-// is already recorded.
+// and path layers st asks for (nil: none), then calls add with its pid,
+// with sv.mu held, to record it in children. The reaper cannot run
+// between the two, so every pid it reaps is already recorded.
 func (sv *supervisor) spawn(path string, argv []string, attr *syscall.ProcAttr, st *settings, add func(pid int) error) error {
 	sv.forkMu.RLock()
 	defer sv.forkMu.RUnlock()
