@@ -68,8 +68,10 @@ func (a *Attr) settings() (settings, error) {
 		return st, fmt.Errorf("forkserver: more than %d rlimits", maxRlimits)
 	case a.Pdeathsig < 0 || a.Pdeathsig > maxSignal:
 		return st, fmt.Errorf("forkserver: Pdeathsig %d out of range", a.Pdeathsig)
-	case a.Namespaces&^allNamespaces != 0 || a.ServerRights&^allRights != 0 || a.DenySyscalls&^allSyscallGroups != 0:
-		return st, errors.New("forkserver: unknown Namespace, Rights or SyscallGroup bits")
+	case a.Namespaces&^allNamespaces != 0 || a.ServerRights&^allRights != 0:
+		return st, errors.New("forkserver: unknown Namespace or Rights bits")
+	case a.DenySyscalls&^allSyscallGroups != 0:
+		return st, errors.New("forkserver: unknown SyscallGroup bits")
 	case a.Setsid && a.Setpgid:
 		return st, errors.New("forkserver: Setsid and Setpgid exclude each other: a session leader leads its group")
 	}
