@@ -4,7 +4,8 @@ package forkserver
 // paths it lists is denied, reading and listing included. Linux enforces
 // it with Landlock (Linux 6.2 or later, Landlock ABI 3), which needs no
 // privilege. A path is a directory, which covers everything beneath it, or
-// a single file, and is resolved by the server, outside any Chroot.
+// a single file, and is resolved by the server at each Fork, outside any
+// Chroot; one that does not exist fails the Fork.
 //
 // The policy covers opening, executing, creating, removing, renaming,
 // linking and truncating files. It does not cover descriptors the child
@@ -27,7 +28,8 @@ type PathPolicy struct {
 // falls back to clone), so that Go code sees an error rather than a crash;
 // every other call is allowed. The filter is written for the amd64 and
 // arm64 interfaces: on amd64 it also denies every x32 and 32-bit call.
-// Setting SyscallGroup is refused elsewhere.
+// Elsewhere, a Fork that asks for any group fails with an error matching
+// errors.ErrUnsupported.
 type SyscallGroup uint32
 
 // The groups of system calls a child can be denied, each with the calls it
