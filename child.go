@@ -38,11 +38,11 @@ func runChild(pooled bool) int {
 	case err == io.EOF:
 		return 0 // a pooled child the server sent away
 	case err != nil:
-		fmt.Fprintf(os.Stderr, "forkserver: child: %v\n", err)
+		fmt.Fprintf(os.Stderr, "forkserver: child: %s\n", causeText(err))
 		return 2
 	}
 	if err := apply(&a.settings, int(a.serverPid)); err != nil {
-		fmt.Fprintf(os.Stderr, "forkserver: child %s: %v\n", a.name, err)
+		fmt.Fprintf(os.Stderr, "forkserver: child %s: %s\n", a.name, causeText(err))
 		return 127
 	}
 	name := a.name
@@ -92,17 +92,17 @@ func readAssignment(ctx context.Context) (*Child, func(context.Context, *Child) 
 		return nil, nil, nil, err
 	}
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("reading the assignment: %w", err)
+		return nil, nil, nil, errorf("reading the assignment: %w", err)
 	}
 	a, ok := f.msg.(*assignMsg)
 	if !ok {
 		closeFds(f.fds)
-		return nil, nil, nil, fmt.Errorf("%w: expected an assignment, got type %d", errMalformed, f.msg.kind())
+		return nil, nil, nil, errorf("%w: expected an assignment, got type %d", errMalformed, f.msg.kind())
 	}
 	fn := lookup(a.name)
 	if fn == nil {
 		closeFds(f.fds)
-		return nil, nil, nil, fmt.Errorf("%w %q", ErrUnknownFunc, a.name)
+		return nil, nil, nil, errorf("%w %q", ErrUnknownFunc, a.name)
 	}
 	c := &Child{arg: a.arg}
 	fds := f.fds

@@ -12,9 +12,9 @@ import (
 )
 
 var (
-	errNoData      = errors.New("forkserver: descriptors need at least one byte of data to travel with")
-	errTruncated   = errors.New("forkserver: descriptors truncated: more were sent than the reader accepts, or it has none free")
-	errUnwantedFds = errors.New("forkserver: descriptors sent where none belong")
+	errNoData      = newError("descriptors need at least one byte of data to travel with")
+	errTruncated   = newError("descriptors truncated: more were sent than the reader accepts, or it has none free")
+	errUnwantedFds = newError("descriptors sent where none belong")
 
 	// errFdsLost: a frame's descriptors could not be received for want of
 	// free descriptors; the frame itself was read.
@@ -55,7 +55,7 @@ func withFds(files []*os.File, fn func(fds []int) error) error {
 			return fn(fds)
 		}
 		if files[i] == nil {
-			return fmt.Errorf("forkserver: file %d is nil", i)
+			return errorf("file %d is nil", i)
 		}
 		rc, err := files[i].SyscallConn()
 		if err != nil {
@@ -247,7 +247,7 @@ func (r *frameReader) read() (frame, error) {
 		return f, err
 	}
 	if err == nil && int(h.nfds) != len(fds) {
-		err = fmt.Errorf("%w: header says %d descriptors, %d arrived", errMalformed, h.nfds, len(fds))
+		err = errorf("%w: header says %d descriptors, %d arrived", errMalformed, h.nfds, len(fds))
 	}
 	if err != nil {
 		closeFds(fds)
@@ -277,7 +277,7 @@ func (r *frameReader) readBody(h header, fds []int, check bool) (frame, error) {
 		m, err = decodeBody(h.typ, body)
 	}
 	if err == nil && check && m.numFds() != len(fds) {
-		err = fmt.Errorf("%w: type %d carries %d descriptors, %d arrived", errMalformed, h.typ, m.numFds(), len(fds))
+		err = errorf("%w: type %d carries %d descriptors, %d arrived", errMalformed, h.typ, m.numFds(), len(fds))
 	}
 	if err != nil {
 		closeFds(fds)
@@ -298,7 +298,7 @@ func unixConn(fd int) (*net.UnixConn, error) {
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
 		c.Close()
-		return nil, fmt.Errorf("forkserver: descriptor %d is not a unix socket", fd)
+		return nil, errorf("descriptor %d is not a unix socket", fd)
 	}
 	return uc, nil
 }

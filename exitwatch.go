@@ -3,7 +3,6 @@
 package forkserver
 
 import (
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -116,7 +115,7 @@ func exitPipe(fd int) error {
 		return os.NewSyscallError("fstat", err)
 	}
 	if st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
-		return fmt.Errorf("%w: the exit descriptor is not a pipe", errMalformed)
+		return errorf("%w: the exit descriptor is not a pipe", errMalformed)
 	}
 	return os.NewSyscallError("setnonblock", syscall.SetNonblock(fd, true))
 }

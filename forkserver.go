@@ -208,7 +208,9 @@ type Attr struct {
 	// Stdin, Stdout and Stderr are the child's standard input, output and
 	// error, its descriptors 0, 1 and 2. Nil, or a nil *os.File, means the
 	// server's own, which are the program's at Start. An *os.File is passed
-	// to the child as it is, and the caller keeps ownership of it.
+	// to the child as it is, and the caller keeps ownership of it; as
+	// os/exec does, Fork and Exec put it in blocking mode first (see
+	// [os.File.Fd]), since programs expect blocking standard descriptors.
 	//
 	// Any other reader or writer is connected to the child through a pipe,
 	// as in os/exec: a goroutine in the requester copies from Stdin into
@@ -250,11 +252,11 @@ type Attr struct {
 	// means [RightFork]|[RightSignal]. They may not exceed the rights of the
 	// connection Fork is called on. Children forked through that
 	// connection are confined as this child is: they run with its
-	// Credential, Chroot, Namespaces, NoNewPrivs, environment (if Env was
-	// set) and Rlimits, or lower limits of their own, and by default with
-	// its standard descriptors. Asking for another credential or root, or
-	// for a limit above one of its Rlimits, is refused with
-	// [ErrPermission].
+	// Credential, Chroot, Namespaces, NoNewPrivs, Paths (beneath any of
+	// their own), DenySyscalls, environment (if Env was set) and Rlimits,
+	// or lower limits of their own, and by default with its standard
+	// descriptors. Asking for another credential or root, or for a limit
+	// above one of its Rlimits, is refused with [ErrPermission].
 	// [RightEval] and [RightStop] act on the whole server and so reach beyond
 	// any confinement: grant them only to a child you trust as the
 	// program.
@@ -273,17 +275,17 @@ type Attr struct {
 	ServerMaxChildren int
 
 	// The settings below make a child run with less than the server has.
-	// Namespaces (with their ID mappings) and NoNewPrivs are applied by
-	// the kernel as the server creates the child, so a Fork that asks for
-	// them starts cold, never from the pool. Every other setting is applied
-	// by the child itself after it is assigned its function and before the
-	// function runs, in this order: Setsid or Setpgid, Chroot, Credential,
-	// then, as that user, Rlimits and Dir, then Pdeathsig, Env and
-	// ExtraEnv. Package initialisation
-	// has run before, with the server's privileges. A setting the system or
-	// the server cannot honour is an error from Fork; should one fail in
-	// the child all the same, the child prints why and exits with status
-	// 127.
+	// Namespaces (with their ID mappings), NoNewPrivs and Paths are
+	// applied by the kernel as the server creates the child, so a Fork
+	// that asks for them starts cold, never from the pool. Every other
+	// setting is applied by the child itself after it is assigned its
+	// function and before the function runs, in this order: Setsid or
+	// Setpgid, Chroot, Credential, then, as that user, Rlimits and Dir,
+	// then Pdeathsig, Env and ExtraEnv, and DenySyscalls last. Package
+	// initialisation has run before, with the server's privileges (but
+	// under Paths). A setting the system or the server cannot honour is an
+	// error from Fork; should one fail in the child all the same, the
+	// child prints why and exits with status 127.
 
 	// Dir is the child's working directory, inside Chroot if that is set.
 	// Empty means the server's.
@@ -315,6 +317,25 @@ type Attr struct {
 	// NoNewPrivs sets Linux's no_new_privs: neither the child nor what it
 	// executes can gain privileges, through setuid binaries or otherwise.
 	NoNewPrivs bool
+
+	// Paths, if not nil, limits the files the child may reach to those
+	// it lists (Linux, Landlock; see [PathPolicy]), and implies
+	// NoNewPrivs. Unlike the settings the child applies itself, it is in
+	// force from the child's first instruction: the server applies it to
+	// the thread that creates the child, so such a Fork starts cold, and
+	// package initialisation runs under it too. To that end the child may
+	// also read and execute the binary and the shared libraries it runs
+	// with, and read the dynamic loader's cache. Fork fails with an error
+	// matching [errors.ErrUnsupported] where the kernel cannot enforce it,
+	// and Exec refuses it.
+	Paths *PathPolicy
+
+	// DenySyscalls are groups of system calls the child may not make
+	// (Linux, seccomp, amd64 and arm64; see [SyscallGroup]). The child
+	// installs the filter on all its threads as the last of its
+	// settings, after setting no_new_privs, which the filter requires of
+	// an unprivileged process. Exec refuses it.
+	DenySyscalls SyscallGroup
 
 	// Pdeathsig is the signal the child gets when the server dies (Linux).
 	Pdeathsig syscall.Signal

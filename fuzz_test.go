@@ -59,6 +59,10 @@ func fzSeeds() []fzSeed {
 			uid: 65534, gid: 65534, namespaces: uint32(NewNet | NewUser), uidMaps: []wireIDMap{{0, 65534, 1}},
 			pdeathsig: 9, rlimits: []wireRlimit{{7, 16, 16}}, rights: uint32(RightFork), children: 4,
 		}}},
+		{"fork-sandbox", 11, &forkMsg{flags: flagSocket | flagSettings, name: "parse", settings: settings{
+			set: setNoNewPrivs, syscalls: uint32(allSyscallGroups),
+			pathLayers: []pathLayer{{readOnly: []string{"/usr", "/etc/ssl"}}, {readWrite: []string{"/tmp/work"}}, {}},
+		}}},
 	}
 }
 
@@ -300,6 +304,16 @@ func fzSettings(flags, b uint32, s string) settings {
 	if b&2 != 0 {
 		st.extraEnv = []string{""}
 		st.gidMaps = []wireIDMap{{b, 0, 65536}}
+	}
+	st.syscalls = b >> 8 & uint32(allSyscallGroups)
+	for i := range b >> 16 % (maxLayers + 1) {
+		var l pathLayer
+		if i%2 == 0 {
+			l.readOnly = []string{s[:min(len(s), maxPath)]}
+		} else {
+			l.readWrite = []string{"/", s[:min(len(s), 1)]}
+		}
+		st.pathLayers = append(st.pathLayers, l)
 	}
 	return st
 }

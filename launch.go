@@ -186,7 +186,7 @@ func (sv *supervisor) forkChild(l *launch, a *assignMsg) error {
 	sys, err := sysProcAttr(&l.st, false)
 	if err == nil {
 		attr := &syscall.ProcAttr{Env: childEnv(), Files: append(stdFds(l.std), uintptr(childCtl)), Sys: sys}
-		err = sv.spawn(sv.exe, os.Args, attr, l.st.set&setNoNewPrivs != 0, sv.adopt(l))
+		err = sv.spawn(sv.exe, os.Args, attr, &l.st, sv.adopt(l))
 	}
 	closeFds([]int{childCtl})
 	if err == nil {
@@ -254,7 +254,7 @@ func (sv *supervisor) exec(l *launch, m *execMsg) error {
 	for _, fd := range concat(l.files, l.socket) {
 		attr.Files = append(attr.Files, uintptr(fd))
 	}
-	return sv.spawn(m.path, m.argv, attr, l.st.set&setNoNewPrivs != 0, sv.adopt(l))
+	return sv.spawn(m.path, m.argv, attr, &l.st, sv.adopt(l))
 }
 
 // stdFlags are the flags of the standard descriptors, 0 to 2 in order.
@@ -308,22 +308,18 @@ func concat(fds ...[]int) []int {
 	return all
 }
 
-// spawn executes path as attr says, from a thread with no_new_privs if nnp
-// is set, then calls add with its pid, with sv.mu held, to record it in
-// children. The reaper cannot run between the two, so every pid it reaps
-// is already recorded.
-func (sv *supervisor) spawn(path string, argv []string, attr *syscall.ProcAttr, nnp bool, add func(pid int) error) error {
+// spawn executes path as attr says, from a thread with the no_new_privs
+// and path layers st asks for (nil: none), then calls add with its pid,
+// with sv.mu held, to record it in children. The reaper cannot run
+// between the two, so every pid it reaps is already recorded.
+func (sv *supervisor) spawn(path string, argv []string, attr *syscall.ProcAttr, st *settings, add func(pid int) error) error {
 	sv.forkMu.RLock()
 	defer sv.forkMu.RUnlock()
 	var pid int
 	var err error
 	forkExec := func() { pid, err = syscall.ForkExec(path, argv, attr) }
-	if nnp {
-		if terr := withNoNewPrivs(forkExec); terr != nil {
-			return terr
-		}
-	} else {
-		forkExec()
+	if terr := onSpawnThread(st, forkExec); terr != nil {
+		return terr
 	}
 	if err != nil {
 		return os.NewSyscallError("fork/exec", err)

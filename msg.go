@@ -19,7 +19,6 @@ package forkserver
 
 import (
 	"encoding/binary"
-	"errors"
 	"math/bits"
 )
 
@@ -42,7 +41,7 @@ const (
 )
 
 // errMalformed is what every decoding failure wraps.
-var errMalformed = errors.New("forkserver: malformed frame")
+var errMalformed = newError("malformed frame")
 
 type msgType uint8
 
@@ -93,6 +92,8 @@ const (
 	maxGroups  = 256
 	maxIDMaps  = 32
 	maxRlimits = 32
+	maxLayers  = 16  // Landlock's own limit on stacked policies
+	maxRules   = 256 // paths in each list of a PathPolicy
 )
 
 // Reply codes. codeOK carries a value (a pid for Fork); the others name an
@@ -228,9 +229,14 @@ type settings struct {
 	gidMaps    []wireIDMap
 	pdeathsig  uint32
 	rlimits    []wireRlimit
-	rights     uint32 // of the child's connection to the server; 0 means the default
-	children   uint32 // the bound on children alive through that connection; 0: none of its own
+	rights     uint32      // of the child's connection to the server; 0 means the default
+	pathLayers []pathLayer // Landlock layers, each enforced in turn: a confining connection's, then the child's own
+	syscalls   uint32      // SyscallGroup bits denied
+	children   uint32      // the bound on children alive through that connection; 0: none of its own
 }
+
+// pathLayer is one PathPolicy.
+type pathLayer struct{ readOnly, readWrite []string }
 
 const (
 	setSetsid uint32 = 1 << iota
@@ -407,6 +413,16 @@ func (st *settings) append(b []byte) []byte {
 		b = binary.LittleEndian.AppendUint64(b, r.max)
 	}
 	b = binary.LittleEndian.AppendUint32(b, st.rights)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(st.pathLayers)))
+	for _, l := range st.pathLayers {
+		for _, list := range [][]string{l.readOnly, l.readWrite} {
+			b = binary.LittleEndian.AppendUint16(b, uint16(len(list)))
+			for _, p := range list {
+				b = appendString(b, p)
+			}
+		}
+	}
+	b = binary.LittleEndian.AppendUint32(b, st.syscalls)
 	return binary.LittleEndian.AppendUint32(b, st.children)
 }
 
@@ -441,6 +457,20 @@ func (st *settings) parse(d *decoder) {
 		}
 	}
 	st.rights = d.flags(uint32(allRights))
+	if n := d.count(maxLayers, 4); n > 0 {
+		st.pathLayers = make([]pathLayer, n)
+		for i := range st.pathLayers {
+			for _, list := range []*[]string{&st.pathLayers[i].readOnly, &st.pathLayers[i].readWrite} {
+				if n := d.count(maxRules, 2); n > 0 {
+					*list = make([]string, n)
+					for j := range *list {
+						(*list)[j] = d.path()
+					}
+				}
+			}
+		}
+	}
+	st.syscalls = d.flags(uint32(allSyscallGroups))
 	st.children = d.u32()
 }
 

@@ -268,7 +268,7 @@ func readFrameFd(fd int) (frame, error) {
 	}
 	h, err := parseHeader(hdr[:])
 	if err == nil && h.nfds != 0 {
-		err = fmt.Errorf("%w: %d descriptors on an exit pipe", errMalformed, h.nfds)
+		err = errorf("%w: %d descriptors on an exit pipe", errMalformed, h.nfds)
 	}
 	if err != nil {
 		return frame{}, err
@@ -396,7 +396,7 @@ func (s *Server) awaitLaunch(ctx context.Context, p *Process, c *call) (int, err
 	case err == nil:
 		r, ok := f.msg.(*replyMsg)
 		if !ok {
-			return 0, fmt.Errorf("%w: type %d where a reply belongs", errMalformed, f.msg.kind())
+			return 0, errorf("%w: type %d where a reply belongs", errMalformed, f.msg.kind())
 		}
 		s.mu.Lock()
 		delete(s.calls, p.id)
@@ -411,7 +411,7 @@ func (s *Server) awaitLaunch(ctx context.Context, p *Process, c *call) (int, err
 			if _, err := s.answer(r, ok); err != nil {
 				return 0, err
 			}
-			return 0, fmt.Errorf("%w: a reply without its pipe", errMalformed)
+			return 0, errorf("%w: a reply without its pipe", errMalformed)
 		case <-ctx.Done():
 			return 0, fmt.Errorf("%w", ctx.Err()) // nothing to abandon: no child was created
 		}

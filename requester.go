@@ -5,7 +5,6 @@ package forkserver
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -623,7 +622,7 @@ func (s *Server) dispatch(f frame) error {
 		s.mu.Unlock()
 	default:
 		closeFds(f.fds)
-		return fmt.Errorf("%w: unexpected frame type %d from the server", errMalformed, f.msg.kind())
+		return errorf("%w: unexpected frame type %d from the server", errMalformed, f.msg.kind())
 	}
 	return nil
 }
@@ -662,7 +661,7 @@ func startServer(env []string) (*Server, error) {
 	if err == nil {
 		if h, ok := f.msg.(*helloMsg); !ok || int(h.pid) != pid {
 			closeFds(f.fds)
-			err = fmt.Errorf("%w: the server's first frame is not its hello", errMalformed)
+			err = errorf("%w: the server's first frame is not its hello", errMalformed)
 		}
 	}
 	if err != nil {

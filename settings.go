@@ -22,6 +22,15 @@ func (a *Attr) settings() (settings, error) {
 		pdeathsig:  uint32(a.Pdeathsig),
 		rights:     uint32(a.ServerRights),
 		children:   uint32(a.ServerMaxChildren),
+		syscalls:   uint32(a.DenySyscalls),
+	}
+	if p := a.Paths; p != nil {
+		layer, err := p.layer()
+		if err != nil {
+			return st, err
+		}
+		st.pathLayers = []pathLayer{layer}
+		st.set |= setNoNewPrivs // the kernel requires it of an unprivileged process
 	}
 	for _, b := range []struct {
 		set  bool
@@ -65,6 +74,8 @@ func (a *Attr) settings() (settings, error) {
 		return st, newError("unknown Namespace or Rights bits")
 	case a.ServerMaxChildren < 0 || int64(a.ServerMaxChildren) > math.MaxUint32:
 		return st, errorf("ServerMaxChildren %d out of range", a.ServerMaxChildren)
+	case a.DenySyscalls&^allSyscallGroups != 0:
+		return st, newError("unknown SyscallGroup bits")
 	case a.Setsid && a.Setpgid:
 		return st, newError("Setsid and Setpgid exclude each other: a session leader leads its group")
 	}
@@ -75,7 +86,34 @@ func (a *Attr) settings() (settings, error) {
 			}
 		}
 	}
+	// Checked here too, not only by the server, so that a refusal keeps
+	// its identity: the program runs on the server's kernel.
+	if err := sandboxAdmissible(&st, false); err != nil {
+		return st, err
+	}
 	return st, nil
+}
+
+// layer checks p and returns it as it travels.
+func (p *PathPolicy) layer() (pathLayer, error) {
+	var l pathLayer
+	for _, list := range []struct {
+		paths []string
+		out   *[]string
+	}{{p.ReadOnly, &l.readOnly}, {p.ReadWrite, &l.readWrite}} {
+		if len(list.paths) > maxRules {
+			return l, errorf("Paths: more than %d paths in a list", maxRules)
+		}
+		for _, path := range list.paths {
+			if !strings.HasPrefix(path, "/") || len(path) > maxPath || strings.IndexByte(path, 0) >= 0 {
+				return l, errorf("Paths: %q is not an absolute path of at most %d bytes", path, maxPath)
+			}
+		}
+		if len(list.paths) > 0 {
+			*list.out = slices.Clone(list.paths)
+		}
+	}
+	return l, nil
 }
 
 // admit confines st to what cl may ask for and checks that the server can
@@ -84,6 +122,9 @@ func (cl *client) admit(st *settings, external bool) error {
 	if err := cl.confine(st); err != nil {
 		return err
 	}
+	if len(st.pathLayers) > 0 {
+		st.set |= setNoNewPrivs // whoever sent st: the server forks such a child from a thread that has it
+	}
 	return admissible(st, external)
 }
 
@@ -91,6 +132,9 @@ func (cl *client) admit(st *settings, external bool) error {
 // honour st. A root or working directory it cannot use is an
 // *os.PathError that names it.
 func admissible(st *settings, external bool) error {
+	if err := sandboxAdmissible(st, external); err != nil {
+		return err
+	}
 	if st.set&setCredential != 0 && os.Geteuid() != 0 && !sameCredential(st) {
 		return os.NewSyscallError("setuid", syscall.EPERM)
 	}
@@ -178,6 +222,11 @@ func (cl *client) confine(st *settings) error {
 	}
 	st.namespaces |= b.namespaces
 	st.set |= b.set & setNoNewPrivs
+	// Policies only tighten: the confining child's path layers are
+	// enforced first and its own on top; its system call groups stay
+	// denied.
+	st.pathLayers = append(slices.Clip(b.pathLayers), st.pathLayers...)
+	st.syscalls |= b.syscalls
 	for _, limit := range b.rlimits {
 		i := slices.IndexFunc(st.rlimits, func(r wireRlimit) bool { return r.resource == limit.resource })
 		switch {
@@ -275,6 +324,12 @@ func apply(st *settings, serverPid int) error {
 			}
 		}
 	}
+	// Last, so that nothing above needs a call it denies. The path
+	// layers are in force already: the server applied them as it
+	// created the child.
+	if st.syscalls != 0 {
+		return denySyscalls(SyscallGroup(st.syscalls))
+	}
 	return nil
 }
 
@@ -282,7 +337,7 @@ func apply(st *settings, serverPid int) error {
 func (st *settings) empty() bool {
 	return st.set == 0 && st.dir == "" && st.chroot == "" && len(st.env) == 0 && len(st.extraEnv) == 0 &&
 		len(st.groups) == 0 && st.namespaces == 0 && len(st.uidMaps) == 0 && len(st.gidMaps) == 0 &&
-		st.pdeathsig == 0 && len(st.rlimits) == 0 && st.rights == 0 && st.children == 0
+		st.pdeathsig == 0 && len(st.rlimits) == 0 && st.rights == 0 && st.children == 0 && len(st.pathLayers) == 0 && st.syscalls == 0
 }
 
 // fdFlags returns the flags of the descriptors a Fork or Exec request with

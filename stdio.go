@@ -8,7 +8,6 @@ package forkserver
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -34,7 +33,11 @@ func newStdio(attr *Attr) (*stdio, *Attr, error) {
 	var std *stdio
 	a := attr
 	for i, v := range streams {
-		if v == nil || fileOf(v) != nil || isNilFile(v) {
+		if f := fileOf(v); f != nil {
+			f.Fd() // blocking, as programs expect of descriptors 0 to 2
+			continue
+		}
+		if v == nil || isNilFile(v) {
 			continue
 		}
 		if std == nil {
@@ -104,7 +107,7 @@ func copyStdin(w *os.File, r io.Reader) func() error {
 			err = cerr
 		}
 		if err != nil {
-			return fmt.Errorf("forkserver: copying to the child's standard input: %w", err)
+			return errorf("copying to the child's standard input: %w", err)
 		}
 		return nil
 	}
@@ -117,7 +120,7 @@ func copyOutput(what string, w io.Writer, r *os.File) func() error {
 		_, err := io.Copy(w, r)
 		r.Close()
 		if err != nil {
-			return fmt.Errorf("forkserver: copying the child's standard %s: %w", what, err)
+			return errorf("copying the child's standard %s: %w", what, err)
 		}
 		return nil
 	}

@@ -2,7 +2,6 @@ package forkserver
 
 import (
 	"encoding/binary"
-	"fmt"
 )
 
 // Frames and the primitives of the wire format: the header, fixed-width
@@ -18,7 +17,7 @@ type decoder struct {
 
 func (d *decoder) fail(format string, args ...any) {
 	if d.err == nil {
-		d.err = fmt.Errorf("%w: "+format, append([]any{errMalformed}, args...)...)
+		d.err = errorf("%w: "+format, append([]any{errMalformed}, args...)...)
 	}
 	d.b = nil
 }
@@ -188,10 +187,10 @@ func appendFrame(b []byte, id uint32, m message) []byte {
 // anyone allocates a buffer for it.
 func parseHeader(b []byte) (header, error) {
 	if len(b) < headerLen {
-		return header{}, fmt.Errorf("%w: short header (%d bytes)", errMalformed, len(b))
+		return header{}, errorf("%w: short header (%d bytes)", errMalformed, len(b))
 	}
 	if b[0] != protoVersion {
-		return header{}, fmt.Errorf("%w: protocol version %d, want %d", errMalformed, b[0], protoVersion)
+		return header{}, errorf("%w: protocol version %d, want %d", errMalformed, b[0], protoVersion)
 	}
 	h := header{
 		typ:  msgType(b[1]),
@@ -200,13 +199,13 @@ func parseHeader(b []byte) (header, error) {
 		len:  binary.LittleEndian.Uint32(b[8:]),
 	}
 	if newMessage(h.typ) == nil {
-		return header{}, fmt.Errorf("%w: unknown type %d", errMalformed, h.typ)
+		return header{}, errorf("%w: unknown type %d", errMalformed, h.typ)
 	}
 	if h.len > maxBody {
-		return header{}, fmt.Errorf("%w: body of %d bytes exceeds %d", errMalformed, h.len, maxBody)
+		return header{}, errorf("%w: body of %d bytes exceeds %d", errMalformed, h.len, maxBody)
 	}
 	if h.nfds > maxFds {
-		return header{}, fmt.Errorf("%w: %d descriptors exceed %d", errMalformed, h.nfds, maxFds)
+		return header{}, errorf("%w: %d descriptors exceed %d", errMalformed, h.nfds, maxFds)
 	}
 	return h, nil
 }
@@ -216,7 +215,7 @@ func parseHeader(b []byte) (header, error) {
 func decodeBody(t msgType, body []byte) (message, error) {
 	m := newMessage(t)
 	if m == nil {
-		return nil, fmt.Errorf("%w: unknown type %d", errMalformed, t)
+		return nil, errorf("%w: unknown type %d", errMalformed, t)
 	}
 	d := decoder{b: body}
 	m.parseBody(&d)
@@ -236,11 +235,11 @@ func decodeFrame(b []byte) (header, message, error) {
 		return h, nil, err
 	}
 	if uint64(len(b)-headerLen) != uint64(h.len) {
-		return h, nil, fmt.Errorf("%w: body is %d bytes, header says %d", errMalformed, len(b)-headerLen, h.len)
+		return h, nil, errorf("%w: body is %d bytes, header says %d", errMalformed, len(b)-headerLen, h.len)
 	}
 	m, err := decodeBody(h.typ, b[headerLen:])
 	if err == nil && m.numFds() != int(h.nfds) {
-		err = fmt.Errorf("%w: type %d carries %d descriptors, header says %d", errMalformed, h.typ, m.numFds(), h.nfds)
+		err = errorf("%w: type %d carries %d descriptors, header says %d", errMalformed, h.typ, m.numFds(), h.nfds)
 	}
 	return h, m, err
 }

@@ -1,0 +1,73 @@
+package forkserver
+
+// PathPolicy says which files a child may reach: everything outside the
+// paths it lists is denied, reading and listing included. Linux enforces
+// it with Landlock (Linux 6.2 or later, Landlock ABI 3), which needs no
+// privilege. A path is a directory, which covers everything beneath it, or
+// a single file, and is resolved by the server at each Fork, outside any
+// Chroot; one that does not exist fails the Fork.
+//
+// The policy covers opening, executing, creating, removing, renaming,
+// linking and truncating files. It does not cover descriptors the child
+// already holds (its socket, its server connection, Files, standard
+// descriptors), and it does not hide metadata: stat, access and readlink
+// still work on any path the child can name.
+type PathPolicy struct {
+	// ReadOnly are paths the child may read and execute, and list if
+	// they are directories.
+	ReadOnly []string
+
+	// ReadWrite are paths the child may read, execute, list and write
+	// too: create, remove, rename and link files and directories there,
+	// and write to and truncate the files.
+	ReadWrite []string
+}
+
+// SyscallGroup is a set of groups of system calls that a child is denied.
+// A denied call fails with EPERM (clone3 with ENOSYS, so that the C library
+// falls back to clone), so that Go code sees an error rather than a crash;
+// every other call is allowed. The filter is written for the amd64 and
+// arm64 interfaces: on amd64 it also denies every x32 and 32-bit call.
+// Elsewhere, a Fork that asks for any group fails with an error matching
+// errors.ErrUnsupported.
+type SyscallGroup uint32
+
+// The groups of system calls a child can be denied, each with the calls it
+// covers.
+const (
+	// SyscallsNetwork: socket and socketpair for any family but AF_UNIX;
+	// connect, bind, listen, accept and accept4 on any socket, AF_UNIX
+	// included (the seccomp filter cannot see a socket's family, and a
+	// Unix socket of another program is a way out too); and
+	// io_uring_setup, whose requests could open connections the filter
+	// cannot see. Sockets the child already holds keep working, its Conn
+	// included, and so does a new socketpair.
+	SyscallsNetwork SyscallGroup = 1 << iota
+
+	// SyscallsExec: execve and execveat. The child can still fork
+	// children through its Server connection: those are created by the
+	// server, and a child forked through that connection inherits the
+	// child's groups.
+	SyscallsExec
+
+	// SyscallsTrace: ptrace, process_vm_readv, process_vm_writev and
+	// pidfd_getfd, which read or change another process's memory or
+	// descriptors.
+	SyscallsTrace
+
+	// SyscallsMount: mount, umount2, pivot_root, unshare, setns, the
+	// mount API (open_tree, move_mount, fsopen, fsconfig, fsmount,
+	// fspick, mount_setattr), clone with any namespace flag, and clone3,
+	// whose flags the filter cannot see (ENOSYS; threads are still made
+	// with clone).
+	SyscallsMount
+
+	// SyscallsKernel: kernel surfaces a parser never needs: bpf,
+	// perf_event_open, userfaultfd, io_uring_setup, io_uring_enter,
+	// io_uring_register, keyctl, add_key, request_key, init_module,
+	// finit_module, delete_module, kexec_load, kexec_file_load, reboot,
+	// swapon, swapoff, syslog, acct, and on amd64 iopl and ioperm.
+	SyscallsKernel
+
+	allSyscallGroups = SyscallsNetwork | SyscallsExec | SyscallsTrace | SyscallsMount | SyscallsKernel
+)

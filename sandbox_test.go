@@ -1,0 +1,384 @@
+//go:build linux
+
+package forkserver_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/forkserver/forkserver"
+)
+
+// sandboxFiles are the paths a probe tries, laid out so that only a path
+// policy, never the files' permissions, stops a child running as nobody.
+type sandboxFiles struct {
+	ReadOnly  string // a directory anyone may write to, given read-only
+	Inside    string // a file in ReadOnly
+	ReadWrite string // a directory anyone may write to, given read-write
+	Outside   string // a file anyone may read, in neither
+}
+
+func newSandboxFiles(t *testing.T) sandboxFiles {
+	t.Helper()
+	top, err := os.MkdirTemp("", "forkserver-sandbox-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(top) })
+	f := sandboxFiles{
+		ReadOnly:  filepath.Join(top, "ro"),
+		ReadWrite: filepath.Join(top, "rw"),
+		Outside:   filepath.Join(top, "outside"),
+	}
+	f.Inside = filepath.Join(f.ReadOnly, "inside")
+	for _, step := range []error{
+		os.Chmod(top, 0o755),
+		os.Mkdir(f.ReadOnly, 0o777),
+		os.Mkdir(f.ReadWrite, 0o777),
+		os.Chmod(f.ReadOnly, 0o777), // past the umask
+		os.Chmod(f.ReadWrite, 0o777),
+		os.WriteFile(f.Inside, []byte("inside"), 0o644),
+		os.WriteFile(f.Outside, []byte("outside"), 0o644),
+	} {
+		if step != nil {
+			t.Fatal(step)
+		}
+	}
+	return f
+}
+
+// policy lets a child read ReadOnly and write ReadWrite. It also lets it
+// read /proc, where the race detector's runtime, which a policy that
+// hides its settings in /proc/self/environ slows down by a second at
+// exit, finds them.
+func (f sandboxFiles) policy() *forkserver.PathPolicy {
+	return &forkserver.PathPolicy{ReadOnly: []string{f.ReadOnly, "/proc"}, ReadWrite: []string{f.ReadWrite}}
+}
+
+// probes is what a child tried, each with the error it got ("" for none).
+type probes map[string]string
+
+// probe runs every probe in the child it runs in.
+func probe(f sandboxFiles) probes {
+	res := probes{}
+	note := func(name string, err error) {
+		res[name] = ""
+		if err != nil {
+			var errno syscall.Errno
+			if errors.As(err, &errno) {
+				res[name] = errno.Error()
+			} else {
+				res[name] = err.Error()
+			}
+		}
+	}
+	_, err := os.ReadFile(f.Inside)
+	note("read inside", err)
+	_, err = os.ReadFile(f.Outside)
+	note("read outside", err)
+	name := fmt.Sprintf("new-%d", os.Getpid())
+	note("write read-only", os.WriteFile(filepath.Join(f.ReadOnly, name), nil, 0o644))
+	note("write read-write", os.WriteFile(filepath.Join(f.ReadWrite, name), nil, 0o644))
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err == nil {
+		syscall.Close(fd)
+	}
+	note("socket inet", err)
+	pair, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err == nil {
+		syscall.Close(pair[0])
+		syscall.Close(pair[1])
+	}
+	note("socketpair unix", err)
+	cmd := exec.Command("/bin/true")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr // not /dev/null, which no policy here lists
+	note("exec", cmd.Run())
+	// Calls whose failure, if allowed, is harmless and tells them apart
+	// from a denial.
+	_, _, errno := syscall.Syscall6(sysProcessVMReadv[runtime.GOARCH], uintptr(os.Getpid()), 0, 0, 0, 0, 0) // no vectors
+	note("process_vm_readv", errnoErr(errno))
+	note("unshare none", syscall.Unshare(0))
+	_, _, errno = syscall.Syscall6(syscall.SYS_PERF_EVENT_OPEN, 0, 0, ^uintptr(0), ^uintptr(0), 0, 0)
+	note("perf_event_open", errnoErr(errno))
+	return res
+}
+
+// sysProcessVMReadv numbers process_vm_readv where the filter is written.
+var sysProcessVMReadv = map[string]uintptr{"amd64": 310, "arm64": 270}
+
+func errnoErr(errno syscall.Errno) error {
+	if errno == 0 {
+		return nil
+	}
+	return errno
+}
+
+var (
+	sandboxProbe = forkserver.Register("sandbox-probe", func(ctx context.Context, c *forkserver.Child) error {
+		var f sandboxFiles
+		if err := json.Unmarshal(c.Arg(), &f); err != nil {
+			return err
+		}
+		return json.NewEncoder(c.Conn()).Encode(probe(f))
+	})
+	// sandboxForkProbe forks sandbox-probe through its own connection,
+	// asking it to read anything, and relays its report.
+	sandboxForkProbe = forkserver.Register("sandbox-fork-probe", func(ctx context.Context, c *forkserver.Child) error {
+		p, err := c.Server().Fork(ctx, sandboxProbe, &forkserver.Attr{
+			Socket: true, Arg: c.Arg(), Paths: &forkserver.PathPolicy{ReadWrite: []string{"/"}},
+		})
+		if err != nil {
+			return err
+		}
+		defer p.Conn().Close()
+		var res probes
+		if err := json.NewDecoder(p.Conn()).Decode(&res); err != nil {
+			return err
+		}
+		if _, err := p.Wait(); err != nil {
+			return err
+		}
+		return json.NewEncoder(c.Conn()).Encode(res)
+	})
+	// sandboxChurn allocates, collects and runs timers on many goroutines
+	// for a second, then writes "ok" if it still cannot read /etc/passwd
+	// nor make an AF_INET socket.
+	sandboxChurn = forkserver.Register("sandbox-churn", func(ctx context.Context, c *forkserver.Child) error {
+		end := time.Now().Add(time.Second)
+		var wg sync.WaitGroup
+		var keep [8][][]byte
+		for i := range keep {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				tick := time.NewTicker(time.Millisecond)
+				defer tick.Stop()
+				for time.Now().Before(end) {
+					keep[i] = append(keep[i], make([]byte, 64<<10))
+					if len(keep[i]) > 64 {
+						keep[i] = nil
+					}
+					select {
+					case <-tick.C:
+					case <-time.After(time.Millisecond):
+					}
+				}
+			}()
+		}
+		for time.Now().Before(end) {
+			runtime.GC()
+			time.Sleep(10 * time.Millisecond) // pacing the collections, not synchronising
+		}
+		wg.Wait()
+		// Still under the policies after all that.
+		answer := "ok"
+		if _, err := os.ReadFile("/etc/passwd"); !errors.Is(err, syscall.EACCES) {
+			answer = fmt.Sprintf("read /etc/passwd: %v", err)
+		}
+		if fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0); err != syscall.EPERM {
+			syscall.Close(fd)
+			answer = fmt.Sprintf("socket: %v", err)
+		}
+		_, err := c.Conn().Write([]byte(answer))
+		return err
+	})
+)
+
+// sandboxUsers are the users a test runs its children as: the test's own,
+// and nobody too when the test runs as root.
+func sandboxUsers(t *testing.T, test func(t *testing.T, cred *forkserver.Credential)) {
+	t.Run("self", func(t *testing.T) { test(t, nil) })
+	t.Run("nobody", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("only root can run a child as nobody")
+		}
+		test(t, &forkserver.Credential{Uid: 65534, Gid: 65534})
+	})
+}
+
+func forkProbe(t *testing.T, srv *forkserver.Server, fn forkserver.Func, f sandboxFiles, attr *forkserver.Attr) probes {
+	t.Helper()
+	arg, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attr.Socket, attr.Arg = true, arg
+	p := fork(t, srv, fn, attr)
+	var res probes
+	if err := json.NewDecoder(p.Conn()).Decode(&res); err != nil {
+		t.Fatalf("no report from the child: %v", err)
+	}
+	waitSuccess(t, p)
+	return res
+}
+
+// checkProbes fails t for every probe whose error is not the one want
+// gives, where want leaves out those that must succeed and says "not E"
+// of those that may fail, but not with E.
+func checkProbes(t *testing.T, got probes, want probes) {
+	t.Helper()
+	for name, err := range got {
+		if not, ok := strings.CutPrefix(want[name], "not "); ok {
+			if err == not {
+				t.Errorf("%s: error %q", name, err)
+			}
+		} else if err != want[name] {
+			t.Errorf("%s: error %q, want %q", name, err, want[name])
+		}
+	}
+	if len(got) == 0 {
+		t.Error("the child ran no probes")
+	}
+}
+
+const (
+	eacces = "permission denied"
+	eperm  = "operation not permitted"
+)
+
+var allGroups = forkserver.SyscallsNetwork | forkserver.SyscallsExec | forkserver.SyscallsTrace | forkserver.SyscallsMount | forkserver.SyscallsKernel
+
+// deniedBy are the probes each policy stops, with the error they get.
+func deniedBy(paths bool, groups forkserver.SyscallGroup) probes {
+	want := probes{"perf_event_open": "not " + eperm} // allowed, it fails for its bad arguments, or for want of privilege
+	if paths {
+		want["read outside"] = eacces
+		want["write read-only"] = eacces
+		want["exec"] = eacces // /bin/true is in no listed path
+	}
+	for _, g := range []struct {
+		group  forkserver.SyscallGroup
+		probes []string
+	}{
+		{forkserver.SyscallsNetwork, []string{"socket inet"}},
+		{forkserver.SyscallsExec, []string{"exec"}}, // seccomp runs before Landlock's check
+		{forkserver.SyscallsTrace, []string{"process_vm_readv"}},
+		{forkserver.SyscallsMount, []string{"unshare none"}},
+		{forkserver.SyscallsKernel, []string{"perf_event_open"}},
+	} {
+		if groups&g.group != 0 {
+			for _, p := range g.probes {
+				want[p] = eperm
+			}
+		}
+	}
+	return want
+}
+
+// TestSandboxProbes checks what a child can do with no policy, a path
+// policy, and every policy at once, as the test's user and as nobody,
+// started cold and from the pool.
+func TestSandboxProbes(t *testing.T) {
+	f := newSandboxFiles(t)
+	sandboxUsers(t, func(t *testing.T, cred *forkserver.Credential) {
+		eachPool(t, func(t *testing.T, srv *forkserver.Server) {
+			for _, c := range []struct {
+				name   string
+				paths  *forkserver.PathPolicy
+				groups forkserver.SyscallGroup
+			}{
+				{"none", nil, 0},
+				{"paths", f.policy(), 0},
+				{"all", f.policy(), allGroups},
+			} {
+				t.Run(c.name, func(t *testing.T) {
+					t.Parallel()
+					got := forkProbe(t, srv, sandboxProbe, f, &forkserver.Attr{Credential: cred, Paths: c.paths, DenySyscalls: c.groups})
+					checkProbes(t, got, deniedBy(c.paths != nil, c.groups))
+				})
+			}
+		})
+	})
+}
+
+// TestSandboxGroups checks that each group denies its own calls and no
+// other group's.
+func TestSandboxGroups(t *testing.T) {
+	f := newSandboxFiles(t)
+	srv := start(t)
+	for _, c := range []struct {
+		name  string
+		group forkserver.SyscallGroup
+	}{
+		{"network", forkserver.SyscallsNetwork},
+		{"exec", forkserver.SyscallsExec},
+		{"trace", forkserver.SyscallsTrace},
+		{"mount", forkserver.SyscallsMount},
+		{"kernel", forkserver.SyscallsKernel},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			got := forkProbe(t, srv, sandboxProbe, f, &forkserver.Attr{DenySyscalls: c.group})
+			checkProbes(t, got, deniedBy(false, c.group))
+		})
+	}
+}
+
+// TestSandboxConfined checks that a child with a policy passes it on to
+// what it forks through its connection, which asks for no policy of its
+// own but to read and write everything.
+func TestSandboxConfined(t *testing.T) {
+	f := newSandboxFiles(t)
+	sandboxUsers(t, func(t *testing.T, cred *forkserver.Credential) {
+		srv := start(t)
+		got := forkProbe(t, srv, sandboxForkProbe, f, &forkserver.Attr{
+			Server: true, Credential: cred,
+			Paths:        f.policy(),
+			DenySyscalls: forkserver.SyscallsNetwork | forkserver.SyscallsTrace,
+		})
+		checkProbes(t, got, deniedBy(true, forkserver.SyscallsNetwork|forkserver.SyscallsTrace))
+	})
+}
+
+// TestSandboxRuntime checks that the Go runtime keeps working under every
+// group and a path policy at once: goroutines, timers, collections, and
+// the child's socket.
+func TestSandboxRuntime(t *testing.T) {
+	srv := startWith(t, &forkserver.Config{PoolSize: 1})
+	p := fork(t, srv, sandboxChurn, &forkserver.Attr{
+		Socket: true, Paths: &forkserver.PathPolicy{ReadOnly: []string{"/proc"}}, DenySyscalls: allGroups,
+	})
+	got, err := io.ReadAll(p.Conn())
+	if err != nil || string(got) != "ok" {
+		t.Errorf("child says %q, %v", got, err)
+	}
+	waitSuccess(t, p)
+}
+
+func TestSandboxRefused(t *testing.T) {
+	srv := start(t)
+	ctx := testContext(t)
+	for _, c := range []struct {
+		name string
+		attr *forkserver.Attr
+	}{
+		{"relative path", &forkserver.Attr{Paths: &forkserver.PathPolicy{ReadOnly: []string{"etc"}}}},
+		{"missing path", &forkserver.Attr{Paths: &forkserver.PathPolicy{ReadOnly: []string{"/nonexistent/forkserver"}}}},
+		{"unknown group", &forkserver.Attr{DenySyscalls: 1 << 20}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if p, err := srv.Fork(ctx, returnNil, c.attr); err == nil {
+				wait(t, p)
+				t.Fatal("Fork succeeded")
+			}
+		})
+	}
+	for _, attr := range []*forkserver.Attr{{Paths: &forkserver.PathPolicy{}}, {DenySyscalls: forkserver.SyscallsExec}} {
+		if p, err := srv.Exec(ctx, "/bin/true", []string{"true"}, attr); err == nil {
+			wait(t, p)
+			t.Errorf("Exec with %+v succeeded", attr)
+		}
+	}
+}
