@@ -205,7 +205,6 @@ func BenchmarkForkBomb(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			srv := startWith(b, &forkserver.Config{PoolSize: benchPool})
-			children := benchPool
 			if bombing {
 				bomb, err := srv.Fork(context.Background(), forkserver.ForkBomb, &forkserver.Attr{Socket: true, Server: true, ServerMaxChildren: bound, Setpgid: true})
 				if err != nil {
@@ -217,9 +216,14 @@ func BenchmarkForkBomb(b *testing.B) {
 					wait(b, bomb)
 					bomb.Conn().Close()
 				}()
-				children += 1 + bound
 			}
-			r := benchInterleave(b, func() { benchSettlePool(b, srv.Pid(), children) },
+			// The bomb never idles: settle until the pool is full again.
+			settle := func() {
+				if err := srv.WaitWarm(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			r := benchInterleave(b, settle,
 				benchOp{"pooled Fork+Wait", benchForkWait(b, srv)},
 				benchOp{"os/exec Start+Wait", benchExecRun(b, benchExecCmd(b))})
 			r.report(b, 0, "")

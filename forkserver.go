@@ -269,7 +269,10 @@ type Attr struct {
 	// handed out through, hold all the same: ServerMaxChildren may not
 	// exceed any of them, and asking for more is refused with
 	// [ErrPermission]. A Fork or Exec beyond a bound fails at once with
-	// [ErrChildLimit]. Whatever way a connection ends, the child holding
+	// [ErrChildLimit]; a connection that keeps asking all the same is read
+	// from at 20 requests a second at most, after a burst of 16, so that a
+	// child forking in a loop sleeps rather than takes the processors from
+	// everyone else. Whatever way a connection ends, the child holding
 	// it exiting, killed, or closing it, every child forked through it,
 	// and theirs, is killed.
 	ServerMaxChildren int

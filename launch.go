@@ -117,8 +117,9 @@ func (sv *supervisor) adopt(l *launch) func(pid int) error {
 
 // handleLaunch handles the Fork or Exec request id from cl, with flags
 // and the descriptors fds, which it owns and closes: start creates the
-// child. The request is answered, with the error start returns if it fails.
-func (sv *supervisor) handleLaunch(cl *client, id uint32, flags uint32, fds []int, start func(l *launch) error) {
+// child. The request is answered, with the error start returns if it fails,
+// which handleLaunch returns.
+func (sv *supervisor) handleLaunch(cl *client, id uint32, flags uint32, fds []int, start func(l *launch) error) error {
 	defer closeFds(fds)
 	l, err := newLaunch(cl, id, flags, fds)
 	if err == nil {
@@ -133,6 +134,7 @@ func (sv *supervisor) handleLaunch(cl *client, id uint32, flags uint32, fds []in
 	if err != nil {
 		l.fail(err)
 	}
+	return err
 }
 
 // fork creates the child of a Fork, from the pool when one waits there and

@@ -35,6 +35,11 @@ const (
 	// refillPause is how long a pooled child that was assigned runs, unless
 	// it exits first, before its replacement starts.
 	refillPause = 10 * time.Millisecond
+
+	// refusalBurst and refusalRate pace a connection whose Forks its
+	// bounds refuse: see paceAfter.
+	refusalBurst = 16
+	refusalRate  = 20 // per second
 )
 
 // supervisor is the state of the fork server process.
@@ -105,6 +110,11 @@ type client struct {
 	limit int
 	alive int
 	ended bool
+
+	// refusals is what paceAfter has left of its burst, as of lastRefusal;
+	// the serve goroutine alone uses them.
+	refusals    float64
+	lastRefusal time.Time
 
 	mu       sync.Mutex
 	cond     sync.Cond // signalled as the queue drains
@@ -304,6 +314,23 @@ func (cl *client) unreserve() {
 	}
 }
 
+// paceAfter paces cl after a request that err answered: a connection
+// handed to a child whose requests its bounds refuse is read from again at
+// refusalRate at most, after a burst of refusalBurst. Each refusal is still
+// answered at once; a child that forks in a loop at its bound then sleeps
+// in its Forks instead of taking the processors from every other process.
+func (cl *client) paceAfter(err error) {
+	if !errors.Is(err, ErrChildLimit) || cl == cl.srv.program {
+		return
+	}
+	now := time.Now()
+	cl.refusals = min(refusalBurst, cl.refusals+now.Sub(cl.lastRefusal).Seconds()*refusalRate) - 1
+	cl.lastRefusal = now
+	if cl.refusals < 0 {
+		time.Sleep(time.Duration(-cl.refusals / refusalRate * float64(time.Second)))
+	}
+}
+
 // bound returns the tightest bound on the children alive through cl; 0 if
 // there is none.
 func (cl *client) bound() int {
@@ -347,9 +374,9 @@ func (cl *client) handle(f frame) bool {
 	sv := cl.srv
 	switch m := f.msg.(type) {
 	case *forkMsg:
-		sv.handleLaunch(cl, f.id, m.flags, f.fds, func(l *launch) error { return sv.fork(l, m) })
+		cl.paceAfter(sv.handleLaunch(cl, f.id, m.flags, f.fds, func(l *launch) error { return sv.fork(l, m) }))
 	case *execMsg:
-		sv.handleLaunch(cl, f.id, m.flags, f.fds, func(l *launch) error { return sv.exec(l, m) })
+		cl.paceAfter(sv.handleLaunch(cl, f.id, m.flags, f.fds, func(l *launch) error { return sv.exec(l, m) }))
 	case *takenMsg:
 		sv.taken(cl, m)
 	case *signalMsg:
