@@ -61,6 +61,7 @@ func (sv *supervisor) reapExited() {
 			sv.leftPool(pid) // it died while waiting: nobody to tell
 		}
 	}
+	sv.handOffPooled() // an exit may have made room for them
 	if len(sv.children) == 0 {
 		for _, ch := range sv.idle {
 			close(ch)

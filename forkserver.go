@@ -233,15 +233,21 @@ type Attr struct {
 
 	// Cancel is the signal, a syscall.Signal, the child gets when the ctx
 	// given to Fork or Exec ends before the child's exit is known, as
-	// with os/exec's Cmd.Cancel: nil means SIGKILL. SIGTERM cancels the context of a
-	// forked child's function, which can then end cleanly. [Process.Wait]
-	// reports ctx's error along with the exit. A child meant to outlive a
-	// request is forked with a ctx that lives as long as the child should.
+	// with os/exec's Cmd.Cancel: nil means SIGKILL. SIGTERM cancels the
+	// context of a forked child's function, which can then end cleanly.
+	// [Process.Wait] reports ctx's error along with the exit. A child
+	// meant to outlive a request is forked with a ctx that lives as long
+	// as the child should. The signal is sent as [Process.Signal] sends
+	// it, so through a connection without [RightSignal] (a child's
+	// Server, see [Attr.ServerRights]) it cannot be, and the child lives
+	// on until that connection ends.
 	Cancel os.Signal
 
 	// WaitDelay, if positive, is how long a child sent Cancel may take to
-	// exit before it is sent SIGKILL, as os/exec's Cmd.WaitDelay. Zero
-	// means it is given all the time it takes.
+	// exit before it is sent SIGKILL. Zero means it is given all the time
+	// it takes. Unlike os/exec's Cmd.WaitDelay, it does not bound the
+	// copying of standard streams that are not files (see Stdin), which
+	// goes on while anything the child started holds them open.
 	WaitDelay time.Duration
 
 	// Server gives the child its own connection to the server, as
@@ -558,8 +564,9 @@ type Stats struct {
 	// PoolSize would have served them warm.
 	PoolMisses uint64
 
-	// Refills counts the warm children the server started to replace
-	// those taken by a Fork, lost, or discarded after an Eval.
+	// Refills counts the warm children handed to the Server beyond the
+	// first PoolSize: those that replaced children a Fork took, that
+	// died, or that an Eval discarded.
 	Refills uint64
 }
 

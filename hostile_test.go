@@ -96,6 +96,7 @@ var (
 		s.mu.Lock()
 		st.Children = len(s.children)
 		st.Stopping = s.stopping
+		st.Counted = s.program.alive
 		s.mu.Unlock()
 		st.Goroutines = runtime.NumGoroutine()
 		st.Throttles = s.throttles.Load()
@@ -210,6 +211,7 @@ type hostileStats struct {
 	Goroutines int   // the measuring goroutine included
 	Fds        int   // entries in /proc/self/fd, the listing's own included
 	Stopping   bool  // the server takes no new children
+	Counted    int   // children counted toward the program's connection's bound
 	Throttles  int64 // times a client was not read from while too much was queued for it
 
 	FdList []string `json:",omitempty"`
@@ -220,13 +222,13 @@ type hostileStats struct {
 // goroutine writing out a reply may linger for a moment, so base holds the
 // fewest goroutines seen at rest, and more are allowed only while polling.
 func (st hostileStats) atRest(base hostileStats) bool {
-	return st.Children == base.Children && st.OSChildren == base.OSChildren &&
+	return st.Children == base.Children && st.OSChildren == base.OSChildren && st.Counted == base.Counted &&
 		st.Fds == base.Fds && st.Goroutines <= base.Goroutines && st.Stopping == base.Stopping
 }
 
 func (st hostileStats) String() string {
-	return fmt.Sprintf("%d children (%d processes), %d descriptors, %d goroutines, stopping %v",
-		st.Children, st.OSChildren, st.Fds, st.Goroutines, st.Stopping)
+	return fmt.Sprintf("%d children (%d processes, %d counted), %d descriptors, %d goroutines, stopping %v",
+		st.Children, st.OSChildren, st.Counted, st.Fds, st.Goroutines, st.Stopping)
 }
 
 // hostileEnv is a fresh server for one top-level test, with its resting

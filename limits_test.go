@@ -125,6 +125,11 @@ func TestMaxChildren(t *testing.T) {
 				p.conn.Close()
 				waitSuccess(t, p)
 			}
+			// The replacements that found no room are handed over as
+			// room comes.
+			if err := srv.WaitWarm(ctx); err != nil {
+				t.Fatalf("the pool did not warm again: %v", err)
+			}
 		})
 	}
 }

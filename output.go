@@ -50,7 +50,7 @@ func output(op, name string, attr *Attr, start func(*Attr) (*Process, error)) ([
 	exit, err := p.Wait()
 	var waitErr *Error
 	if exit == nil || err != nil && !errors.As(err, &waitErr) {
-		return out.Bytes(), err
+		return nil, err // the copying may go on: out is not ours to read
 	}
 	var cause error
 	if !exit.Success() {

@@ -136,6 +136,15 @@ func (sv *supervisor) handOff(pc *pooled) bool {
 	return true
 }
 
+// handOffPooled hands children waiting in the pool to the program for as
+// long as it may hold more: room may have come since they started. sv.mu
+// must be held.
+func (sv *supervisor) handOffPooled() {
+	for !sv.stopping && len(sv.pool) > 0 && sv.handOff(sv.pool[len(sv.pool)-1]) {
+		sv.pool = sv.pool[:len(sv.pool)-1]
+	}
+}
+
 // taken records that cl assigned the warm child m.pid it was handed: the
 // child is in its scope from now on, and leads a process group if m says
 // so.

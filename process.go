@@ -433,14 +433,11 @@ func (s *Server) awaitLaunch(ctx context.Context, p *Process, c *call) (int, err
 // take m: the request then goes to the server.
 func (s *Server) forkWarm(m *forkMsg, attr *Attr) (*Process, error) {
 	st := &m.settings
-	if m.flags&flagServer != 0 || st.namespaces != 0 || st.set&setNoNewPrivs != 0 || st.dir != "" && !filepath.IsAbs(st.dir) {
-		return nil, nil // the server creates such a child, or must judge a path as it sees it
+	if !warmEligible(m) {
+		return nil, nil
 	}
 	s.mu.Lock()
 	held := len(s.warm)
-	if held == 0 && s.poolSize > 0 {
-		s.stats.PoolMisses++
-	}
 	s.mu.Unlock()
 	if held == 0 {
 		return nil, nil
@@ -455,9 +452,6 @@ func (s *Server) forkWarm(m *forkMsg, attr *Attr) (*Process, error) {
 	for {
 		p, ctl := s.takeWarm()
 		if p == nil {
-			s.mu.Lock()
-			s.stats.PoolMisses++
-			s.mu.Unlock()
 			return nil, nil
 		}
 		p.name = m.name
@@ -477,6 +471,13 @@ func (s *Server) forkWarm(m *forkMsg, attr *Attr) (*Process, error) {
 		s.forget(p.id)
 		p.finish(nil, err)
 	}
+}
+
+// warmEligible reports whether a warm child may take m: not if the server
+// must create the child, or judge a path as it sees it.
+func warmEligible(m *forkMsg) bool {
+	st := &m.settings
+	return m.flags&flagServer == 0 && st.namespaces == 0 && st.set&setNoNewPrivs == 0 && (st.dir == "" || filepath.IsAbs(st.dir))
 }
 
 // takeWarm takes a warm child from those s holds and returns it as a

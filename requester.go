@@ -67,7 +67,8 @@ func withoutExitSleep(env []string) []string {
 		}
 		out = append(out, kv)
 	}
-	for _, opt := range strings.Fields(value) {
+	// The race detector's options are separated by spaces, commas or colons.
+	for _, opt := range strings.FieldsFunc(value, func(r rune) bool { return strings.ContainsRune(" \t\n\r,:", r) }) {
 		if strings.HasPrefix(opt, option+"=") {
 			return env
 		}
@@ -215,6 +216,9 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 		case err == nil:
 			s.mu.Lock()
 			s.stats.ColdForks++
+			if s.poolSize > 0 && warmEligible(m) {
+				s.stats.PoolMisses++
+			}
 			s.mu.Unlock()
 		case errors.Is(err, ErrChildLimit):
 			// The room may have gone to a warm child the server handed
