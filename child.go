@@ -146,6 +146,10 @@ func runRole(role string) {
 	case "server":
 		os.Exit(runServer())
 	case roleChild:
+		if err := enterLandlock(role); err != nil {
+			fmt.Fprintf(os.Stderr, "forkserver: child: %s\n", causeText(err))
+			os.Exit(127)
+		}
 		os.Exit(runChild(false))
 	case rolePooled:
 		warmUp()

@@ -329,14 +329,15 @@ type Attr struct {
 
 	// Paths, if not nil, limits the files the child may reach to those
 	// it lists (Linux, Landlock; see [PathPolicy]), and implies
-	// NoNewPrivs. Unlike the settings the child applies itself, it is in
-	// force from the child's first instruction: the server applies it to
-	// the thread that creates the child, so such a Fork starts cold, and
-	// package initialisation runs under it too. To that end the child may
-	// also read and execute the binary and the shared libraries it runs
-	// with, and read the dynamic loader's cache. Fork fails with an error
-	// matching [errors.ErrUnsupported] where the kernel cannot enforce it,
-	// and Exec refuses it.
+	// NoNewPrivs. Such a Fork starts cold: the server resolves the paths
+	// into rulesets, the new process enters them on its first thread and
+	// executes the binary again, so that every thread of the image that
+	// runs the function, package initialisation included, is confined
+	// from its first instruction. To that end the child may also read and
+	// execute the binary and the shared libraries it runs with, and read
+	// the dynamic loader's cache. Fork fails with an error matching
+	// [errors.ErrUnsupported] where the kernel cannot enforce it, and
+	// Exec refuses it.
 	Paths *PathPolicy
 
 	// DenySyscalls are groups of system calls the child may not make

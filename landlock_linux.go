@@ -10,6 +10,7 @@ import (
 	"errors"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -53,6 +54,9 @@ const (
 	llRefer    // ABI 2
 	llTruncate // ABI 3
 	llIoctlDev // ABI 5
+
+	llScopeAbstractUnixSocket = 1 // ABI 6
+	llScopeSignal             = 2
 
 	llRead  = llExecute | llReadFile | llReadDir
 	llFiles = llExecute | llWriteFile | llReadFile | llTruncate | llIoctlDev // the rights a rule on a file may hold
@@ -132,9 +136,18 @@ func pathRulesets(layers []pathLayer) ([]int, error) {
 	abi, _ := landlockABI()
 	handled := handledRights(abi)
 	var rulesets []int
+	// struct landlock_ruleset_attr: handled_access_fs, handled_access_net
+	// (ABI 4), scoped (ABI 6). A kernel takes the fields it knows.
+	attr := [3]uint64{handled}
+	size := unsafe.Sizeof(attr[0])
+	if abi >= 6 {
+		// Nor may the child reach out of its policy through an abstract
+		// Unix socket, or signal a process outside it.
+		attr[2] = llScopeAbstractUnixSocket | llScopeSignal
+		size = unsafe.Sizeof(attr)
+	}
 	for _, l := range layers {
-		attr := handled // struct landlock_ruleset_attr's first field, all that older kernels know
-		fd, _, errno := syscall.Syscall(sysLandlockCreateRuleset, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr), 0)
+		fd, _, errno := syscall.Syscall(sysLandlockCreateRuleset, uintptr(unsafe.Pointer(&attr)), size, 0)
 		if errno != 0 {
 			closeFds(rulesets)
 			return nil, os.NewSyscallError("landlock_create_ruleset", errno)
@@ -192,30 +205,55 @@ func addRules(ruleset int, paths []string, access uint64, optional bool) error {
 	return nil
 }
 
-// onLandlockThread runs fn on a new thread that has no_new_privs and the
-// path layers in force, so that the child fn creates inherits them. The
-// thread ends with fn: it cannot shed them.
-func onLandlockThread(layers []pathLayer, fn func()) error {
-	rulesets, err := pathRulesets(layers)
-	if err != nil {
-		return err
+// layerRulesets sets l.rulesets to the rulesets its child enters: those
+// of the connection it came through, as that connection's child entered
+// them, then one for each layer l's own settings ask for. The paths of a
+// connection's layers are resolved once, as its child is created: what
+// that child does to its files later cannot widen what its children may
+// reach.
+func (l *launch) layerRulesets() error {
+	if n := len(l.from.rulesets) + len(l.st.pathLayers); n > maxLayers {
+		return errorf("Paths: %d nested policies exceed the kernel's %d", n, maxLayers)
 	}
-	defer closeFds(rulesets)
-	done := make(chan error)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetNoNewPrivs, 1, 0); errno != 0 {
-			done <- os.NewSyscallError("prctl(PR_SET_NO_NEW_PRIVS)", errno)
-			return
+	for _, fd := range l.from.rulesets {
+		dup, err := dupCloexec(fd)
+		if err != nil {
+			return err
 		}
-		for _, fd := range rulesets {
-			if _, _, errno := syscall.RawSyscall(sysLandlockRestrictSelf, uintptr(fd), 0, 0); errno != 0 {
-				done <- os.NewSyscallError("landlock_restrict_self", errno)
-				return
-			}
+		l.rulesets = append(l.rulesets, dup)
+	}
+	if len(l.st.pathLayers) == 0 {
+		return nil
+	}
+	own, err := pathRulesets(l.st.pathLayers)
+	l.rulesets = append(l.rulesets, own...)
+	return err
+}
+
+// enterLandlock, in a child given rulesets (see layerRulesets), enforces
+// them and executes the binary again as role, which then runs confined
+// from its first instruction. Landlock confines only the thread that asks,
+// and a Go process has many; an execution keeps that thread's confinement
+// for the whole new process. The server cannot confine a thread of its own
+// to create the child from, for that thread would have to end, and a
+// thread's end sends the parent-death signal to the children it created.
+func enterLandlock(role string) error {
+	v, ok := os.LookupEnv(landlockEnv)
+	if !ok {
+		return nil
+	}
+	os.Unsetenv(landlockEnv)
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxLayers {
+		return errorf("%s=%q: want 1 to %d rulesets", landlockEnv, v, maxLayers)
+	}
+	runtime.LockOSThread() // for good: the execution ends the process's other threads
+	for fd := rulesetFd; fd < rulesetFd+n; fd++ {
+		if _, _, errno := syscall.RawSyscall(sysLandlockRestrictSelf, uintptr(fd), 0, 0); errno != 0 {
+			return os.NewSyscallError("landlock_restrict_self", errno)
 		}
-		fn()
-		done <- nil
-	}()
-	return <-done
+		syscall.Close(fd)
+	}
+	err = syscall.Exec("/proc/self/exe", os.Args, append(os.Environ(), roleEnv+"="+role))
+	return os.NewSyscallError("exec /proc/self/exe", err)
 }

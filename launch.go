@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/bits"
 	"os"
+	"strconv"
 	"syscall"
 )
 
@@ -23,7 +24,10 @@ type launch struct {
 	socket []int    // the requester's socket, then the child's connection, as asked for
 	files  []int    // Attr.Files
 	own    *client  // the child's connection to the server, if it asked for one
-	counts bool     // the child is counted toward from's bounds: see reserve
+	// rulesets are the Landlock rulesets the child enters: see
+	// layerRulesets.
+	rulesets []int
+	counts   bool // the child is counted toward from's bounds: see reserve
 }
 
 // newLaunch starts the launch for the request id from cl, with flags and
@@ -122,6 +126,7 @@ func (sv *supervisor) adopt(l *launch) func(pid int) error {
 func (sv *supervisor) handleLaunch(cl *client, id uint32, flags uint32, fds []int, start func(l *launch) error) error {
 	defer closeFds(fds)
 	l, err := newLaunch(cl, id, flags, fds)
+	defer func() { closeFds(l.rulesets) }()
 	if err == nil {
 		sv.mu.Lock()
 		err = cl.reserve()
@@ -147,6 +152,9 @@ func (sv *supervisor) fork(l *launch, m *forkMsg) error {
 	if err := l.from.admit(&l.st, false); err != nil {
 		return err
 	}
+	if err := l.layerRulesets(); err != nil {
+		return err
+	}
 	if m.flags&flagServer != 0 {
 		end, err := sv.childClient(l)
 		if err != nil {
@@ -166,7 +174,7 @@ func (sv *supervisor) forkChild(l *launch, a *assignMsg) error {
 	if len(frame)-headerLen > maxBody {
 		return errorf("assignment of %d bytes exceeds the limit of %d", len(frame)-headerLen, maxBody)
 	}
-	if l.st.namespaces == 0 && l.st.set&setNoNewPrivs == 0 {
+	if l.st.namespaces == 0 && l.st.set&setNoNewPrivs == 0 && len(l.rulesets) == 0 {
 		// A pooled child was executed with the server's standard
 		// descriptors and gets other ones in its assignment.
 		pa := *a
@@ -188,6 +196,12 @@ func (sv *supervisor) forkChild(l *launch, a *assignMsg) error {
 	sys, err := sysProcAttr(&l.st, false)
 	if err == nil {
 		attr := &syscall.ProcAttr{Env: childEnv(), Files: append(stdFds(l.std), uintptr(childCtl)), Sys: sys}
+		if len(l.rulesets) > 0 { // from rulesetFd on
+			for _, fd := range l.rulesets {
+				attr.Files = append(attr.Files, uintptr(fd))
+			}
+			attr.Env = append(attr.Env, landlockEnv+"="+strconv.Itoa(len(l.rulesets)))
+		}
 		err = sv.spawn(sv.exe, os.Args, attr, &l.st, sv.adopt(l))
 	}
 	closeFds([]int{childCtl})
@@ -200,6 +214,13 @@ func (sv *supervisor) forkChild(l *launch, a *assignMsg) error {
 	ctl.Close()
 	return err
 }
+
+// landlockEnv tells a child the number of Landlock rulesets it gets from
+// descriptor rulesetFd on, to enter before it runs: see enterLandlock.
+const (
+	landlockEnv = "FORKSERVER_LANDLOCK"
+	rulesetFd   = 4
+)
 
 // childEnv is the environment of a child executed to run a function.
 func childEnv() []string { return append(os.Environ(), roleEnv+"="+roleChild) }
@@ -223,6 +244,15 @@ func (sv *supervisor) childClient(l *launch) (int, error) {
 	}
 	own := sv.newClient(conn, l.from, rights)
 	own.base, own.limit = &l.st, limit
+	for _, fd := range l.rulesets {
+		dup, err := dupCloexec(fd)
+		if err != nil {
+			own.release()
+			syscall.Close(end)
+			return -1, err
+		}
+		own.rulesets = append(own.rulesets, dup)
+	}
 	for i, fd := range l.std {
 		if fd >= 0 {
 			if own.std[i], err = dupCloexec(fd); err != nil {
@@ -240,6 +270,9 @@ func (sv *supervisor) childClient(l *launch) (int, error) {
 // are as a Fork's, Attr.Files follow from 3, and the socket, if asked for,
 // comes after them.
 func (sv *supervisor) exec(l *launch, m *execMsg) error {
+	if b := l.from.base; len(l.from.rulesets) > 0 || b != nil && b.syscalls != 0 {
+		return errorf("%w: this connection's children run under Paths or DenySyscalls, which an external program cannot be given", ErrPermission)
+	}
 	l.st = m.settings
 	if err := l.from.admit(&l.st, true); err != nil {
 		return err
@@ -320,8 +353,12 @@ func (sv *supervisor) spawn(path string, argv []string, attr *syscall.ProcAttr, 
 	var pid int
 	var err error
 	forkExec := func() { pid, err = syscall.ForkExec(path, argv, attr) }
-	if terr := onSpawnThread(st, forkExec); terr != nil {
-		return terr
+	if st != nil && st.set&setNoNewPrivs != 0 {
+		if terr := withNoNewPrivs(forkExec); terr != nil {
+			return terr
+		}
+	} else {
+		forkExec()
 	}
 	if err != nil {
 		return os.NewSyscallError("fork/exec", err)

@@ -8,10 +8,13 @@ package forkserver
 // Chroot; one that does not exist fails the Fork.
 //
 // The policy covers opening, executing, creating, removing, renaming,
-// linking and truncating files. It does not cover descriptors the child
+// linking and truncating files and, where the kernel has Landlock ABI 6
+// (Linux 6.12), connecting to abstract Unix sockets and signalling
+// processes outside the policy. It does not cover descriptors the child
 // already holds (its socket, its server connection, Files, standard
-// descriptors), and it does not hide metadata: stat, access and readlink
-// still work on any path the child can name.
+// descriptors), nor connecting to a Unix socket by its path (deny socket
+// with [SyscallsNetwork] for that), and it does not hide metadata: stat,
+// access and readlink still work on any path the child can name.
 type PathPolicy struct {
 	// ReadOnly are paths the child may read and execute, and list if
 	// they are directories.
@@ -35,13 +38,13 @@ type SyscallGroup uint32
 // The groups of system calls a child can be denied, each with the calls it
 // covers.
 const (
-	// SyscallsNetwork: socket and socketpair for any family but AF_UNIX;
-	// connect, bind, listen, accept and accept4 on any socket, AF_UNIX
-	// included (the seccomp filter cannot see a socket's family, and a
-	// Unix socket of another program is a way out too); and
-	// io_uring_setup, whose requests could open connections the filter
-	// cannot see. Sockets the child already holds keep working, its Conn
-	// included, and so does a new socketpair.
+	// SyscallsNetwork: socket, for every family, AF_UNIX included (a
+	// Unix socket of another program is a way out too); socketpair for
+	// any family but AF_UNIX; connect, bind, listen, accept and accept4
+	// on any socket (the seccomp filter cannot see a socket's family);
+	// and io_uring_setup, whose requests could open connections the
+	// filter cannot see. Sockets the child already holds keep working,
+	// its Conn included, and so does a new socketpair.
 	SyscallsNetwork SyscallGroup = 1 << iota
 
 	// SyscallsExec: execve and execveat. The child can still fork
@@ -50,14 +53,14 @@ const (
 	// child's groups.
 	SyscallsExec
 
-	// SyscallsTrace: ptrace, process_vm_readv, process_vm_writev and
-	// pidfd_getfd, which read or change another process's memory or
-	// descriptors.
+	// SyscallsTrace: ptrace, process_vm_readv, process_vm_writev,
+	// process_madvise, pidfd_getfd and kcmp, which read, change or compare
+	// another process's memory or descriptors.
 	SyscallsTrace
 
 	// SyscallsMount: mount, umount2, pivot_root, unshare, setns, the
-	// mount API (open_tree, move_mount, fsopen, fsconfig, fsmount,
-	// fspick, mount_setattr), clone with any namespace flag, and clone3,
+	// mount API (open_tree, open_tree_attr, move_mount, fsopen, fsconfig,
+	// fsmount, fspick, mount_setattr), clone with any namespace flag, and clone3,
 	// whose flags the filter cannot see (ENOSYS; threads are still made
 	// with clone).
 	SyscallsMount

@@ -13,15 +13,11 @@ func sandboxAdmissible(st *settings, external bool) error {
 	return nil
 }
 
-// onSpawnThread runs forkExec, which creates a child with st (nil:
-// nothing).
-func onSpawnThread(st *settings, forkExec func()) error {
-	if st != nil && st.set&setNoNewPrivs != 0 {
-		return withNoNewPrivs(forkExec)
-	}
-	forkExec()
-	return nil
-}
+// layerRulesets has nothing to do: sandboxAdmissible refuses Paths.
+func (l *launch) layerRulesets() error { return nil }
+
+// enterLandlock has nothing to do: no child is given rulesets.
+func enterLandlock(role string) error { return nil }
 
 // denySyscalls is never reached: sandboxAdmissible refuses what asks
 // for it.

@@ -22,19 +22,4 @@ func sandboxAdmissible(st *settings, external bool) error {
 	return nil
 }
 
-// onSpawnThread runs forkExec, which creates a child with st, on a thread
-// whose no_new_privs and path layers the child inherits, as st asks (nil:
-// nothing).
-func onSpawnThread(st *settings, forkExec func()) error {
-	switch {
-	case st == nil:
-	case len(st.pathLayers) > 0:
-		return onLandlockThread(st.pathLayers, forkExec)
-	case st.set&setNoNewPrivs != 0:
-		return withNoNewPrivs(forkExec)
-	}
-	forkExec()
-	return nil
-}
-
 var errExecSandbox = newError("Paths and DenySyscalls apply to Fork only")

@@ -96,6 +96,11 @@ func probe(f sandboxFiles) probes {
 		syscall.Close(fd)
 	}
 	note("socket inet", err)
+	fd, err = syscall.Socket(syscall.AF_UNIX, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
+	if err == nil {
+		syscall.Close(fd)
+	}
+	note("socket unix", err)
 	pair, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err == nil {
 		syscall.Close(pair[0])
@@ -262,7 +267,7 @@ func deniedBy(paths bool, groups forkserver.SyscallGroup) probes {
 		group  forkserver.SyscallGroup
 		probes []string
 	}{
-		{forkserver.SyscallsNetwork, []string{"socket inet"}},
+		{forkserver.SyscallsNetwork, []string{"socket inet", "socket unix"}},
 		{forkserver.SyscallsExec, []string{"exec"}}, // seccomp runs before Landlock's check
 		{forkserver.SyscallsTrace, []string{"process_vm_readv"}},
 		{forkserver.SyscallsMount, []string{"unshare none"}},
@@ -379,6 +384,116 @@ func TestSandboxRefused(t *testing.T) {
 		if p, err := srv.Exec(ctx, "/bin/true", []string{"true"}, attr); err == nil {
 			wait(t, p)
 			t.Errorf("Exec with %+v succeeded", attr)
+		}
+	}
+}
+
+var (
+	// sandboxRead writes on its socket what reading the file its argument
+	// names gives: "ok", or the error.
+	sandboxRead = forkserver.Register("sandbox-read", func(ctx context.Context, c *forkserver.Child) error {
+		_, err := os.ReadFile(string(c.Arg()))
+		res := "ok"
+		if err != nil {
+			res = err.Error()
+		}
+		_, err = io.WriteString(c.Conn(), res)
+		return err
+	})
+
+	// sandboxSwap is given read-write access to a directory and read-only
+	// access to a directory in it, whose path is its argument. It puts a
+	// link to the directory beside the first in place of the second, and
+	// relays what sandbox-read, forked through its connection, gets for a
+	// file in the link's target.
+	sandboxSwap = forkserver.Register("sandbox-swap", func(ctx context.Context, c *forkserver.Child) error {
+		sub := string(c.Arg())
+		outside := filepath.Join(filepath.Dir(filepath.Dir(sub)), "outside-dir")
+		if err := os.RemoveAll(sub); err != nil {
+			return err
+		}
+		if err := os.Symlink(outside, sub); err != nil {
+			return err
+		}
+		p, err := c.Server().Fork(ctx, sandboxRead, &forkserver.Attr{Socket: true, Arg: []byte(filepath.Join(sub, "file"))})
+		if err != nil {
+			return err
+		}
+		defer p.Conn().Close()
+		if _, err := io.Copy(c.Conn(), p.Conn()); err != nil {
+			return err
+		}
+		_, err = p.Wait()
+		return err
+	})
+
+	// sandboxHold echoes its socket until it closes.
+	sandboxHold = forkserver.Register("sandbox-hold", func(ctx context.Context, c *forkserver.Child) error {
+		_, err := io.Copy(c.Conn(), c.Conn())
+		return err
+	})
+)
+
+// TestSandboxResolvedOnce: a confining child's paths are resolved as it is
+// created, so what it does to its files afterwards, such as putting a
+// link to elsewhere in place of a directory it was given, does not widen
+// what its children may read.
+func TestSandboxResolvedOnce(t *testing.T) {
+	top := t.TempDir()
+	rw, sub, outside := filepath.Join(top, "rw"), filepath.Join(top, "rw", "sub"), filepath.Join(top, "outside-dir")
+	for _, err := range []error{os.MkdirAll(sub, 0o755), os.Mkdir(outside, 0o755), os.WriteFile(filepath.Join(outside, "file"), []byte("secret"), 0o644)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := start(t)
+	p := fork(t, srv, sandboxSwap, &forkserver.Attr{
+		Socket: true, Server: true, Arg: []byte(sub),
+		Paths: &forkserver.PathPolicy{ReadOnly: []string{sub, "/proc"}, ReadWrite: []string{rw}},
+	})
+	got, err := io.ReadAll(p.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSuccess(t, p)
+	if !strings.Contains(string(got), eacces) {
+		t.Errorf("the grandchild read through the swapped link: %q, want %q", got, eacces)
+	}
+}
+
+// TestSandboxPdeathsig: creating a child under a path policy leaves the
+// children that asked for Pdeathsig alive: no thread of the server that
+// created them ends.
+func TestSandboxPdeathsig(t *testing.T) {
+	srv := start(t)
+	var holders, sleepers []*forkserver.Process
+	for range 8 {
+		holders = append(holders, fork(t, srv, sandboxHold, &forkserver.Attr{Socket: true, Pdeathsig: syscall.SIGKILL}))
+		p, err := srv.Exec(testContext(t), "/bin/sleep", []string{"sleep", "600"}, &forkserver.Attr{Pdeathsig: syscall.SIGKILL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sleepers = append(sleepers, p)
+	}
+	for range 20 {
+		waitSuccess(t, fork(t, srv, returnNil, &forkserver.Attr{Paths: &forkserver.PathPolicy{ReadOnly: []string{"/proc"}}}))
+	}
+	for _, h := range holders {
+		if _, err := h.Conn().Write([]byte{'x'}); err != nil {
+			t.Fatalf("holder %d: %v", h.Pid, err)
+		}
+		expectByte(t, h.Conn(), 'x')
+		h.Conn().Close()
+		waitSuccess(t, h)
+	}
+	for _, p := range sleepers {
+		select {
+		case <-p.Done():
+			exit, _ := p.Wait()
+			t.Errorf("sleep %d: %s", p.Pid, exit)
+		default:
+			p.Kill()
+			wait(t, p)
 		}
 	}
 }

@@ -24,8 +24,10 @@ type sysnumTable struct {
 const ioUringSetup = 425
 
 var (
-	ioUring  = []uint32{ioUringSetup, 426, 427}            // io_uring_setup, io_uring_enter, io_uring_register
-	mountAPI = []uint32{428, 429, 430, 431, 432, 433, 442} // open_tree, move_mount, fsopen, fsconfig, fsmount, fspick, mount_setattr
+	ioUring  = []uint32{ioUringSetup, 426, 427}                 // io_uring_setup, io_uring_enter, io_uring_register
+	mountAPI = []uint32{428, 429, 430, 431, 432, 433, 442, 467} // open_tree, move_mount, fsopen, fsconfig, fsmount, fspick, mount_setattr, open_tree_attr
+
+	processMadvise = uint32(440)
 )
 
 // Linux's seccomp and BPF constants that package syscall lacks.
@@ -47,7 +49,7 @@ const (
 	cloneNamespaces = syscall.CLONE_NEWNS | syscall.CLONE_NEWCGROUP | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC |
 		syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID | syscall.CLONE_NEWNET
 
-	prGetSeccomp = 21
+	seccompGetActionAvail = 2
 )
 
 // seccompSupported reports why a filter cannot be installed here, or nil.
@@ -55,8 +57,9 @@ func seccompSupported() error {
 	if auditArch == 0 {
 		return errorf("DenySyscalls on %s: %w", runtime.GOARCH, errors.ErrUnsupported)
 	}
-	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prGetSeccomp, 0, 0); errno != 0 {
-		return errorf("DenySyscalls: the kernel has no seccomp (%v): %w", errno, errors.ErrUnsupported)
+	action := uint32(seccompRetErrno)
+	if _, _, errno := syscall.RawSyscall(sysSeccomp, seccompGetActionAvail, 0, uintptr(unsafe.Pointer(&action))); errno != 0 {
+		return errorf("DenySyscalls: the kernel has no seccomp filters (%v): %w", errno, errors.ErrUnsupported)
 	}
 	return nil
 }
@@ -102,8 +105,8 @@ func filterProgram(groups SyscallGroup) []syscall.SockFilter {
 	t := &sysnums
 	var denied []uint32
 	if groups&SyscallsNetwork != 0 {
-		denyArg0(t.socket, jump(jeq, syscall.AF_UNIX, 1, 0))
 		denyArg0(t.socketpair, jump(jeq, syscall.AF_UNIX, 1, 0))
+		denied = append(denied, t.socket)
 		denied = append(denied, t.network...)
 	}
 	if groups&SyscallsExec != 0 {

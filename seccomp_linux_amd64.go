@@ -17,8 +17,8 @@ const (
 var sysnums = sysnumTable{
 	socket: syscall.SYS_SOCKET, socketpair: syscall.SYS_SOCKETPAIR, clone: syscall.SYS_CLONE, clone3: 435,
 	network: []uint32{syscall.SYS_CONNECT, syscall.SYS_BIND, syscall.SYS_LISTEN, syscall.SYS_ACCEPT, syscall.SYS_ACCEPT4, ioUringSetup},
-	exec:    []uint32{syscall.SYS_EXECVE, 322},           // execveat
-	trace:   []uint32{syscall.SYS_PTRACE, 310, 311, 438}, // process_vm_readv, process_vm_writev, pidfd_getfd
+	exec:    []uint32{syscall.SYS_EXECVE, 322},                                // execveat
+	trace:   []uint32{syscall.SYS_PTRACE, 310, 311, 438, processMadvise, 312}, // process_vm_readv, process_vm_writev, pidfd_getfd, kcmp
 	mount: append([]uint32{syscall.SYS_MOUNT, syscall.SYS_UMOUNT2, syscall.SYS_PIVOT_ROOT, syscall.SYS_UNSHARE, 308}, // setns
 		mountAPI...),
 	kernel: append([]uint32{

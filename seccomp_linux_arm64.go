@@ -15,7 +15,7 @@ var sysnums = sysnumTable{
 	socket: syscall.SYS_SOCKET, socketpair: syscall.SYS_SOCKETPAIR, clone: syscall.SYS_CLONE, clone3: 435,
 	network: []uint32{syscall.SYS_CONNECT, syscall.SYS_BIND, syscall.SYS_LISTEN, syscall.SYS_ACCEPT, syscall.SYS_ACCEPT4, ioUringSetup},
 	exec:    []uint32{syscall.SYS_EXECVE, syscall.SYS_EXECVEAT},
-	trace:   []uint32{syscall.SYS_PTRACE, syscall.SYS_PROCESS_VM_READV, syscall.SYS_PROCESS_VM_WRITEV, 438}, // pidfd_getfd
+	trace:   []uint32{syscall.SYS_PTRACE, syscall.SYS_PROCESS_VM_READV, syscall.SYS_PROCESS_VM_WRITEV, 438, processMadvise, 272}, // pidfd_getfd, kcmp
 	mount: append([]uint32{syscall.SYS_MOUNT, syscall.SYS_UMOUNT2, syscall.SYS_PIVOT_ROOT, syscall.SYS_UNSHARE, syscall.SYS_SETNS},
 		mountAPI...),
 	kernel: append([]uint32{

@@ -99,8 +99,9 @@ type client struct {
 	// child runs with: every child forked through the connection is
 	// confined to base, and gets std (-1: the server's own) unless it is
 	// given other standard descriptors.
-	base *settings
-	std  [3]int
+	base     *settings
+	std      [3]int
+	rulesets []int // the Landlock rulesets that child entered, which those forked through cl enter too
 
 	// limit bounds the children alive through cl and the connections
 	// handed out through it, at any depth, which alive counts; 0: no bound
@@ -224,6 +225,7 @@ func (sv *supervisor) newClient(conn *net.UnixConn, parent *client, rights Right
 func (cl *client) release() {
 	cl.conn.Close()
 	closeFds(cl.std[:])
+	closeFds(cl.rulesets)
 }
 
 // serve reads and handles requests until the connection ends or breaks

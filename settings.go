@@ -222,10 +222,9 @@ func (cl *client) confine(st *settings) error {
 	}
 	st.namespaces |= b.namespaces
 	st.set |= b.set & setNoNewPrivs
-	// Policies only tighten: the confining child's path layers are
-	// enforced first and its own on top; its system call groups stay
-	// denied.
-	st.pathLayers = append(slices.Clip(b.pathLayers), st.pathLayers...)
+	// Policies only tighten: the confining child's path layers, which
+	// its connection holds (see layerRulesets), are enforced first and its
+	// own on top; its system call groups stay denied.
 	st.syscalls |= b.syscalls
 	for _, limit := range b.rlimits {
 		i := slices.IndexFunc(st.rlimits, func(r wireRlimit) bool { return r.resource == limit.resource })
