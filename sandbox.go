@@ -60,9 +60,10 @@ const (
 
 	// SyscallsMount: mount, umount2, pivot_root, unshare, setns, the
 	// mount API (open_tree, open_tree_attr, move_mount, fsopen, fsconfig,
-	// fsmount, fspick, mount_setattr), clone with any namespace flag, and clone3,
-	// whose flags the filter cannot see (ENOSYS; threads are still made
-	// with clone).
+	// fsmount, fspick, mount_setattr), clone with any namespace flag, and
+	// clone3, whose flags the filter cannot see (ENOSYS; threads are
+	// still made with clone). Through its Server connection, such a child
+	// cannot ask for Namespaces it does not have either.
 	SyscallsMount
 
 	// SyscallsKernel: kernel surfaces a parser never needs: bpf,

@@ -497,3 +497,30 @@ func TestSandboxPdeathsig(t *testing.T) {
 		}
 	}
 }
+
+// sandboxForkNamespace reports on its socket whether a Fork through its
+// connection of a child in a new user namespace is refused with
+// ErrPermission.
+var sandboxForkNamespace = forkserver.Register("sandbox-fork-namespace", func(ctx context.Context, c *forkserver.Child) error {
+	p, err := c.Server().Fork(ctx, returnNil, &forkserver.Attr{Namespaces: forkserver.NewUser})
+	if err == nil {
+		p.Wait()
+	}
+	_, werr := fmt.Fprint(c.Conn(), errors.Is(err, forkserver.ErrPermission), err)
+	return werr
+})
+
+// TestSandboxMountGroupConfines: a child denied SyscallsMount cannot have
+// the server make the namespaces it may not make itself.
+func TestSandboxMountGroupConfines(t *testing.T) {
+	srv := start(t)
+	p := fork(t, srv, sandboxForkNamespace, &forkserver.Attr{Socket: true, Server: true, DenySyscalls: forkserver.SyscallsMount})
+	got, err := io.ReadAll(p.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSuccess(t, p)
+	if !strings.HasPrefix(string(got), "true") {
+		t.Errorf("a new namespace through a connection under SyscallsMount: %s, want ErrPermission", got)
+	}
+}

@@ -220,6 +220,9 @@ func (cl *client) confine(st *settings) error {
 			return ErrPermission
 		}
 	}
+	if b.syscalls&uint32(SyscallsMount) != 0 && st.namespaces&^b.namespaces != 0 {
+		return ErrPermission // what the child may not unshare, the server does not create for it
+	}
 	st.namespaces |= b.namespaces
 	st.set |= b.set & setNoNewPrivs
 	// Policies only tighten: the confining child's path layers, which
