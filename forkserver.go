@@ -243,11 +243,15 @@ type Attr struct {
 	// on until that connection ends.
 	Cancel os.Signal
 
-	// WaitDelay, if positive, is how long a child sent Cancel may take to
-	// exit before it is sent SIGKILL. Zero means it is given all the time
-	// it takes. Unlike os/exec's Cmd.WaitDelay, it does not bound the
-	// copying of standard streams that are not files (see Stdin), which
-	// goes on while anything the child started holds them open.
+	// WaitDelay, if positive, bounds the wait as os/exec's Cmd.WaitDelay
+	// does. A child sent Cancel that has not exited WaitDelay later is
+	// sent SIGKILL. And once WaitDelay has passed since the ctx ended or
+	// the child's exit was learned, whichever came first, the copying of
+	// standard streams that are not files (see Stdin) is cut short: the
+	// requester's ends of their pipes are closed, and [Process.Wait]
+	// returns, with an error matching [os/exec.ErrWaitDelay] if there was
+	// none other, even while something the child started holds the
+	// pipes open or a Stdin reader does not return. Zero means no bound.
 	WaitDelay time.Duration
 
 	// Server gives the child its own connection to the server, as

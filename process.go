@@ -60,8 +60,8 @@ func (p *Process) Wait() (*Exit, error) {
 	<-p.done // the reader learns what the pipe could not tell
 	if p.stdio != nil {
 		<-p.stdio.done
-		if p.err == nil && p.stdio.err != nil {
-			return p.exit, opError("wait", p.name, p.stdio.err)
+		if err := p.stdio.result(); p.err == nil && err != nil {
+			return p.exit, opError("wait", p.name, err)
 		}
 	}
 	return p.exit, p.err
@@ -175,6 +175,9 @@ func (p *Process) cancel(cause error, sig os.Signal, delay time.Duration) {
 		p.cancelErr = nil
 	case err == nil && sig != syscall.SIGKILL && delay > 0:
 		p.killTimer = time.AfterFunc(delay, func() { p.Kill() })
+	}
+	if p.stdio != nil {
+		p.stdio.expireAfter()
 	}
 }
 

@@ -236,8 +236,9 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 			return std.started(nil, err)
 		}
 	}
+	p, _ = std.started(p, nil) // before watch, whose cancel may cut the copying short
 	p.watch(ctx, attr)
-	return std.started(p, nil)
+	return p, nil
 }
 
 // Exec asks the server to start the external program at path with argv
@@ -300,8 +301,9 @@ func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Att
 	if err != nil {
 		return std.started(nil, err)
 	}
+	p, _ = std.started(p, nil) // before watch, whose cancel may cut the copying short
 	p.watch(ctx, attr)
-	return std.started(p, nil)
+	return p, nil
 }
 
 // KillAll sends sig to every child created through this connection and,

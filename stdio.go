@@ -11,7 +11,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
+	"sync"
 	"syscall"
+	"time"
 )
 
 // stdio is the pipes and copying goroutines of one Fork or Exec.
@@ -23,6 +26,14 @@ type stdio struct {
 	err    error         // the first error a copier returned; read once copied is closed
 	copied chan struct{} // closed when every copier has returned
 	done   chan struct{} // what Process.Done returns: the child has ended and, if its exit was learned, copying has too
+
+	// waitDelay is Attr.WaitDelay: once it has passed since the child's
+	// exit was learned or its ctx ended, the parent's ends are closed and
+	// expired is closed, and Wait waits no longer for the copying.
+	waitDelay time.Duration
+	expiry    sync.Once
+	expired   chan struct{}
+	cutShort  bool // done was closed on expired, before copied; read once done is closed
 }
 
 // newStdio sets up a pipe for each of attr's standard streams that is not
@@ -41,7 +52,7 @@ func newStdio(attr *Attr) (*stdio, *Attr, error) {
 			continue
 		}
 		if std == nil {
-			std = &stdio{copied: make(chan struct{}), done: make(chan struct{})}
+			std = &stdio{copied: make(chan struct{}), done: make(chan struct{}), expired: make(chan struct{}), waitDelay: attr.WaitDelay}
 			copied := *attr
 			a = &copied
 		}
@@ -154,11 +165,49 @@ func (std *stdio) started(p *Process, err error) (*Process, error) {
 	go func() {
 		<-p.done
 		if p.exit != nil { // the exit was learned: the child's ends are closed
-			<-std.copied
+			std.expireAfter()
+			select {
+			case <-std.copied:
+			case <-std.expired:
+			}
+			select {
+			case <-std.expired:
+				std.cutShort = true
+			default:
+			}
 		}
 		close(std.done)
 	}()
 	return p, nil
+}
+
+// expireAfter closes the parent's ends of the pipes once waitDelay has
+// passed, if it is positive, as os/exec's Cmd.WaitDelay does: a copy that
+// something the child started keeps going, or a reader of Stdin that never
+// returns, then no longer holds up Wait. Only the first call counts.
+func (std *stdio) expireAfter() {
+	if std.waitDelay <= 0 {
+		return
+	}
+	std.expiry.Do(func() {
+		time.AfterFunc(std.waitDelay, func() {
+			select {
+			case <-std.copied: // nothing to cut short
+			default:
+				closeFiles(std.parentEnds)
+				close(std.expired)
+			}
+		})
+	})
+}
+
+// result is the error of the copying, for Wait once done is closed:
+// exec.ErrWaitDelay if it was cut short.
+func (std *stdio) result() error {
+	if std.cutShort {
+		return exec.ErrWaitDelay
+	}
+	return std.err
 }
 
 // abort closes every pipe set up so far.

@@ -8,9 +8,12 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/forkserver/forkserver"
 )
@@ -218,4 +221,43 @@ func TestStdioThroughGrandchild(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitSuccess(t, p)
+}
+
+// TestStdioWaitDelay: once WaitDelay has passed since the exit, Wait no
+// longer waits for copying that something the child started keeps going,
+// and says so with exec.ErrWaitDelay.
+func TestStdioWaitDelay(t *testing.T) {
+	srv := start(t)
+	var out bytes.Buffer // not read: a copy cut short may still be writing
+	p, err := srv.Exec(testContext(t), "/bin/sh", []string{"sh", "-c", "sleep 600 & echo started"}, &forkserver.Attr{
+		Stdout: &out, Setpgid: true, WaitDelay: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(-p.Pid, syscall.SIGKILL) // the sleep, which holds the pipe
+	exit, err := p.Wait()
+	if !errors.Is(err, exec.ErrWaitDelay) || exit == nil || !exit.Success() {
+		t.Errorf("Wait: %v, %v; want a successful exit and exec.ErrWaitDelay", exit, err)
+	}
+}
+
+// TestStdioWaitDelayCancel: once WaitDelay has passed since the ctx
+// ended, Wait no longer waits for a Stdin reader that never returns.
+func TestStdioWaitDelayCancel(t *testing.T) {
+	srv := start(t)
+	ctx, cancel := context.WithCancel(testContext(t))
+	defer cancel()
+	ready, readyW := testPipe(t)
+	stdin, stdinW := io.Pipe()
+	defer stdinW.Close() // ends the copying goroutine, which Wait left behind
+	p, err := srv.Fork(ctx, outputHangs, &forkserver.Attr{Files: []*os.File{readyW}, Stdin: stdin, WaitDelay: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready.Read(make([]byte, 1))
+	cancel()
+	if _, err := p.Wait(); !errors.Is(err, context.Canceled) {
+		t.Errorf("Wait: %v, want context.Canceled", err)
+	}
 }
