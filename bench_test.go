@@ -186,9 +186,7 @@ func BenchmarkColdForkWait(b *testing.B) {
 	r := benchInterleave(b, nil,
 		benchOp{"cold Fork+Wait", benchForkWait(b, srv)},
 		benchOp{"os/exec Start+Wait", benchExecRun(b, benchExecCmd(b))})
-	r.report(b, 0, "")
-	r.report(b, 1, "exec-")
-	r.ratio(b, "x-exec", r.p(1, 0.50))
+	r.reportExec(b)
 }
 
 // BenchmarkForkBomb: pooled Fork+Wait in the program, quiet and then beside
@@ -226,9 +224,7 @@ func BenchmarkForkBomb(b *testing.B) {
 			r := benchInterleave(b, settle,
 				benchOp{"pooled Fork+Wait", benchForkWait(b, srv)},
 				benchOp{"os/exec Start+Wait", benchExecRun(b, benchExecCmd(b))})
-			r.report(b, 0, "")
-			r.report(b, 1, "exec-")
-			r.ratio(b, "x-exec", r.p(1, 0.50))
+			r.reportExec(b)
 		})
 	}
 }
@@ -537,7 +533,14 @@ func (r *benchRun) report(b *testing.B, i int, prefix string) {
 	b.ReportMetric(r.p(i, 0.99).Seconds()*1e6, prefix+"p99-µs")
 }
 
-// ratio reports our operation's median over d as unit.
+// reportExec reports operation 0 as ours and operation 1 as its os/exec
+// counterpart, with their ratio at p50.
+func (r *benchRun) reportExec(b *testing.B) {
+	r.report(b, 0, "")
+	r.report(b, 1, "exec-")
+	r.ratio(b, "x-exec", r.p(1, 0.50))
+}
+
 // reportAgainst reports operation 0 as ours, operation exec as its os/exec
 // counterpart and operation floor as its floor, with both ratios at p50.
 func (r *benchRun) reportAgainst(b *testing.B, exec, floor int) {
@@ -548,6 +551,7 @@ func (r *benchRun) reportAgainst(b *testing.B, exec, floor int) {
 	r.ratio(b, "x-floor", r.p(floor, 0.50))
 }
 
+// ratio reports our operation's median over d as unit.
 func (r *benchRun) ratio(b *testing.B, unit string, d time.Duration) {
 	if d > 0 {
 		b.ReportMetric(float64(r.p(0, 0.50))/float64(d), unit)
