@@ -202,7 +202,7 @@ func (sv *supervisor) forkChild(l *launch, a *assignMsg) error {
 			}
 			attr.Env = append(attr.Env, landlockEnv+"="+strconv.Itoa(len(l.rulesets)))
 		}
-		err = sv.spawn(sv.exe, os.Args, attr, &l.st, sv.adopt(l))
+		err = sv.spawn(sv.exe, os.Args, attr, l.st.set&setNoNewPrivs != 0, sv.adopt(l))
 	}
 	closeFds([]int{childCtl})
 	if err == nil {
@@ -289,7 +289,7 @@ func (sv *supervisor) exec(l *launch, m *execMsg) error {
 	for _, fd := range concat(l.files, l.socket) {
 		attr.Files = append(attr.Files, uintptr(fd))
 	}
-	return sv.spawn(m.path, m.argv, attr, &l.st, sv.adopt(l))
+	return sv.spawn(m.path, m.argv, attr, l.st.set&setNoNewPrivs != 0, sv.adopt(l))
 }
 
 // stdFlags are the flags of the standard descriptors, 0 to 2 in order.
@@ -343,17 +343,17 @@ func concat(fds ...[]int) []int {
 	return all
 }
 
-// spawn executes path as attr says, from a thread with the no_new_privs
-// and path layers st asks for (nil: none), then calls add with its pid,
-// with sv.mu held, to record it in children. The reaper cannot run
-// between the two, so every pid it reaps is already recorded.
-func (sv *supervisor) spawn(path string, argv []string, attr *syscall.ProcAttr, st *settings, add func(pid int) error) error {
+// spawn executes path as attr says, from a thread with no_new_privs if
+// nnp is set, then calls add with its pid, with sv.mu held, to record it
+// in children. The reaper cannot run between the two, so every pid it
+// reaps is already recorded.
+func (sv *supervisor) spawn(path string, argv []string, attr *syscall.ProcAttr, nnp bool, add func(pid int) error) error {
 	sv.forkMu.RLock()
 	defer sv.forkMu.RUnlock()
 	var pid int
 	var err error
 	forkExec := func() { pid, err = syscall.ForkExec(path, argv, attr) }
-	if st != nil && st.set&setNoNewPrivs != 0 {
+	if nnp {
 		if terr := withNoNewPrivs(forkExec); terr != nil {
 			return terr
 		}

@@ -86,7 +86,7 @@ func (sv *supervisor) refill() {
 			return
 		}
 		attr := &syscall.ProcAttr{Env: append(os.Environ(), roleEnv+"="+rolePooled), Files: []uintptr{0, 1, 2, uintptr(childCtl), uintptr(childStarted)}}
-		err = sv.spawn(sv.exe, os.Args, attr, nil, func(pid int) error {
+		err = sv.spawn(sv.exe, os.Args, attr, false, func(pid int) error {
 			pc := &pooled{pid: pid, ctl: ctl}
 			sv.children[pid] = &entry{pooled: pc, gone: make(chan struct{})}
 			switch {
