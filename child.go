@@ -146,7 +146,7 @@ func runRole(role string) {
 	case "server":
 		os.Exit(runServer())
 	case roleChild:
-		if err := enterLandlock(role); err != nil {
+		if err := enterLandlock(); err != nil {
 			fmt.Fprintf(os.Stderr, "forkserver: child: %s\n", causeText(err))
 			os.Exit(127)
 		}

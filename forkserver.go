@@ -288,15 +288,16 @@ type Attr struct {
 	ServerMaxChildren int
 
 	// The settings below make a child run with less than the server has.
-	// Namespaces (with their ID mappings), NoNewPrivs and Paths are
-	// applied by the kernel as the server creates the child, so a Fork
-	// that asks for them starts cold, never from the pool. Every other
+	// Namespaces (with their ID mappings) and NoNewPrivs are applied by
+	// the kernel as the server creates the child, and Paths as the child
+	// starts (see Paths), so a Fork that asks for them starts cold, never
+	// from the pool. Every other
 	// setting is applied by the child itself after it is assigned its
 	// function and before the function runs, in this order: Setsid or
 	// Setpgid, Chroot, Credential, then, as that user, Rlimits and Dir,
 	// then Pdeathsig, Env and ExtraEnv, and DenySyscalls last. Package
-	// initialisation has run before, with the server's privileges (but
-	// under Paths). A setting the system or the server cannot honour is an
+	// initialisation has run before, with the server's privileges (and,
+	// under Paths, a second time, confined). A setting the system or the server cannot honour is an
 	// error from Fork; should one fail in the child all the same, the
 	// child prints why and exits with status 127.
 
@@ -336,8 +337,9 @@ type Attr struct {
 	// NoNewPrivs. Such a Fork starts cold: the server resolves the paths
 	// into rulesets, the new process enters them on its first thread and
 	// executes the binary again, so that every thread of the image that
-	// runs the function, package initialisation included, is confined
-	// from its first instruction. To that end the child may also read and
+	// runs the function is confined from its first instruction: package
+	// initialisation runs once unconfined, in the first image, and again
+	// under the policy. To that end the child may also read and
 	// execute the binary and the shared libraries it runs with, and read
 	// the dynamic loader's cache. Fork fails with an error matching
 	// [errors.ErrUnsupported] where the kernel cannot enforce it, and
@@ -555,7 +557,8 @@ type Stats struct {
 	Warm int
 
 	// Alive is how many children forked or executed through the Server
-	// have not had their exit learned.
+	// have not had their exit learned by the connection's reader, which
+	// may learn it a moment after Wait does.
 	Alive int
 
 	// WarmForks counts the Forks a warm child took.

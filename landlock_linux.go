@@ -1,8 +1,8 @@
 package forkserver
 
 // The filesystem policy of Attr.Paths: Landlock rulesets the server
-// builds and enforces on the thread that creates the child, which the
-// child inherits, every thread of it, from its first instruction.
+// builds and passes to the child as descriptors; the child enforces them
+// on its first thread and executes the binary again (see enterLandlock).
 
 import (
 	"bufio"
@@ -73,10 +73,7 @@ var landlockABI = sync.OnceValues(func() (int, error) {
 })
 
 // landlockSupported reports why the kernel cannot enforce layers, or nil.
-func landlockSupported(layers []pathLayer) error {
-	if len(layers) > maxLayers {
-		return errorf("Paths: %d nested policies exceed the kernel's %d", len(layers), maxLayers)
-	}
+func landlockSupported() error {
 	abi, err := landlockABI()
 	switch {
 	case err != nil:
@@ -130,9 +127,6 @@ var startFiles = sync.OnceValue(func() []string {
 // pathRulesets creates a Landlock ruleset for each of layers, which also
 // lets the child start. The caller closes them.
 func pathRulesets(layers []pathLayer) ([]int, error) {
-	if err := landlockSupported(layers); err != nil {
-		return nil, err
-	}
 	abi, _ := landlockABI()
 	handled := handledRights(abi)
 	var rulesets []int
@@ -231,13 +225,13 @@ func (l *launch) layerRulesets() error {
 }
 
 // enterLandlock, in a child given rulesets (see layerRulesets), enforces
-// them and executes the binary again as role, which then runs confined
+// them and executes the binary again as a child, which then runs confined
 // from its first instruction. Landlock confines only the thread that asks,
 // and a Go process has many; an execution keeps that thread's confinement
 // for the whole new process. The server cannot confine a thread of its own
 // to create the child from, for that thread would have to end, and a
 // thread's end sends the parent-death signal to the children it created.
-func enterLandlock(role string) error {
+func enterLandlock() error {
 	v, ok := os.LookupEnv(landlockEnv)
 	if !ok {
 		return nil
@@ -254,6 +248,6 @@ func enterLandlock(role string) error {
 		}
 		syscall.Close(fd)
 	}
-	err = syscall.Exec("/proc/self/exe", os.Args, append(os.Environ(), roleEnv+"="+role))
+	err = syscall.Exec("/proc/self/exe", os.Args, append(os.Environ(), roleEnv+"="+roleChild))
 	return os.NewSyscallError("exec /proc/self/exe", err)
 }

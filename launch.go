@@ -271,7 +271,7 @@ func (sv *supervisor) childClient(l *launch) (int, error) {
 // comes after them.
 func (sv *supervisor) exec(l *launch, m *execMsg) error {
 	if b := l.from.base; len(l.from.rulesets) > 0 || b != nil && b.syscalls != 0 {
-		return errorf("%w: this connection's children run under Paths or DenySyscalls, which an external program cannot be given", ErrPermission)
+		return ErrPermission // its children run under Paths or DenySyscalls, which an external program cannot be given
 	}
 	l.st = m.settings
 	if err := l.from.admit(&l.st, true); err != nil {

@@ -99,7 +99,9 @@ func TestMaxChildren(t *testing.T) {
 			const limit = 3
 			srv := startTestServer(t, &Config{PoolSize: pool, MaxChildren: limit})
 			ctx := testContext(t)
-			eventually(t, "the pool to warm", func() bool { return WarmHeld(srv) == pool })
+			if err := srv.WaitWarm(ctx); err != nil {
+				t.Fatal(err)
+			}
 			var alive []*Process
 			for range limit {
 				p, err := srv.Fork(ctx, limitsSleeper, &Attr{Socket: true})

@@ -230,7 +230,7 @@ type settings struct {
 	pdeathsig  uint32
 	rlimits    []wireRlimit
 	rights     uint32      // of the child's connection to the server; 0 means the default
-	pathLayers []pathLayer // Landlock layers, each enforced in turn: a confining connection's, then the child's own
+	pathLayers []pathLayer // Landlock layers the request asks for (a confining connection holds its own as rulesets)
 	syscalls   uint32      // SyscallGroup bits denied
 	children   uint32      // the bound on children alive through that connection; 0: none of its own
 }

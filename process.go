@@ -57,9 +57,8 @@ func (p *Process) Wait() (*Exit, error) {
 			}
 		}
 	}
-	<-p.done // the reader learns what the pipe could not tell
+	<-p.Done() // the reader learns what the pipe could not tell; and the copying ends
 	if p.stdio != nil {
-		<-p.stdio.done
 		if err := p.stdio.result(); p.err == nil && err != nil {
 			return p.exit, opError("wait", p.name, err)
 		}

@@ -59,10 +59,10 @@ func Start(cfg *Config) (*Server, error) {
 func withoutExitSleep(env []string) []string {
 	const option = "atexit_sleep_ms"
 	out := make([]string, 0, len(env)+1)
-	value, found := "", false
+	value := ""
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, "GORACE="); ok {
-			value, found = v, true // the last one is the one that counts
+			value = v // the last one is the one that counts
 			continue
 		}
 		out = append(out, kv)
@@ -73,7 +73,7 @@ func withoutExitSleep(env []string) []string {
 			return env
 		}
 	}
-	if found && strings.TrimSpace(value) != "" {
+	if strings.TrimSpace(value) != "" {
 		value += " "
 	}
 	return append(out, "GORACE="+value+option+"=0")
@@ -277,8 +277,8 @@ func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Att
 			return nil, opError(op, path, errorf("%w: an argument of %d bytes", ErrArgTooLarge, len(a)))
 		}
 	}
-	if attr.Server || len(attr.Arg) > 0 {
-		return nil, opError(op, path, newError("Attr.Server and Attr.Arg are for Fork only"))
+	if attr.Server || len(attr.Arg) > 0 || attr.Paths != nil || attr.DenySyscalls != 0 {
+		return nil, opError(op, path, newError("Attr.Server, Arg, Paths and DenySyscalls are for Fork only"))
 	}
 	if _, err := cancelSignal(attr); err != nil {
 		return nil, opError(op, path, err)

@@ -17,7 +17,7 @@ func sandboxAdmissible(st *settings, external bool) error {
 func (l *launch) layerRulesets() error { return nil }
 
 // enterLandlock has nothing to do: no child is given rulesets.
-func enterLandlock(role string) error { return nil }
+func enterLandlock() error { return nil }
 
 // denySyscalls is never reached: sandboxAdmissible refuses what asks
 // for it.

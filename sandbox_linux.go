@@ -10,7 +10,7 @@ func sandboxAdmissible(st *settings, external bool) error {
 		return errExecSandbox
 	}
 	if len(st.pathLayers) > 0 {
-		if err := landlockSupported(st.pathLayers); err != nil {
+		if err := landlockSupported(); err != nil {
 			return err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"runtime"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -53,7 +54,7 @@ const (
 )
 
 // seccompSupported reports why a filter cannot be installed here, or nil.
-func seccompSupported() error {
+var seccompSupported = sync.OnceValue(func() error {
 	if auditArch == 0 {
 		return errorf("DenySyscalls on %s: %w", runtime.GOARCH, errors.ErrUnsupported)
 	}
@@ -62,7 +63,7 @@ func seccompSupported() error {
 		return errorf("DenySyscalls: the kernel has no seccomp filters (%v): %w", errno, errors.ErrUnsupported)
 	}
 	return nil
-}
+})
 
 // filterProgram assembles the filter that denies groups. Each rule jumps
 // only within itself, so rules are simply laid end to end: the

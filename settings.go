@@ -327,8 +327,8 @@ func apply(st *settings, serverPid int) error {
 		}
 	}
 	// Last, so that nothing above needs a call it denies. The path
-	// layers are in force already: the server applied them as it
-	// created the child.
+	// layers are in force already: the child entered them before it
+	// executed the binary again (see enterLandlock).
 	if st.syscalls != 0 {
 		return denySyscalls(SyscallGroup(st.syscalls))
 	}
