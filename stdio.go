@@ -194,8 +194,8 @@ func (std *stdio) expireAfter() {
 			select {
 			case <-std.copied: // nothing to cut short
 			default:
+				close(std.expired) // first: the copying ends as the files close
 				closeFiles(std.parentEnds)
-				close(std.expired)
 			}
 		})
 	})
