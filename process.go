@@ -126,15 +126,23 @@ func sysSignal(sig os.Signal) (syscall.Signal, error) {
 	return s, nil
 }
 
+// begin starts the life of p, which a Fork or Exec with ctx created: the
+// copying of std, then the watch of ctx, whose end may cut the copying
+// short. It returns p.
+func (p *Process) begin(ctx context.Context, std *stdio, sig syscall.Signal, delay time.Duration) *Process {
+	std.start(p)
+	p.watch(ctx, sig, delay)
+	return p
+}
+
 // watch makes the end of ctx, should it come before the child's exit is
-// known, send the child attr.Cancel and, attr.WaitDelay later, SIGKILL. A ctx
-// that is never done costs nothing: no goroutine waits for it.
-func (p *Process) watch(ctx context.Context, attr *Attr) {
+// known, send the child sig (Attr.Cancel) and, delay (Attr.WaitDelay)
+// later, SIGKILL. A ctx that is never done costs nothing: no goroutine
+// waits for it.
+func (p *Process) watch(ctx context.Context, sig syscall.Signal, delay time.Duration) {
 	if ctx.Done() == nil {
 		return
 	}
-	sig, _ := cancelSignal(attr) // Fork and Exec checked it
-	delay := attr.WaitDelay
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.finished() {

@@ -190,7 +190,8 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 	if err := checkCall(fn, attr.Arg); err != nil {
 		return nil, opError(op, fn.name, err)
 	}
-	if _, err := cancelSignal(attr); err != nil {
+	sig, err := cancelSignal(attr)
+	if err != nil {
 		return nil, opError(op, fn.name, err)
 	}
 	st, err := attr.settings()
@@ -207,7 +208,8 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 	}
 	p, err := s.forkWarm(m, attr)
 	if err != nil {
-		return std.started(nil, opError(op, fn.name, err))
+		std.abort()
+		return nil, opError(op, fn.name, err)
 	}
 	if p == nil {
 		m.flags |= flagExit
@@ -233,12 +235,11 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 			}
 		}
 		if err != nil {
-			return std.started(nil, err)
+			std.abort()
+			return nil, err
 		}
 	}
-	p, _ = std.started(p, nil) // before watch, whose cancel may cut the copying short
-	p.watch(ctx, attr)
-	return p, nil
+	return p.begin(ctx, std, sig, attr.WaitDelay), nil
 }
 
 // Exec asks the server to start the external program at path with argv
@@ -280,7 +281,8 @@ func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Att
 	if attr.Server || len(attr.Arg) > 0 || attr.Paths != nil || attr.DenySyscalls != 0 {
 		return nil, opError(op, path, newError("Attr.Server, Arg, Paths and DenySyscalls are for Fork only"))
 	}
-	if _, err := cancelSignal(attr); err != nil {
+	sig, err := cancelSignal(attr)
+	if err != nil {
 		return nil, opError(op, path, err)
 	}
 	found, err := s.lookPath(path, attr)
@@ -299,11 +301,10 @@ func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Att
 	m := &execMsg{flags: attr.fdFlags() | flagExit | st.flag(), nfiles: uint16(len(attr.Files)), path: path, argv: argv, settings: st}
 	p, err := s.launch(ctx, op, path, m, attr)
 	if err != nil {
-		return std.started(nil, err)
+		std.abort()
+		return nil, err
 	}
-	p, _ = std.started(p, nil) // before watch, whose cancel may cut the copying short
-	p.watch(ctx, attr)
-	return p, nil
+	return p.begin(ctx, std, sig, attr.WaitDelay), nil
 }
 
 // KillAll sends sig to every child created through this connection and,

@@ -137,18 +137,13 @@ func copyOutput(what string, w io.Writer, r *os.File) func() error {
 	}
 }
 
-// started finishes the Fork or Exec that returned p and err: it closes the
-// child's ends of the pipes, which the child now holds, and starts copying
-// for p, or, if there is no p, closes the requester's ends too.
-func (std *stdio) started(p *Process, err error) (*Process, error) {
+// start closes the child's ends of the pipes, which the child p now
+// holds, and starts copying for p. A nil std has nothing to do.
+func (std *stdio) start(p *Process) {
 	if std == nil {
-		return p, err
+		return
 	}
 	closeFiles(std.childEnds)
-	if p == nil {
-		closeFiles(std.parentEnds)
-		return nil, err
-	}
 	p.stdio = std
 	results := make(chan error, len(std.copiers))
 	for _, copy := range std.copiers {
@@ -178,7 +173,6 @@ func (std *stdio) started(p *Process, err error) (*Process, error) {
 		}
 		close(std.done)
 	}()
-	return p, nil
 }
 
 // expireAfter closes the parent's ends of the pipes once waitDelay has
@@ -210,8 +204,12 @@ func (std *stdio) result() error {
 	return std.err
 }
 
-// abort closes every pipe set up so far.
+// abort closes every pipe set up so far, for a Fork or Exec that failed.
+// A nil std has nothing to do.
 func (std *stdio) abort() {
+	if std == nil {
+		return
+	}
 	closeFiles(std.childEnds)
 	closeFiles(std.parentEnds)
 }
