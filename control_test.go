@@ -32,16 +32,7 @@ var spendTime = forkserver.Register("spend-time", func(ctx context.Context, c *f
 // created the child.
 func TestCancelKills(t *testing.T) {
 	eachPool(t, func(t *testing.T, srv *forkserver.Server) {
-		ctx, cancel := context.WithCancel(testContext(t))
-		defer cancel()
-		p, err := srv.Fork(ctx, faultHang, &forkserver.Attr{Socket: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer p.Conn().Close()
-		ready(t, p) // it runs, and SIGTERM would not end it
-		cancel()
-		exit, err := waitBounded(t, p)
+		exit, err := cancelRunning(t, srv, faultHang, &forkserver.Attr{}) // SIGTERM would not end it
 		if exit == nil || exit.Status.Signal() != syscall.SIGKILL || exit.ExitCode() != -1 {
 			t.Errorf("child after its ctx ended: %v, exit code %d; want killed by SIGKILL, -1", exit, exit.ExitCode())
 		}
@@ -50,6 +41,23 @@ func TestCancelKills(t *testing.T) {
 			t.Errorf("Wait after the ctx ended: %v; want forkserver: wait fault-hang: context canceled", err)
 		}
 	})
+}
+
+// cancelRunning forks fn with attr and a socket, waits until the child is
+// ready, ends the Fork's ctx and returns what Wait then does.
+func cancelRunning(t *testing.T, srv *forkserver.Server, fn forkserver.Func, attr *forkserver.Attr) (*forkserver.Exit, error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(testContext(t))
+	defer cancel()
+	attr.Socket = true
+	p, err := srv.Fork(ctx, fn, attr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Conn().Close()
+	ready(t, p)
+	cancel()
+	return waitBounded(t, p)
 }
 
 // waitBounded returns what p's Wait does, once p's exit is known, and
@@ -69,16 +77,7 @@ func waitBounded(t *testing.T, p *forkserver.Process) (*forkserver.Exit, error) 
 // even though the child exited 0, as os/exec does.
 func TestCancelSignal(t *testing.T) {
 	eachPool(t, func(t *testing.T, srv *forkserver.Server) {
-		ctx, cancel := context.WithCancel(testContext(t))
-		defer cancel()
-		p, err := srv.Fork(ctx, untilTerm, &forkserver.Attr{Socket: true, Cancel: syscall.SIGTERM, WaitDelay: hangBound})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer p.Conn().Close()
-		ready(t, p)
-		cancel()
-		exit, err := waitBounded(t, p)
+		exit, err := cancelRunning(t, srv, untilTerm, &forkserver.Attr{Cancel: syscall.SIGTERM, WaitDelay: hangBound})
 		if exit == nil || !exit.Success() || !errors.Is(err, context.Canceled) {
 			t.Errorf("child sent SIGTERM as its ctx ended: %v, %v; want exit status 0 and context.Canceled", exit, err)
 		}
@@ -87,17 +86,7 @@ func TestCancelSignal(t *testing.T) {
 
 // A child that outlasts Attr.WaitDelay after Attr.Cancel gets SIGKILL.
 func TestCancelWaitDelay(t *testing.T) {
-	srv := start(t)
-	ctx, cancel := context.WithCancel(testContext(t))
-	defer cancel()
-	p, err := srv.Fork(ctx, faultHang, &forkserver.Attr{Socket: true, Cancel: syscall.SIGTERM, WaitDelay: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Conn().Close()
-	ready(t, p)
-	cancel()
-	exit, err := waitBounded(t, p)
+	exit, err := cancelRunning(t, start(t), faultHang, &forkserver.Attr{Cancel: syscall.SIGTERM, WaitDelay: 1})
 	if exit == nil || exit.Status.Signal() != syscall.SIGKILL || !errors.Is(err, context.Canceled) {
 		t.Errorf("child that ignores SIGTERM: %v, %v; want SIGKILL after WaitDelay, and context.Canceled", exit, err)
 	}
