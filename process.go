@@ -401,7 +401,15 @@ func (s *Server) launch(ctx context.Context, op, name string, m message, attr *A
 // child's pid. If ctx ends first, a child created all the same is killed
 // once the reply comes.
 func (s *Server) awaitLaunch(ctx context.Context, p *Process, c *call) (int, error) {
-	f, _, err := p.readPipe(ctx) // nobody else reads it yet
+	f, ok, err := p.readPipe(ctx) // nobody else reads it yet
+	if !ok { // p has ended, its pipe closed: the connection ended while a launch was abandoned
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.err != nil {
+			return 0, p.err
+		}
+		return 0, ErrClosed
+	}
 	switch {
 	case err == nil:
 		r, ok := f.msg.(*replyMsg)
