@@ -402,7 +402,9 @@ func (s *Server) launch(ctx context.Context, op, name string, m message, attr *A
 // once the reply comes.
 func (s *Server) awaitLaunch(ctx context.Context, p *Process, c *call) (int, error) {
 	f, ok, err := p.readPipe(ctx) // nobody else reads it yet
-	if !ok {                      // p has ended, its pipe closed: the connection ended while a launch was abandoned
+	if !ok {
+		// p has ended and its pipe is closed: the connection ended while
+		// the launch was abandoned.
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if p.err != nil {
