@@ -108,7 +108,9 @@ func newServer(pid int, conn *net.UnixConn, root bool) *Server {
 // returns at once on a Server without a pool, such as a child's. A Fork
 // takes a warm child and the server replaces it shortly after; WaitWarm
 // waits for the replacements too, and so does a call after an Eval, which
-// discards the warm children held.
+// discards the warm children held. Warm children count toward
+// [Config.MaxChildren]: while the children alive leave no room for them,
+// WaitWarm waits for room.
 func (s *Server) WaitWarm(ctx context.Context) error {
 	for {
 		s.mu.Lock()
