@@ -87,7 +87,9 @@ func eachPool(t *testing.T, test func(*testing.T, *forkserver.Server)) {
 	for _, size := range []int{0, 2} {
 		t.Run(fmt.Sprintf("pool=%d", size), func(t *testing.T) {
 			srv := startWith(t, &forkserver.Config{PoolSize: size})
-			eventually(t, "the pool to be handed over", func() bool { return forkserver.WarmHeld(srv) == size })
+			if err := srv.WaitWarm(testContext(t)); err != nil {
+				t.Fatal(err)
+			}
 			test(t, srv)
 		})
 	}

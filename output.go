@@ -33,13 +33,13 @@ func output(op, name string, attr *Attr, start func(*Attr) (*Process, error)) ([
 	if attr != nil {
 		a = *attr
 	}
-	if a.Stdout != nil && !isNilFile(a.Stdout) || a.Socket {
+	if !unset(a.Stdout) || a.Socket {
 		return nil, opError(op, name, newError("Output captures Stdout and gives no Socket: leave both unset"))
 	}
 	var out bytes.Buffer
 	a.Stdout = &out
 	var stderr *headTail
-	if a.Stderr == nil || isNilFile(a.Stderr) {
+	if unset(a.Stderr) {
 		stderr = &headTail{n: stderrKept}
 		a.Stderr = stderr
 	}

@@ -48,7 +48,7 @@ func newStdio(attr *Attr) (*stdio, *Attr, error) {
 			f.Fd() // blocking, as programs expect of descriptors 0 to 2
 			continue
 		}
-		if v == nil || isNilFile(v) {
+		if unset(v) {
 			continue
 		}
 		if std == nil {
@@ -226,11 +226,11 @@ func fileOf(v any) *os.File {
 	return f
 }
 
-// isNilFile reports whether v is a nil *os.File, which stands for no file
-// as a nil interface does.
-func isNilFile(v any) bool {
-	f, ok := v.(*os.File)
-	return ok && f == nil
+// unset reports whether v, a standard stream of Attr, leaves the child
+// the server's own: nil, or a nil *os.File.
+func unset(v any) bool {
+	f, isFile := v.(*os.File)
+	return v == nil || isFile && f == nil
 }
 
 // sameWriter reports whether a and b are the same writer, as os/exec judges
