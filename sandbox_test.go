@@ -175,7 +175,7 @@ var (
 					if len(keep[i]) > 64 {
 						keep[i] = nil
 					}
-					select {
+					select { // both kinds of timer the runtime keeps: periodic and one-shot
 					case <-tick.C:
 					case <-time.After(time.Millisecond):
 					}
