@@ -4,10 +4,12 @@ package forkserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -157,4 +159,78 @@ func runRole(role string) {
 	}
 	fmt.Fprintf(os.Stderr, "forkserver: unknown role %s=%q\n", roleEnv, role)
 	os.Exit(2)
+}
+
+// apply sets the child up as st says, in the order Attr documents.
+func apply(st *settings, serverPid int) error {
+	switch {
+	case st.set&setSetsid != 0:
+		if _, err := syscall.Setsid(); err != nil {
+			return os.NewSyscallError("setsid", err)
+		}
+	case st.set&setSetpgid != 0:
+		if err := syscall.Setpgid(0, 0); err != nil {
+			return os.NewSyscallError("setpgid", err)
+		}
+	}
+	if st.chroot != "" {
+		if err := syscall.Chroot(st.chroot); err != nil {
+			return os.NewSyscallError("chroot", err)
+		}
+		if err := os.Chdir("/"); err != nil {
+			return err
+		}
+	}
+	if st.set&setCredential != 0 && !sameCredential(st) {
+		groups := make([]int, len(st.groups))
+		for i, g := range st.groups {
+			groups[i] = int(g)
+		}
+		if err := syscall.Setgroups(groups); err != nil {
+			return os.NewSyscallError("setgroups", err)
+		}
+		if err := syscall.Setgid(int(st.gid)); err != nil {
+			return os.NewSyscallError("setgid", err)
+		}
+		if err := syscall.Setuid(int(st.uid)); err != nil {
+			return os.NewSyscallError("setuid", err)
+		}
+	}
+	// As the user it now is: limits it may not raise, a directory it may
+	// not enter, fail here.
+	for _, r := range st.rlimits {
+		if err := syscall.Setrlimit(int(r.resource), &syscall.Rlimit{Cur: r.cur, Max: r.max}); err != nil {
+			return os.NewSyscallError(fmt.Sprintf("setrlimit(%d)", r.resource), err)
+		}
+	}
+	if st.dir != "" {
+		if err := os.Chdir(st.dir); err != nil {
+			return err
+		}
+	}
+	if st.pdeathsig != 0 {
+		if err := enablePdeathsig(syscall.Signal(st.pdeathsig)); err != nil {
+			return err
+		}
+		if ppid := os.Getppid(); ppid != serverPid && ppid != 0 { // 0: the server is outside a new PID namespace
+			return errors.New("the server died before the child started")
+		}
+	}
+	if st.set&setEnv != 0 {
+		os.Clearenv()
+	}
+	for _, list := range [][]string{st.env, st.extraEnv} {
+		for _, kv := range list {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				os.Setenv(k, v)
+			}
+		}
+	}
+	// Last, so that nothing above needs a call it denies. The path
+	// layers are in force already: the child entered them before it
+	// executed the binary again (see enterLandlock).
+	if st.syscalls != 0 {
+		return denySyscalls(SyscallGroup(st.syscalls))
+	}
+	return nil
 }

@@ -36,7 +36,7 @@ type launch struct {
 func newLaunch(cl *client, id uint32, flags uint32, fds []int) (*launch, error) {
 	l := &launch{from: cl, id: id, exit: -1}
 	socket, exit, given, files := splitFds(flags, fds)
-	l.socket, l.files, l.std = socket, files, cl.stdio(flags, given)
+	l.socket, l.files, l.std = socket, files, cl.childStdio(flags, given)
 	if len(exit) > 0 {
 		if err := exitPipe(exit[0]); err != nil {
 			return l, err // exit stays in fds, to be closed
@@ -58,7 +58,7 @@ func (l *launch) answer(r *replyMsg) {
 
 // fail answers l's request with err and ends the launch.
 func (l *launch) fail(err error) {
-	if errors.Is(err, ErrChildLimit) && l.from == l.from.srv.program {
+	if errors.Is(err, ErrChildLimit) && l.from == l.from.sv.program {
 		// On the connection, after any warm child handed to the program
 		// before the refusal, which the program then tries instead (see
 		// Server.Fork); the pipe's end-of-file sends it there.
@@ -71,9 +71,9 @@ func (l *launch) fail(err error) {
 		l.own.release()
 	}
 	if l.counts {
-		l.from.srv.mu.Lock()
+		l.from.sv.mu.Lock()
 		l.from.unreserve()
-		l.from.srv.mu.Unlock()
+		l.from.sv.mu.Unlock()
 	}
 }
 
@@ -311,10 +311,10 @@ func splitFds(flags uint32, fds []int) (socket, exit, stdio, files []int) {
 	return socket, exit, stdio, fds[next:]
 }
 
-// stdio returns the descriptors 0 to 2 for a child forked through cl: those
+// childStdio returns the descriptors 0 to 2 for a child forked through cl: those
 // the request gave, else those of the child cl was handed to, else -1 for
 // the server's own.
-func (cl *client) stdio(flags uint32, given []int) [3]int {
+func (cl *client) childStdio(flags uint32, given []int) [3]int {
 	std := cl.std
 	for i := range std {
 		if flags&(flagStdin<<i) != 0 {

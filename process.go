@@ -1,537 +1,62 @@
-//go:build linux || darwin
-
 package forkserver
 
-// A child seen from the program: how Fork and Exec start it, from a warm
-// child the server handed over or through the server, and how its exit is
-// learned. The reply to a Fork or Exec and the exit of its child reach the
-// requester on a pipe of their own as well as on the connection: the
-// goroutine that waits reads the pipe with a blocking system call, as
-// os/exec's Wait does, and so resumes as soon as its event happens, while a
-// goroutine woken through the runtime's poller, or handed an event by
-// another goroutine, waits a scheduling round in a program whose processors
-// are busy.
-
 import (
-	"context"
-	"errors"
-	"fmt"
-	"io"
-	"os"
-	"path/filepath"
-	"syscall"
+	"net"
+	"sync"
 	"time"
 )
 
-// Wait waits for the child to exit and returns how it ended. A child that
-// exits non-zero or dies by a signal is not an error: see [Exit.Status].
-// Wait returns an error when the exit can no longer be learned: [ErrClosed]
-// after the Server was closed or detached, [ErrConnLost] when the server
-// died. And, as os/exec's does, it returns the Exit together with the error
-// of the Fork's or Exec's ctx when that ctx ended before the child's exit
-// was known and the child was sent [Attr.Cancel]: what the child did
-// afterwards may be the doing of that signal. Wait may be called any number
-// of times and from any goroutine. When the child's standard streams are
-// readers or writers other than files, Wait also waits for the copying to
-// end and returns the exit with the error copying met, if any (see
-// [Attr.Stdin]).
-//
-// Wait blocks in a system call on the calling goroutine's thread, as
-// os/exec's Wait does, and so returns as soon as the server has reaped the
-// child, however busy the program's other goroutines keep its processors.
-// Like os/exec, a program that blocks many goroutines in Wait at once may
-// use a thread for each; [Process.Done] uses none.
-func (p *Process) Wait() (*Exit, error) {
-	if p.srv == nil {
-		return nil, opError("wait", "", errNoProcess)
-	}
-	if f, ok, err := p.readPipe(context.Background()); ok && err == nil {
-		if m, isExit := f.msg.(*exitMsg); isExit {
-			p.srv.mu.Lock()
-			closed := errors.Is(p.srv.err, ErrClosed)
-			p.srv.mu.Unlock()
-			if closed {
-				p.finish(nil, ErrClosed) // as if the reader had come first
-			} else {
-				p.finish(exitFromMsg(m), nil)
-			}
-		}
-	}
-	<-p.Done() // the reader learns what the pipe could not tell; and the copying ends
-	if p.stdio != nil {
-		if err := p.stdio.result(); p.err == nil && err != nil {
-			return p.exit, opError("wait", p.name, err)
-		}
-	}
-	return p.exit, p.err
+// Process is a child created by [Server.Fork] or [Server.Exec]. Its
+// methods are safe for concurrent use. A Process made otherwise, such as
+// &Process{Pid: pid}, names no child of a server: its Signal, Kill,
+// SignalGroup and Wait return an error, its Done channel is closed and its
+// Conn is nil.
+type Process struct {
+	// Pid is the child's process id. The server is the child's parent and
+	// reaps it; use Signal rather than syscall.Kill, which could hit a
+	// reused pid.
+	Pid int
+
+	srv  *Server
+	name string // the function's name, or the program's path
+	id   uint32 // the id its exit event carries: its Fork's, or the server's for a warm child
+	conn *net.UnixConn
+	done chan struct{}
+
+	stdio *stdio // the copying for standard streams that are not files, or nil
+
+	mu        sync.Mutex
+	exitFd    int  // the read end of its exit pipe; -1 once closed
+	reading   bool // a goroutine is blocked reading exitFd, which it closes
+	exit      *Exit
+	err       error
+	stopWatch func() bool // stops watching the Fork's ctx
+	cancelErr error       // the Fork's ctx ended first, and the child was sent Attr.Cancel
+	killTimer *time.Timer // sends SIGKILL once Attr.WaitDelay has passed
 }
 
-// UserTime returns the CPU time the child spent in user mode.
-func (e *Exit) UserTime() time.Duration { return time.Duration(e.Rusage.Utime.Nano()) }
-
-// SystemTime returns the CPU time the child spent in the kernel.
-func (e *Exit) SystemTime() time.Duration { return time.Duration(e.Rusage.Stime.Nano()) }
-
-// Signal sends sig, which must be a syscall.Signal, to the child through
-// the server, which is the child's parent and so cannot race with the
-// reuse of its pid. It returns an error matching os.ErrProcessDone if the
-// child has already exited.
-func (p *Process) Signal(sig os.Signal) error {
-	if p.srv == nil {
-		return opError("signal", "", errNoProcess)
-	}
-	select {
-	case <-p.done:
-		if p.exit != nil {
-			return opError("signal", p.name, os.ErrProcessDone)
-		}
-	default:
-	}
-	return p.sendSignal("signal", sig, false)
-}
-
-// Kill sends SIGKILL to the child, as Signal does.
-func (p *Process) Kill() error { return p.Signal(syscall.SIGKILL) }
-
-// SignalGroup sends sig, which must be a syscall.Signal, to the process
-// group the child leads, which it must have been forked with [Attr.Setsid]
-// or [Attr.Setpgid] to do: it reaches what the child started in its group.
-// The server refuses once the child has exited, since the group id could
-// then be reused.
-func (p *Process) SignalGroup(sig os.Signal) error {
-	if p.srv == nil {
-		return opError("signal group", "", errNoProcess)
-	}
-	return p.sendSignal("signal group", sig, true)
-}
-
-func (p *Process) sendSignal(op string, sig os.Signal, group bool) error {
-	s, err := sysSignal(sig)
-	if err != nil {
-		return opError(op, p.name, err)
-	}
-	_, err = p.srv.roundTrip(context.Background(), op, p.name, &signalMsg{pid: uint32(p.Pid), sig: uint32(s), group: group})
-	return err
-}
-
-// sysSignal returns sig as the signal number the server sends.
-func sysSignal(sig os.Signal) (syscall.Signal, error) {
-	s, ok := sig.(syscall.Signal)
+// Done returns a channel that is closed when Wait would no longer block.
+// The connection's reader closes it, woken through the runtime's network
+// poller: in a program whose processors are busy that can be a scheduling
+// round after the exit, which Wait learns at once.
+// A Process not returned by Fork or Exec has its channel closed, as Wait
+// returns at once for it.
+func (p *Process) Done() <-chan struct{} {
 	switch {
-	case !ok:
-		return 0, errorf("unsupported signal type %T", sig)
-	case s < 0 || s > maxSignal:
-		return 0, errorf("signal %d out of range", int(s))
+	case p.done == nil:
+		return closedChan
+	case p.stdio != nil:
+		return p.stdio.done
 	}
-	return s, nil
+	return p.done
 }
 
-// begin starts the life of p, which a Fork or Exec with ctx created: the
-// copying of std, then the watch of ctx, whose end may cut the copying
-// short. It returns p.
-func (p *Process) begin(ctx context.Context, std *stdio, sig syscall.Signal, delay time.Duration) *Process {
-	std.start(p)
-	p.watch(ctx, sig, delay)
-	return p
-}
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
 
-// watch makes the end of ctx, should it come before the child's exit is
-// known, send the child sig (Attr.Cancel) and, delay (Attr.WaitDelay)
-// later, SIGKILL. A ctx that is never done costs nothing: no goroutine
-// waits for it.
-func (p *Process) watch(ctx context.Context, sig syscall.Signal, delay time.Duration) {
-	if ctx.Done() == nil {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.finished() {
-		p.stopWatch = context.AfterFunc(ctx, func() { p.cancel(ctx.Err(), sig, delay) })
-	}
-}
-
-// cancelSignal returns the signal attr says a child gets when its ctx
-// ends.
-func cancelSignal(attr *Attr) (syscall.Signal, error) {
-	if attr.Cancel == nil {
-		return syscall.SIGKILL, nil
-	}
-	sig, err := sysSignal(attr.Cancel)
-	if err != nil {
-		return 0, errorf("Attr.Cancel: %w", err)
-	}
-	return sig, nil
-}
-
-// cancel sends sig to the child, whose ctx ended with cause, and SIGKILL
-// delay later unless the child has exited by then.
-func (p *Process) cancel(cause error, sig os.Signal, delay time.Duration) {
-	p.mu.Lock()
-	if p.finished() {
-		p.mu.Unlock()
-		return
-	}
-	p.cancelErr = cause // before the signal, so that the exit it causes reports it
-	p.mu.Unlock()
-	err := p.Signal(sig)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch {
-	case p.finished():
-	case errors.Is(err, os.ErrProcessDone): // it had exited: ctx did nothing to it
-		p.cancelErr = nil
-	case err == nil && sig != syscall.SIGKILL && delay > 0:
-		p.killTimer = time.AfterFunc(delay, func() { p.Kill() })
-	}
-	if p.stdio != nil {
-		p.stdio.expireAfter()
-	}
-}
-
-// finished reports whether p's end is known. p.mu must be held.
-func (p *Process) finished() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// finish records how the child ended, once: the first to learn it wins.
-func (p *Process) finish(exit *Exit, err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.finished() {
-		return
-	}
-	if err == nil && p.cancelErr != nil {
-		err = &Error{Op: "wait", Name: p.name, Err: p.cancelErr}
-	}
-	p.exit, p.err = exit, err
-	close(p.done)
-	if p.stopWatch != nil {
-		p.stopWatch()
-	}
-	if p.killTimer != nil {
-		p.killTimer.Stop()
-	}
-	if !p.reading {
-		p.closeExitFd()
-	}
-}
-
-// closeExitFd closes the exit pipe. p.mu must be held.
-func (p *Process) closeExitFd() {
-	if p.exitFd >= 0 {
-		syscall.Close(p.exitFd)
-		p.exitFd = -1
-	}
-}
-
-// readPipe reads the next frame from p's exit pipe, blocking the calling
-// thread until it comes or ctx ends. ok is false, and nothing is read, when
-// another goroutine is reading or p has finished. Once p has finished, or
-// the pipe has failed, the pipe is closed.
-func (p *Process) readPipe(ctx context.Context) (f frame, ok bool, err error) {
-	p.mu.Lock()
-	fd := p.exitFd
-	if p.reading || fd < 0 {
-		p.mu.Unlock()
-		return frame{}, false, nil
-	}
-	p.reading = true
-	p.mu.Unlock()
-	err = waitReadable(ctx, fd)
-	if err == nil {
-		f, err = readFrameFd(fd)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.reading = false
-	select {
-	case <-p.done:
-		p.closeExitFd()
-	default:
-		if err != nil && ctx.Err() == nil {
-			p.closeExitFd()
-		}
-	}
-	return f, true, err
-}
-
-// pollFd is the system's struct pollfd.
-type pollFd struct {
-	fd      int32
-	events  int16
-	revents int16
-}
-
-const pollIn = 0x1
-
-// readFrameFd reads one frame, which carries no descriptors, from the
-// blocking descriptor fd. io.EOF means the writer closed it between frames.
-func readFrameFd(fd int) (frame, error) {
-	var hdr [headerLen]byte
-	if err := readFullFd(fd, hdr[:]); err != nil {
-		return frame{}, err
-	}
-	h, err := parseHeader(hdr[:])
-	if err == nil && h.nfds != 0 {
-		err = errorf("%w: %d descriptors on an exit pipe", errMalformed, h.nfds)
-	}
-	if err != nil {
-		return frame{}, err
-	}
-	body := make([]byte, h.len)
-	if err := readFullFd(fd, body); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return frame{}, err
-	}
-	m, err := decodeBody(h.typ, body)
-	if err != nil {
-		return frame{}, err
-	}
-	return frame{id: h.id, msg: m}, nil
-}
-
-func readFullFd(fd int, p []byte) error {
-	for n := 0; n < len(p); {
-		m, err := syscall.Read(fd, p[n:])
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err != nil:
-			return os.NewSyscallError("read", err)
-		case m == 0 && n == 0:
-			return io.EOF
-		case m == 0:
-			return io.ErrUnexpectedEOF
-		}
-		n += m
-	}
-	return nil
-}
-
-// waitReadable blocks the calling thread until fd is readable or ctx is
-// done, and then returns ctx's error.
-func waitReadable(ctx context.Context, fd int) error {
-	if ctx.Done() == nil {
-		return nil // the read that follows blocks
-	}
-	r, w, err := pipe()
-	if err != nil {
-		return err
-	}
-	defer closeFds([]int{r, w})
-	woken := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		syscall.Write(w, []byte{0})
-		close(woken)
-	})
-	defer func() {
-		if !stop() {
-			<-woken // w stays open until the write is done
-		}
-	}()
-	pfds := []pollFd{{fd: int32(fd), events: pollIn}, {fd: int32(r), events: pollIn}}
-	for {
-		err := poll(pfds)
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err != nil:
-			return os.NewSyscallError("poll", err)
-		case pfds[0].revents != 0:
-			return nil
-		case pfds[1].revents != 0:
-			return ctx.Err()
-		}
-	}
-}
-
-// launch sends the Fork or Exec request m, which asks for an exit pipe,
-// with the descriptors attr gives, in the order [Attr.fdFlags] says, and
-// returns the new Process once the reply has come on that pipe.
-func (s *Server) launch(ctx context.Context, op, name string, m message, attr *Attr) (*Process, error) {
-	r, w, err := pipe()
-	if err != nil {
-		return nil, opError(op, name, err)
-	}
-	p := &Process{srv: s, name: name, done: make(chan struct{}), exitFd: r}
-	// The server answers on the pipe, or on the connection if it could
-	// not receive the pipe.
-	c := &call{reply: make(chan *replyMsg, 1)}
-	fds := []int{w}
-	if attr.Socket {
-		var theirs int
-		if p.conn, theirs, err = socketConnPair(); err == nil {
-			fds = []int{theirs, w}
-		}
-	}
-	if err == nil {
-		p.id, err = s.newID(func(id uint32) {
-			s.procs[id] = p
-			s.calls[id] = c
-		})
-	}
-	if err == nil {
-		err = withFds(attr.fdFiles(), func(files []int) error { return s.write(p.id, m, append(fds, files...)) })
-	}
-	closeFds(fds)
-	if err == nil {
-		p.Pid, err = s.awaitLaunch(ctx, p, c)
-	}
-	if err != nil {
-		if ctx.Err() == nil || err != ctx.Err() { // else awaitLaunch abandoned it
-			s.forget(p.id)
-			p.finish(nil, err)
-		}
-		if p.conn != nil {
-			p.conn.Close()
-		}
-		return nil, opError(op, name, err)
-	}
-	return p, nil
-}
-
-// awaitLaunch waits for the reply to p's launch, c, and returns the
-// child's pid. If ctx ends first, a child created all the same is killed
-// once the reply comes.
-func (s *Server) awaitLaunch(ctx context.Context, p *Process, c *call) (int, error) {
-	f, ok, err := p.readPipe(ctx) // nobody else reads it yet
-	if !ok {
-		// p has ended and its pipe is closed: the connection ended while
-		// the launch was abandoned.
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if p.err != nil {
-			return 0, p.err
-		}
-		return 0, ErrClosed
-	}
-	switch {
-	case err == nil:
-		r, ok := f.msg.(*replyMsg)
-		if !ok {
-			return 0, errorf("%w: type %d where a reply belongs", errMalformed, f.msg.kind())
-		}
-		s.mu.Lock()
-		delete(s.calls, p.id)
-		s.mu.Unlock()
-		if err := s.replyErr(r); err != nil {
-			return 0, err
-		}
-		return int(r.value), nil
-	case err == io.EOF: // the server did not get the pipe, or died
-		select {
-		case r, ok := <-c.reply:
-			if _, err := s.answer(r, ok); err != nil {
-				return 0, err
-			}
-			return 0, errorf("%w: a reply without its pipe", errMalformed)
-		case <-ctx.Done():
-			return 0, fmt.Errorf("%w", ctx.Err()) // nothing to abandon: no child was created
-		}
-	case err == ctx.Err():
-		go func() { // abandoned: the reply still comes
-			if pid, err := s.awaitLaunch(context.Background(), p, c); err == nil {
-				s.roundTrip(context.Background(), "kill", "", &signalMsg{pid: uint32(pid), sig: uint32(syscall.SIGKILL)})
-			}
-			s.forget(p.id)
-			p.finish(nil, ctx.Err())
-		}()
-		return 0, err
-	}
-	return 0, s.failure(err) // the server broke the protocol
-}
-
-// forkWarm assigns m to a warm child the server handed over, writing the
-// assignment to the child itself, and returns nil if it holds none that can
-// take m: the request then goes to the server.
-func (s *Server) forkWarm(m *forkMsg, attr *Attr) (*Process, error) {
-	st := &m.settings
-	if !warmEligible(m) {
-		return nil, nil
-	}
-	s.mu.Lock()
-	held := len(s.warm)
-	s.mu.Unlock()
-	if held == 0 {
-		return nil, nil
-	}
-	if err := admissible(st, false); err != nil {
-		return nil, err
-	}
-	frame := appendFrame(nil, 0, &assignMsg{flags: m.flags, nfiles: m.nfiles, serverPid: uint32(s.pid), name: m.name, arg: m.arg, settings: *st})
-	if len(frame)-headerLen > maxBody {
-		return nil, nil // the server says why
-	}
-	for {
-		p, ctl := s.takeWarm()
-		if p == nil {
-			return nil, nil
-		}
-		p.name = m.name
-		err := p.assign(ctl, frame, attr)
-		syscall.Close(ctl)
-		if err == nil {
-			// The child tells the server it runs; the program tells it the
-			// child is its own, in scope of KillAll and SignalGroup, before
-			// its next request.
-			s.queueNotice(&takenMsg{pid: uint32(p.Pid), group: st.set&(setSetsid|setSetpgid) != 0})
-			s.mu.Lock()
-			s.stats.WarmForks++
-			s.mu.Unlock()
-			return p, nil
-		}
-		// The child died before it could be assigned: its exit is nobody's.
-		s.forget(p.id)
-		p.finish(nil, err)
-	}
-}
-
-// warmEligible reports whether a warm child may take m: not if the server
-// must create the child, or judge a path as it sees it.
-func warmEligible(m *forkMsg) bool {
-	st := &m.settings
-	return m.flags&flagServer == 0 && st.namespaces == 0 && st.set&setNoNewPrivs == 0 && (st.dir == "" || filepath.IsAbs(st.dir))
-}
-
-// takeWarm takes a warm child from those s holds and returns it as a
-// Process, with its control socket, or nil if s holds none.
-func (s *Server) takeWarm() (*Process, int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.err != nil || len(s.warm) == 0 {
-		return nil, -1
-	}
-	w := s.warm[len(s.warm)-1]
-	s.warm = s.warm[:len(s.warm)-1]
-	p := &Process{Pid: w.pid, srv: s, id: w.id, done: make(chan struct{}), exitFd: w.exit}
-	s.procs[w.id] = p
-	return p, w.ctl
-}
-
-// assign writes the assignment frame to the warm child p on its control
-// socket ctl, with the descriptors attr gives.
-func (p *Process) assign(ctl int, frame []byte, attr *Attr) error {
-	var fds []int
-	if attr.Socket {
-		var theirs int
-		var err error
-		if p.conn, theirs, err = socketConnPair(); err != nil {
-			return err
-		}
-		defer closeFds([]int{theirs})
-		fds = []int{theirs}
-	}
-	err := withFds(attr.fdFiles(), func(files []int) error { return sendMsgFd(ctl, frame, append(fds, files...)) })
-	if err != nil && p.conn != nil {
-		p.conn.Close()
-		p.conn = nil
-	}
-	return err
-}
+// Conn returns the requester's end of the socket asked for with [Attr.Socket],
+// or nil. The caller owns it and closes it.
+func (p *Process) Conn() *net.UnixConn { return p.conn }

@@ -1,628 +1,82 @@
-//go:build linux || darwin
-
 package forkserver
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"net"
-	"os"
-	"os/signal"
-	"strconv"
 	"sync"
-	"sync/atomic"
-	"syscall"
-	"time"
 )
 
-// errExecSettings: an external program cannot be set up after it starts.
-var errExecSettings = newError("Rlimits apply to Fork only")
+// Server is a connection to a fork server: the one Start returns, or the
+// one a child receives as [Child.Server]. Its methods are safe for concurrent
+// use. Every Server must end with Close, Stop or Detach.
+type Server struct {
+	pid  int
+	root bool   // started by Start: this process reaps the server
+	path string // PATH in the environment the server started with, if root
+	conn *net.UnixConn
+	wmu  sync.Mutex // one frame at a time on conn
 
-// rightsChild are the rights of a connection handed to a child that asked
-// for none in particular.
-const rightsChild = RightFork | RightSignal
+	notices []byte // frames with no reply, to go before the next request; under wmu
 
-const (
-	// highWater bounds the bytes queued for one connection: a peer that
-	// sends requests but reads no replies is not read from until it does.
-	highWater = 256 << 10
+	mu     sync.Mutex
+	nextID uint32
+	calls  map[uint32]*call    // requests waiting for their reply
+	procs  map[uint32]*Process // children waiting for their exit, by Fork request id
+	err    error               // why the Server no longer works; nil while it does
+	done   chan struct{}       // closed when the reader has finished and the server is reaped
+	warm   []warmChild         // handed over by the server, for Fork to assign
 
-	// reapTimeout bounds how long a server whose program is gone waits for
-	// its killed children before it exits anyway.
-	reapTimeout = 5 * time.Second
-
-	// refillPause is how long a pooled child that was assigned runs, unless
-	// it exits first, before its replacement starts.
-	refillPause = 10 * time.Millisecond
-
-	// refusalBurst and refusalRate pace a connection whose Forks its
-	// bounds refuse: see paceAfter.
-	refusalBurst = 16
-	refusalRate  = 20 // per second
-)
-
-// supervisor is the state of the fork server process.
-type supervisor struct {
-	exe      string
-	poolSize int
-
-	// forkMu is held for reading across each fork and the recording of the
-	// child, and for writing while reaping: every pid reaped is known.
-	forkMu sync.RWMutex
-
-	// mu guards the fields below. It is held while reaping, so that a pid
-	// in children always names that child, alive or a zombie, while mu is
-	// held: a signal sent under mu cannot reach a reused pid.
-	mu        sync.Mutex
-	children  map[int]*entry
-	pool      []*pooled
-	poolGen   int // counts drains: a child started before one is not pooled
-	refilling bool
-	stopping  bool            // no new children
-	idle      []chan struct{} // closed when children becomes empty
-
-	// program is the program's connection, to which pooled children are
-	// handed ahead of need, at most poolSize of them unassigned at once:
-	// handed counts those. nextWarm numbers them.
-	program  *client
-	handed   int
-	nextWarm uint32
-
-	// throttles counts the times a client was not read from because too
-	// much was queued for it.
-	throttles atomic.Int64
+	poolSize   int           // Config.PoolSize, for the Server Start returned
+	warmed     chan struct{} // closed when warm grows or s.err is set; nil if nobody waits
+	stats      Stats         // the counts; its other fields are filled in by Stats
+	warmGotten uint64        // warm children handed over so far
 }
 
-// running is the server this process runs, for functions run by Eval.
-var running *supervisor
+// Stats are counts about a Server, for sizing [Config.PoolSize].
+type Stats struct {
+	// PoolSize is the Config.PoolSize the Server was started with; zero
+	// on a child's Server, which is handed no warm children.
+	PoolSize int
 
-// entry is a process the server created.
-type entry struct {
-	owner  *client       // the connection that asked for it; nil while pooled
-	id     uint32        // its Fork request's id, which its exit event carries
-	exit   int           // with an owner: the exit pipe, or -1
-	group  bool          // it leads its own process group
-	warm   bool          // handed to owner, which has not assigned it yet
-	gone   chan struct{} // a pooled child's: closed once it is reaped
-	pooled *pooled       // while it waits in the pool or is being assigned
+	// Warm is how many warm children the Server holds now, ready for a
+	// Fork.
+	Warm int
+
+	// Alive is how many children forked or executed through the Server
+	// have not had their exit learned by the connection's reader, which
+	// may learn it a moment after Wait does.
+	Alive int
+
+	// WarmForks counts the Forks a warm child took.
+	WarmForks uint64
+
+	// ColdForks counts the Forks the server created, Execs left out.
+	ColdForks uint64
+
+	// PoolMisses counts the Forks, among ColdForks, that a warm child
+	// could have taken had the Server held one. If it grows, a larger
+	// PoolSize would have served them warm.
+	PoolMisses uint64
+
+	// Refills counts the warm children handed to the Server beyond the
+	// first PoolSize: those that replaced children a Fork took, that
+	// died, or that an Eval discarded.
+	Refills uint64
 }
 
-// client is one connection to the server: the program's, or one handed to a
-// child with Attr.Server.
-type client struct {
-	srv    *supervisor
-	conn   *net.UnixConn
-	parent *client // the connection through which this one was handed out
-	rights Rights
-	// base and std, for a connection handed to a child, are what that
-	// child runs with: every child forked through the connection is
-	// confined to base, and gets std (-1: the server's own) unless it is
-	// given other standard descriptors.
-	base     *settings
-	std      [3]int
-	rulesets []int // the Landlock rulesets that child entered, which those forked through cl enter too
+// Pid returns the process id of the fork server.
+func (s *Server) Pid() int { return s.pid }
 
-	// limit bounds the children alive through cl and the connections
-	// handed out through it, at any depth, which alive counts; 0: no bound
-	// of its own. It is set before cl serves. ended is set once cl's
-	// connection ends, when every child forked through it is killed. alive
-	// and ended are guarded by srv.mu.
-	limit int
-	alive int
-	ended bool
-
-	// refusals is what paceAfter has left of its burst, as of lastRefusal;
-	// the serve goroutine alone uses them.
-	refusals    float64
-	lastRefusal time.Time
-
-	mu       sync.Mutex
-	cond     sync.Cond // signalled as the queue drains
-	out      []chunk   // frames waiting to be written
-	queued   int       // bytes in out
-	flushing bool      // a goroutine is writing out
-	broken   bool      // writing failed or the connection closed; out is dropped
+type call struct {
+	id    uint32
+	reply chan *replyMsg // gets the reply, or is closed when the connection ends
+	final bool           // a Stop or Detach: once it succeeds, the server exits
+	eval  bool           // an Eval: the warm children held before it are stale
 }
 
-// chunk is frames waiting to be written, with descriptors, which the
-// client owns, to travel with the first of them.
-type chunk struct {
-	b   []byte
-	fds []int
-}
-
-// runServer runs the fork server on descriptor 3 until the program's
-// connection ends, and returns the exit code.
-func runServer() int {
-	// The server follows the program's lifetime, not the terminal's: a
-	// terminal's interrupt, which reaches the whole process group, and a
-	// stray SIGTERM leave it be while the program lives.
-	program := os.Getppid()
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGHUP)
-	terms := make(chan os.Signal, 1)
-	signal.Notify(terms, syscall.SIGTERM)
-
-	closeInherited()
-	exe, err := executable()
-	if err == nil {
-		var conn *net.UnixConn
-		if conn, err = unixConn(3); err == nil {
-			sv := &supervisor{exe: exe, children: make(map[int]*entry)}
-			sv.poolSize, _ = strconv.Atoi(os.Getenv(poolEnv))
-			root := sv.newClient(conn, nil, allRights)
-			root.limit, _ = strconv.Atoi(os.Getenv(maxChildrenEnv))
-			os.Unsetenv(poolEnv)
-			os.Unsetenv(maxChildrenEnv)
-			running = sv
-			sv.watchExits()
-			sv.program = root
-			root.send(0, &helloMsg{pid: uint32(os.Getpid())}) // before any warm child
-			go sv.refill()
-			go func() {
-				// On Linux the program's death sends SIGTERM (see
-				// serverSysProcAttr), which may come before the end of
-				// the connection does.
-				for range terms {
-					if os.Getppid() != program {
-						conn.Close()
-					}
-				}
-			}()
-			root.serve()
-			sv.programGone()
-			return 0
-		}
-	}
-	fmt.Fprintf(os.Stderr, "forkserver: server: %v\n", err)
-	return 2
-}
-
-// closeInherited closes every descriptor above 3 that is not close-on-exec.
-// Every descriptor the server opens itself is close-on-exec, so these came
-// from the program, which may have inherited them in turn, and no child may
-// see them.
-func closeInherited() {
-	dir, err := os.Open(fdDir)
-	if err != nil {
-		return
-	}
-	names, _ := dir.Readdirnames(-1)
-	dir.Close()
-	for _, name := range names {
-		fd, err := strconv.Atoi(name)
-		if err != nil || fd <= 3 {
-			continue
-		}
-		flags, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0)
-		if errno == 0 && flags&syscall.FD_CLOEXEC == 0 {
-			syscall.Close(fd)
-		}
-	}
-}
-
-// programGone kills every child and waits, for a bounded time, until they
-// are reaped, so that no child outlives the program that asked for it.
-func (sv *supervisor) programGone() {
-	sv.mu.Lock()
-	sv.stopping = true
-	sv.signalAll(nil, syscall.SIGKILL, true)
-	idle := sv.whenIdle()
-	sv.mu.Unlock()
-	select {
-	case <-idle:
-	case <-time.After(reapTimeout):
-	}
-}
-
-func (sv *supervisor) newClient(conn *net.UnixConn, parent *client, rights Rights) *client {
-	cl := &client{srv: sv, conn: conn, parent: parent, rights: rights, std: [3]int{-1, -1, -1}}
-	cl.cond.L = &cl.mu
-	return cl
-}
-
-// release closes the connection and the descriptors cl holds.
-func (cl *client) release() {
-	cl.conn.Close()
-	closeFds(cl.std[:])
-	closeFds(cl.rulesets)
-}
-
-// serve reads and handles requests until the connection ends or breaks
-// the protocol.
-func (cl *client) serve() {
-	r := newFrameReader(cl.conn)
-	for {
-		f, err := r.read()
-		if err == errFdsLost { // the server ran out of descriptors: refuse this request alone
-			cl.reply(f.id, err)
-			continue
-		}
-		if err != nil || !cl.handle(f) {
-			break
-		}
-		cl.throttle()
-	}
-	cl.mu.Lock()
-	cl.drop()
-	cl.mu.Unlock()
-	cl.release()
-	if cl != cl.srv.program { // the program's end ends the server: see programGone
-		cl.srv.orphan(cl)
-	}
-}
-
-// orphan kills every child forked through cl, whose connection ended, or
-// through a connection handed out through it: a child dies with its
-// requester. A child being created through it meanwhile is killed as it is
-// recorded.
-func (sv *supervisor) orphan(cl *client) {
-	sv.mu.Lock()
-	defer sv.mu.Unlock()
-	cl.ended = true
-	for pid, e := range sv.children {
-		if e.owner != nil && e.owner.within(cl) {
-			e.kill(pid)
-		}
-	}
-}
-
-// kill sends SIGKILL to the child pid, whose entry e is, and to the
-// process group it leads, if it leads one: killed alone, a leader would
-// leave the processes it started behind; killed through its group alone,
-// a child that has not yet set its group up would escape.
-func (e *entry) kill(pid int) {
-	if e.group {
-		syscall.Kill(-pid, syscall.SIGKILL)
-	}
-	syscall.Kill(pid, syscall.SIGKILL)
-}
-
-// cut reports whether cl's connection, or one it was handed out through,
-// has ended. sv.mu must be held.
-func (cl *client) cut() bool {
-	for c := cl; c != nil; c = c.parent {
-		if c.ended {
-			return true
-		}
-	}
-	return false
-}
-
-// reserve counts a child about to be created through cl toward the bound
-// of cl and of every connection it was handed out through. It fails with
-// ErrChildLimit if that would exceed one of them, and with ErrClosed if one
-// of them has ended. sv.mu must be held.
-func (cl *client) reserve() error {
-	if cl.cut() {
-		return ErrClosed
-	}
-	for c := cl; c != nil; c = c.parent {
-		if c.limit > 0 && c.alive >= c.limit {
-			return ErrChildLimit
-		}
-	}
-	for c := cl; c != nil; c = c.parent {
-		c.alive++
-	}
-	return nil
-}
-
-// unreserve uncounts a child of cl that reserve counted, once it is gone
-// or was not created. sv.mu must be held.
-func (cl *client) unreserve() {
-	for c := cl; c != nil; c = c.parent {
-		c.alive--
-	}
-}
-
-// paceAfter paces cl after a request that err answered: a connection
-// handed to a child whose requests its bounds refuse is read from again at
-// refusalRate at most, after a burst of refusalBurst. Each refusal is still
-// answered at once; a child that forks in a loop at its bound then sleeps
-// in its Forks instead of taking the processors from every other process.
-func (cl *client) paceAfter(err error) {
-	if !errors.Is(err, ErrChildLimit) || cl == cl.srv.program {
-		return
-	}
-	now := time.Now()
-	cl.refusals = min(refusalBurst, cl.refusals+now.Sub(cl.lastRefusal).Seconds()*refusalRate) - 1
-	cl.lastRefusal = now
-	if cl.refusals < 0 {
-		time.Sleep(time.Duration(-cl.refusals / refusalRate * float64(time.Second)))
-	}
-}
-
-// bound returns the tightest bound on the children alive through cl; 0 if
-// there is none.
-func (cl *client) bound() int {
-	b := 0
-	for c := cl; c != nil; c = c.parent {
-		if c.limit > 0 && (b == 0 || c.limit < b) {
-			b = c.limit
-		}
-	}
-	return b
-}
-
-// needs is the right each request needs. A frame of a type not listed is
-// not a request.
-var needs = map[msgType]Rights{
-	tFork:         RightFork,
-	tExec:         RightFork,
-	tSignal:       RightSignal,
-	tSignalGroup:  RightSignal,
-	tKillAll:      RightSignal,
-	tKillAllGroup: RightSignal,
-	tTaken:        RightFork,
-	tEval:         RightEval,
-	tStop:         RightStop,
-	tDetach:       RightStop,
-}
-
-// handle handles one request. It reports false, having closed the frame's
-// descriptors, if the frame is not a request.
-func (cl *client) handle(f frame) bool {
-	need, ok := needs[f.msg.kind()]
-	if !ok {
-		closeFds(f.fds)
-		return false
-	}
-	if cl.rights&need == 0 {
-		closeFds(f.fds)
-		cl.reply(f.id, ErrPermission)
-		return true
-	}
-	sv := cl.srv
-	switch m := f.msg.(type) {
-	case *forkMsg:
-		cl.paceAfter(sv.handleLaunch(cl, f.id, m.flags, f.fds, func(l *launch) error { return sv.fork(l, m) }))
-	case *execMsg:
-		cl.paceAfter(sv.handleLaunch(cl, f.id, m.flags, f.fds, func(l *launch) error { return sv.exec(l, m) }))
-	case *takenMsg:
-		sv.taken(cl, m)
-	case *signalMsg:
-		cl.reply(f.id, sv.signal(cl, int(m.pid), syscall.Signal(m.sig), m.group))
-	case *killAllMsg:
-		sv.mu.Lock()
-		scope := cl
-		if sv.stopping && cl.rights&RightStop != 0 {
-			scope = nil // Stop's last resort reaches every child, as Stop does
-		}
-		sv.signalAll(scope, syscall.Signal(m.sig), m.groups)
-		sv.mu.Unlock()
-		cl.reply(f.id, nil)
-	case *evalMsg:
-		go func() {
-			err := eval(m)
-			sv.mu.Lock()
-			sv.drainPool() // pooled children predate what fn changed
-			sv.mu.Unlock()
-			cl.reply(f.id, err) // before any warm child that replaces them
-			sv.refill()
-		}()
-	case *stopMsg:
-		go sv.stop(cl, f.id)
-	case *detachMsg:
-		sv.mu.Lock()
-		sv.stopping = true
-		sv.mu.Unlock()
-		cl.exitAfter(f.id)
-	}
-	return true
-}
-
-// signal sends sig to the child pid, or to the process group it leads, if
-// it is in cl's scope.
-func (sv *supervisor) signal(cl *client, pid int, sig syscall.Signal, group bool) error {
-	sv.mu.Lock()
-	defer sv.mu.Unlock()
-	e, ok := sv.children[pid]
-	if !ok {
-		return os.ErrProcessDone
-	}
-	if e.owner == nil || !e.owner.within(cl) {
-		return ErrPermission
-	}
-	if group {
-		if !e.group {
-			return errorf("process %d leads no process group: fork it with Setsid or Setpgid", pid)
-		}
-		pid = -pid
-	}
-	return os.NewSyscallError("kill", syscall.Kill(pid, sig))
-}
-
-// signalAll sends sig to every child in the scope of scope, warm children
-// it holds unassigned left out, or to every child if scope is nil; with
-// groups, to the process group of every child that leads one. sv.mu must be
-// held.
-func (sv *supervisor) signalAll(scope *client, sig syscall.Signal, groups bool) {
-	for pid, e := range sv.children {
-		if scope == nil || e.owner != nil && !e.warm && e.owner.within(scope) {
-			if groups && e.group {
-				syscall.Kill(-pid, sig)
-			} else {
-				syscall.Kill(pid, sig)
-			}
-		}
-	}
-}
-
-// within reports whether cl is scope or was handed out, transitively,
-// through scope.
-func (cl *client) within(scope *client) bool {
-	for ; cl != nil; cl = cl.parent {
-		if cl == scope {
-			return true
-		}
-	}
-	return false
-}
-
-// whenIdle returns a channel closed once no child is left. sv.mu must be
-// held.
-func (sv *supervisor) whenIdle() chan struct{} {
-	ch := make(chan struct{})
-	if len(sv.children) == 0 {
-		close(ch)
-	} else {
-		sv.idle = append(sv.idle, ch)
-	}
-	return ch
-}
-
-// stop terminates every child, waits until all are reaped, answers the
-// request id and exits the server.
-func (sv *supervisor) stop(cl *client, id uint32) {
-	sv.mu.Lock()
-	sv.stopping = true
-	sv.signalAll(nil, syscall.SIGTERM, false)
-	idle := sv.whenIdle()
-	sv.mu.Unlock()
-	<-idle
-	cl.exitAfter(id)
-}
-
-// exitAfter answers the request id, waits until every queued frame, the
-// exit events before it included, is written, and exits the server.
-func (cl *client) exitAfter(id uint32) {
-	cl.reply(id, nil)
-	cl.mu.Lock()
-	for (cl.flushing || len(cl.out) > 0) && !cl.broken {
-		cl.cond.Wait()
-	}
-	cl.mu.Unlock()
-	os.Exit(0)
-}
-
-// eval runs a registered function in the server.
-func eval(m *evalMsg) (err error) {
-	fn := lookup(m.name)
-	if fn == nil {
-		return ErrUnknownFunc
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v", r)
-		}
-	}()
-	return fn(context.Background(), &Child{arg: m.arg})
-}
-
-// reply answers the request id with err, nil meaning success.
-func (cl *client) reply(id uint32, err error) {
-	cl.send(id, replyFor(err))
-}
-
-func replyFor(err error) *replyMsg {
-	var se *os.SyscallError
-	var pe *os.PathError
-	var errno syscall.Errno
-	switch {
-	case err == nil:
-		return &replyMsg{}
-	case errors.Is(err, ErrUnknownFunc):
-		return &replyMsg{code: codeUnknownFunc}
-	case errors.Is(err, ErrPermission):
-		return &replyMsg{code: codePermission}
-	case errors.Is(err, os.ErrProcessDone):
-		return &replyMsg{code: codeProcessDone}
-	case errors.Is(err, ErrClosed):
-		return &replyMsg{code: codeClosed}
-	case errors.Is(err, ErrChildLimit):
-		return &replyMsg{code: codeChildLimit}
-	case errors.As(err, &se) && errors.As(err, &errno):
-		return &replyMsg{code: codeErrno, value: uint32(errno), text: truncate(se.Syscall)}
-	case errors.As(err, &pe) && errors.As(err, &errno):
-		return &replyMsg{code: codeErrno, value: uint32(errno), text: truncate(pe.Op + " " + pe.Path)}
-	}
-	return &replyMsg{code: codeFailed, text: truncate(causeText(err))}
-}
-
-func truncate(s string) string {
-	if len(s) > maxText {
-		return s[:maxText]
-	}
-	return s
-}
-
-// send queues a frame for cl and makes sure a goroutine is writing the
-// queue out. It never blocks, so the reaper and the handlers may call it
-// with sv.mu held.
-func (cl *client) send(id uint32, m message) { cl.sendFds(id, m, nil) }
-
-// sendFds is send with descriptors, which it takes ownership of, to travel
-// with the frame.
-func (cl *client) sendFds(id uint32, m message, fds []int) {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	if cl.broken {
-		closeFds(fds)
-		return
-	}
-	n := len(cl.out)
-	if fds != nil || n == 0 {
-		cl.out = append(cl.out, chunk{fds: fds})
-		n++
-	}
-	size := len(cl.out[n-1].b)
-	cl.out[n-1].b = appendFrame(cl.out[n-1].b, id, m)
-	cl.queued += len(cl.out[n-1].b) - size
-	if !cl.flushing {
-		cl.flushing = true
-		go cl.flush()
-	}
-}
-
-func (cl *client) flush() {
-	cl.mu.Lock()
-	for len(cl.out) > 0 && !cl.broken {
-		c := cl.out[0]
-		cl.out = cl.out[1:]
-		cl.mu.Unlock()
-		err := writeMsg(cl.conn, c.b, c.fds)
-		closeFds(c.fds)
-		cl.mu.Lock()
-		cl.queued -= len(c.b)
-		if err != nil {
-			cl.drop()
-			cl.conn.Close()
-		}
-		cl.cond.Broadcast()
-	}
-	cl.flushing = false
-	cl.cond.Broadcast()
-	cl.mu.Unlock()
-}
-
-// drop marks cl broken and drops what is queued for it. cl.mu must be held.
-func (cl *client) drop() {
-	cl.broken = true
-	for _, c := range cl.out {
-		closeFds(c.fds)
-	}
-	cl.out, cl.queued = nil, 0
-}
-
-// exited tells cl of the exit of its child id, on the child's exit pipe
-// exit, which it closes, if there is one, and on the connection.
-func (cl *client) exited(id uint32, exit int, m *exitMsg) {
-	if exit >= 0 {
-		notifyPipe(exit, id, m)
-		syscall.Close(exit)
-	}
-	cl.send(id, m)
-}
-
-// throttle waits while too much is queued for cl.
-func (cl *client) throttle() {
-	cl.mu.Lock()
-	if cl.queued > highWater && !cl.broken {
-		cl.srv.throttles.Add(1)
-	}
-	for cl.queued > highWater && !cl.broken {
-		cl.cond.Wait()
-	}
-	cl.mu.Unlock()
+// warmChild is a child the server handed over: executed, waiting for the
+// assignment that its control socket carries.
+type warmChild struct {
+	id        uint32 // the server's id for it, which its exit event carries
+	pid       int
+	ctl, exit int // its control socket and the read end of its exit pipe
 }

@@ -1,0 +1,416 @@
+//go:build linux || darwin
+
+package forkserver
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Start starts a fork server: a new execution of this program's binary
+// that creates children on its behalf. A nil cfg means the defaults. Main
+// must have run in this process. The server has started and answered when
+// Start returns; its warm children, if [Config.PoolSize] asks for some,
+// may still be starting: see [Server.WaitWarm].
+//
+// In a binary built with the race detector (go test -race), Start adds
+// atexit_sleep_ms=0 to the GORACE variable of the server's environment,
+// which its children inherit, keeping the other options set there and
+// leaving a value the environment gives that option as it is: otherwise
+// the server and every child would sleep a second as they exit.
+func Start(cfg *Config) (*Server, error) {
+	if !mainCalled.Load() {
+		return nil, ErrNoMain
+	}
+	if cfg == nil {
+		cfg = new(Config)
+	}
+	env := cfg.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	if cfg.PoolSize < 0 || cfg.MaxChildren < 0 {
+		return nil, opError("start", "", errorf("negative PoolSize %d or MaxChildren %d", cfg.PoolSize, cfg.MaxChildren))
+	}
+	env = append(withoutRole(env), roleEnv+"=server", poolEnv+"="+strconv.Itoa(cfg.PoolSize), maxChildrenEnv+"="+strconv.Itoa(cfg.MaxChildren))
+	if raceEnabled {
+		env = withoutExitSleep(env)
+	}
+	s, err := startServer(env)
+	if err != nil {
+		return nil, opError("start", "", err)
+	}
+	s.path, _ = lastPath(env)
+	s.poolSize = cfg.PoolSize
+	return s, nil
+}
+
+// withoutExitSleep returns env with atexit_sleep_ms=0 added to GORACE,
+// unless GORACE sets that option already: a program built with the race
+// detector otherwise sleeps a second as it exits, and so would the server
+// and every child.
+func withoutExitSleep(env []string) []string {
+	const option = "atexit_sleep_ms"
+	out := make([]string, 0, len(env)+1)
+	value := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "GORACE="); ok {
+			value = v // the last one is the one that counts
+			continue
+		}
+		out = append(out, kv)
+	}
+	// The race detector's options are separated by spaces, commas or colons.
+	for _, opt := range strings.FieldsFunc(value, func(r rune) bool { return strings.ContainsRune(" \t\n\r,:", r) }) {
+		if strings.HasPrefix(opt, option+"=") {
+			return env
+		}
+	}
+	if strings.TrimSpace(value) != "" {
+		value += " "
+	}
+	return append(out, "GORACE="+value+option+"=0")
+}
+
+// withoutRole returns env without the variables this package sets.
+func withoutRole(env []string) []string {
+	out := make([]string, 0, len(env)+3)
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k != roleEnv && k != poolEnv && k != maxChildrenEnv {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func newServer(pid int, conn *net.UnixConn, root bool) *Server {
+	s := &Server{
+		pid:   pid,
+		root:  root,
+		conn:  conn,
+		calls: make(map[uint32]*call),
+		procs: make(map[uint32]*Process),
+		done:  make(chan struct{}),
+	}
+	go s.readLoop(newFrameReader(conn))
+	return s
+}
+
+// WaitWarm waits until the server has handed s as many warm children as
+// [Config.PoolSize] asks for, all ready for a Fork, or until ctx ends. It
+// returns at once on a Server without a pool, such as a child's. A Fork
+// takes a warm child and the server replaces it shortly after; WaitWarm
+// waits for the replacements too, and so does a call after an Eval, which
+// discards the warm children held. Warm children count toward
+// [Config.MaxChildren]: while the children alive leave no room for them,
+// WaitWarm waits for room.
+func (s *Server) WaitWarm(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		if err := s.err; err != nil {
+			s.mu.Unlock()
+			return opError("wait warm", "", err)
+		}
+		if len(s.warm) >= s.poolSize {
+			s.mu.Unlock()
+			return nil
+		}
+		if s.warmed == nil {
+			s.warmed = make(chan struct{})
+		}
+		warmed := s.warmed
+		s.mu.Unlock()
+		select {
+		case <-warmed:
+		case <-ctx.Done():
+			return opError("wait warm", "", ctx.Err())
+		}
+	}
+}
+
+// wakeWarmWaiters wakes the WaitWarm calls waiting. s.mu must be held.
+func (s *Server) wakeWarmWaiters() {
+	if s.warmed != nil {
+		close(s.warmed)
+		s.warmed = nil
+	}
+}
+
+// Stats returns counts about s since it was started.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.PoolSize = s.poolSize
+	st.Warm = len(s.warm)
+	st.Alive = len(s.procs)
+	if s.warmGotten > uint64(s.poolSize) {
+		st.Refills = s.warmGotten - uint64(s.poolSize)
+	}
+	return st
+}
+
+// Fork asks the server to create a child that runs fn with what attr gives
+// it; a nil attr gives it nothing. The child is a fresh execution of this
+// binary.
+//
+// ctx governs the child's life, as exec.CommandContext's does: should ctx
+// end before the child's exit is known, the child is sent [Attr.Cancel]
+// (SIGKILL unless attr says otherwise) and, [Attr.WaitDelay] later,
+// SIGKILL, and [Process.Wait] reports ctx's error with the exit. Fork a
+// child meant to outlive a request with a ctx that lives as long as the
+// child should, context.Background() if nothing should end it; a ctx that
+// can never end costs nothing. The signals go through the connection Fork
+// is called on, which needs [RightSignal] for them, as every one has by
+// default.
+//
+// When the server has handed this connection a warm child that can take
+// the request (see [Config.PoolSize]), Fork writes the assignment to that
+// child itself and returns at once. Otherwise Fork waits for the server's
+// answer: if ctx ends first, Fork returns ctx's error and a child created
+// anyway is killed with SIGKILL. A ctx already done when Fork is called
+// fails it either way.
+//
+// An error is an [*Error] naming the operation "fork" and fn. Waiting for
+// the Process is optional: one that is never waited for leaks nothing once
+// the child has exited.
+func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error) {
+	if attr == nil {
+		attr = new(Attr)
+	}
+	const op = "fork"
+	if err := ctx.Err(); err != nil {
+		return nil, opError(op, fn.name, err)
+	}
+	if err := checkCall(fn, attr.Arg); err != nil {
+		return nil, opError(op, fn.name, err)
+	}
+	sig, err := cancelSignal(attr)
+	if err != nil {
+		return nil, opError(op, fn.name, err)
+	}
+	st, err := attr.settings()
+	if err != nil {
+		return nil, opError(op, fn.name, err)
+	}
+	std, attr, err := newStdio(attr)
+	if err != nil {
+		return nil, opError(op, fn.name, err)
+	}
+	m := &forkMsg{flags: attr.fileFlags() | st.flag(), nfiles: uint16(len(attr.Files)), name: fn.name, arg: attr.Arg, settings: st}
+	if attr.Server {
+		m.flags |= flagServer
+	}
+	p, err := s.forkWarm(m, attr)
+	if err != nil {
+		std.abort()
+		return nil, opError(op, fn.name, err)
+	}
+	if p == nil {
+		m.flags |= flagExit
+		p, err = s.startChild(ctx, op, fn.name, m, attr)
+		switch {
+		case err == nil:
+			s.mu.Lock()
+			s.stats.ColdForks++
+			if s.poolSize > 0 && warmEligible(m) {
+				s.stats.PoolMisses++
+			}
+			s.mu.Unlock()
+		case errors.Is(err, ErrChildLimit):
+			// The room may have gone to a warm child the server handed
+			// over just before: the refusal comes after it, so it is here
+			// now.
+			m.flags &^= flagExit
+			switch q, werr := s.forkWarm(m, attr); {
+			case werr != nil:
+				err = opError(op, fn.name, werr)
+			case q != nil:
+				p, err = q, nil
+			}
+		}
+		if err != nil {
+			std.abort()
+			return nil, err
+		}
+	}
+	return p.begin(ctx, std, sig, attr.WaitDelay), nil
+}
+
+// Exec asks the server to start the external program at path with argv
+// (argv[0] included) and what attr gives it, as os/exec would from the
+// program, but from the small server process. Its descriptors 0 to 2 are
+// as a Fork's; [Attr.Files] become descriptors 3, 4, and so on; the socket,
+// if [Attr.Socket] asks for one, comes after them. The settings of attr apply
+// as the kernel creates the process, except Rlimits, which only a Go child
+// can apply and which are refused here, as are [Attr.Server] and [Attr.Arg].
+// The program's exit, signals, Stop and ctx work as for a Fork; an
+// error is an [*Error] naming the operation "exec" and path.
+//
+// A path without a slash is looked up, before the request is sent, in the
+// directories of the PATH the child will have, as exec.LookPath does:
+// the last PATH in [Attr.ExtraEnv], else, if [Attr.Env] is set, the last
+// one there, else the server's, as it started (Eval's changes are not
+// seen; through a child's Server, the child's own PATH). With [Attr.Chroot]
+// the directories are those inside it. None found is an error matching
+// exec.ErrNotFound; one found through a relative directory of PATH is
+// refused with exec.ErrDot, as os/exec refuses it. A path with a slash is
+// used as it is, a relative one from the child's working directory: name
+// a program in the current directory "./prog".
+func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Attr) (*Process, error) {
+	if attr == nil {
+		attr = new(Attr)
+	}
+	const op = "exec"
+	if err := ctx.Err(); err != nil {
+		return nil, opError(op, path, err)
+	}
+	if path == "" || len(path) > maxPath || len(argv) > maxList {
+		return nil, opError(op, path, errorf("path of 1 to %d bytes and at most %d arguments required", maxPath, maxList))
+	}
+	for _, a := range argv {
+		if len(a) > MaxArg {
+			return nil, opError(op, path, errorf("%w: an argument of %d bytes", ErrArgTooLarge, len(a)))
+		}
+	}
+	if attr.Server || len(attr.Arg) > 0 || attr.Paths != nil || attr.DenySyscalls != 0 {
+		return nil, opError(op, path, newError("Attr.Server, Arg, Paths and DenySyscalls are for Fork only"))
+	}
+	sig, err := cancelSignal(attr)
+	if err != nil {
+		return nil, opError(op, path, err)
+	}
+	found, err := s.lookPath(path, attr)
+	if err != nil {
+		return nil, opError(op, path, err)
+	}
+	path = found
+	st, err := attr.settings()
+	if err != nil {
+		return nil, opError(op, path, err)
+	}
+	std, attr, err := newStdio(attr)
+	if err != nil {
+		return nil, opError(op, path, err)
+	}
+	m := &execMsg{flags: attr.fileFlags() | flagExit | st.flag(), nfiles: uint16(len(attr.Files)), path: path, argv: argv, settings: st}
+	p, err := s.startChild(ctx, op, path, m, attr)
+	if err != nil {
+		std.abort()
+		return nil, err
+	}
+	return p.begin(ctx, std, sig, attr.WaitDelay), nil
+}
+
+// KillAll sends sig to every child created through this connection and,
+// transitively, through the connections it handed to children. Through the
+// connection Start returns, that is every child of the server.
+// sig must be a syscall.Signal.
+func (s *Server) KillAll(sig os.Signal) error {
+	return s.signalChildren("kill all", sig, false)
+}
+
+func (s *Server) signalChildren(op string, sig os.Signal, groups bool) error {
+	n, err := sysSignal(sig)
+	if err != nil {
+		return opError(op, "", err)
+	}
+	_, err = s.roundTrip(context.Background(), op, "", &killAllMsg{sig: uint32(n), groups: groups})
+	return err
+}
+
+// [Server.KillAllGroups] is KillAll, but a child that leads a process group
+// ([Attr.Setsid] or [Attr.Setpgid]) gets sig sent to its whole group, which
+// reaches what it started in the group, grandchildren included.
+func (s *Server) KillAllGroups(sig os.Signal) error {
+	return s.signalChildren("kill all groups", sig, true)
+}
+
+// Eval runs fn in the server process, with arg as [Child.Arg] and no
+// connection or files, and returns its error. What fn changes in the server,
+// such as its environment or working directory, children forked afterwards
+// inherit. A panic in fn is returned as an error. If ctx ends first, Eval
+// returns ctx's error and fn runs on to its end in the server.
+//
+// fn must not start processes and wait for them itself: the server reaps
+// every child it has.
+func (s *Server) Eval(ctx context.Context, fn Func, arg []byte) error {
+	if err := checkCall(fn, arg); err != nil {
+		return opError("eval", fn.name, err)
+	}
+	_, err := s.roundTrip(ctx, "eval", fn.name, &evalMsg{name: fn.name, arg: arg})
+	return err
+}
+
+// Stop stops every child and then the server. It sends SIGTERM to every
+// child, which cancels the context of a child's function, and waits for all
+// of them to exit; if ctx ends first, it sends SIGKILL to those left and
+// returns ctx's error once they are gone. Their exits reach Wait before Stop
+// returns. When Stop returns, the server has exited and s is closed; a
+// refusal ([ErrPermission]) leaves s as it was.
+func (s *Server) Stop(ctx context.Context) error {
+	c, err := s.post(&stopMsg{})
+	if err != nil {
+		return opError("stop", "", err)
+	}
+	var ctxErr error
+	r, ok := (*replyMsg)(nil), false
+	select {
+	case r, ok = <-c.reply:
+	case <-ctx.Done():
+		ctxErr = ctx.Err()
+		s.KillAll(syscall.SIGKILL) // an error here shows in the reply
+		r, ok = <-c.reply
+	}
+	if _, err := s.outcome(r, ok); err != nil {
+		return opError("stop", "", err)
+	}
+	s.closeWith(ErrClosed)
+	return ctxErr
+}
+
+// Detach stops the server but not the children, which live on without it,
+// as daemons. Processes not yet exited report [ErrClosed] from Wait. When
+// Detach returns the server has exited and s is closed.
+func (s *Server) Detach() error {
+	if _, err := s.roundTrip(context.Background(), "detach", "", &detachMsg{}); err != nil {
+		return err
+	}
+	s.closeWith(ErrClosed)
+	return nil
+}
+
+// Close closes the connection. On the Server that Start returned, the
+// server then kills every child and exits, and Close returns once it has;
+// on a child's Server, the server kills every child forked through it, at
+// any depth, as it does when the child holding it exits. Pending calls and
+// Wait return [ErrClosed]. Close after Close, Stop or Detach does nothing.
+func (s *Server) Close() error {
+	s.closeWith(ErrClosed)
+	return nil
+}
+
+func (s *Server) closeWith(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.mu.Unlock()
+	s.conn.Close()
+	<-s.done
+}
+
+func checkCall(fn Func, arg []byte) error {
+	if fn.name == "" {
+		return errorf("%w: the zero Func", ErrUnknownFunc)
+	}
+	if len(arg) > MaxArg {
+		return errorf("%w: %d bytes, at most %d", ErrArgTooLarge, len(arg), MaxArg)
+	}
+	return nil
+}

@@ -1,0 +1,195 @@
+//go:build linux || darwin
+
+package forkserver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"syscall"
+)
+
+// startChild sends the Fork or Exec request m, which asks for an exit pipe,
+// with the descriptors attr gives, in the order [Attr.fileFlags] says, and
+// returns the new Process once the reply has come on that pipe.
+func (s *Server) startChild(ctx context.Context, op, name string, m message, attr *Attr) (*Process, error) {
+	r, w, err := pipe()
+	if err != nil {
+		return nil, opError(op, name, err)
+	}
+	p := &Process{srv: s, name: name, done: make(chan struct{}), exitFd: r}
+	// The server answers on the pipe, or on the connection if it could
+	// not receive the pipe.
+	c := &call{reply: make(chan *replyMsg, 1)}
+	fds := []int{w}
+	if attr.Socket {
+		var theirs int
+		if p.conn, theirs, err = socketConnPair(); err == nil {
+			fds = []int{theirs, w}
+		}
+	}
+	if err == nil {
+		p.id, err = s.newID(func(id uint32) {
+			s.procs[id] = p
+			s.calls[id] = c
+		})
+	}
+	if err == nil {
+		err = withFds(attr.fdFiles(), func(files []int) error { return s.write(p.id, m, append(fds, files...)) })
+	}
+	closeFds(fds)
+	if err == nil {
+		p.Pid, err = s.awaitLaunch(ctx, p, c)
+	}
+	if err != nil {
+		if ctx.Err() == nil || err != ctx.Err() { // else awaitLaunch abandoned it
+			s.forget(p.id)
+			p.finish(nil, err)
+		}
+		if p.conn != nil {
+			p.conn.Close()
+		}
+		return nil, opError(op, name, err)
+	}
+	return p, nil
+}
+
+// awaitLaunch waits for the reply to p's launch, c, and returns the
+// child's pid. If ctx ends first, a child created all the same is killed
+// once the reply comes.
+func (s *Server) awaitLaunch(ctx context.Context, p *Process, c *call) (int, error) {
+	f, ok, err := p.readPipe(ctx) // nobody else reads it yet
+	if !ok {
+		// p has ended and its pipe is closed: the connection ended while
+		// the launch was abandoned.
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.err != nil {
+			return 0, p.err
+		}
+		return 0, ErrClosed
+	}
+	switch {
+	case err == nil:
+		r, ok := f.msg.(*replyMsg)
+		if !ok {
+			return 0, errorf("%w: type %d where a reply belongs", errMalformed, f.msg.kind())
+		}
+		s.mu.Lock()
+		delete(s.calls, p.id)
+		s.mu.Unlock()
+		if err := s.replyErr(r); err != nil {
+			return 0, err
+		}
+		return int(r.value), nil
+	case err == io.EOF: // the server did not get the pipe, or died
+		select {
+		case r, ok := <-c.reply:
+			if _, err := s.outcome(r, ok); err != nil {
+				return 0, err
+			}
+			return 0, errorf("%w: a reply without its pipe", errMalformed)
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w", ctx.Err()) // nothing to abandon: no child was created
+		}
+	case err == ctx.Err():
+		go func() { // abandoned: the reply still comes
+			if pid, err := s.awaitLaunch(context.Background(), p, c); err == nil {
+				s.roundTrip(context.Background(), "kill", "", &signalMsg{pid: uint32(pid), sig: uint32(syscall.SIGKILL)})
+			}
+			s.forget(p.id)
+			p.finish(nil, ctx.Err())
+		}()
+		return 0, err
+	}
+	return 0, s.failure(err) // the server broke the protocol
+}
+
+// forkWarm assigns m to a warm child the server handed over, writing the
+// assignment to the child itself, and returns nil if it holds none that can
+// take m: the request then goes to the server.
+func (s *Server) forkWarm(m *forkMsg, attr *Attr) (*Process, error) {
+	st := &m.settings
+	if !warmEligible(m) {
+		return nil, nil
+	}
+	s.mu.Lock()
+	held := len(s.warm)
+	s.mu.Unlock()
+	if held == 0 {
+		return nil, nil
+	}
+	if err := admissible(st, false); err != nil {
+		return nil, err
+	}
+	frame := appendFrame(nil, 0, &assignMsg{flags: m.flags, nfiles: m.nfiles, serverPid: uint32(s.pid), name: m.name, arg: m.arg, settings: *st})
+	if len(frame)-headerLen > maxBody {
+		return nil, nil // the server says why
+	}
+	for {
+		p, ctl := s.takeWarm()
+		if p == nil {
+			return nil, nil
+		}
+		p.name = m.name
+		err := p.assign(ctl, frame, attr)
+		syscall.Close(ctl)
+		if err == nil {
+			// The child tells the server it runs; the program tells it the
+			// child is its own, in scope of KillAll and SignalGroup, before
+			// its next request.
+			s.queueNotice(&takenMsg{pid: uint32(p.Pid), group: st.set&(setSetsid|setSetpgid) != 0})
+			s.mu.Lock()
+			s.stats.WarmForks++
+			s.mu.Unlock()
+			return p, nil
+		}
+		// The child died before it could be assigned: its exit is nobody's.
+		s.forget(p.id)
+		p.finish(nil, err)
+	}
+}
+
+// warmEligible reports whether a warm child may take m: not if the server
+// must create the child, or judge a path as it sees it.
+func warmEligible(m *forkMsg) bool {
+	st := &m.settings
+	return m.flags&flagServer == 0 && st.namespaces == 0 && st.set&setNoNewPrivs == 0 && (st.dir == "" || filepath.IsAbs(st.dir))
+}
+
+// takeWarm takes a warm child from those s holds and returns it as a
+// Process, with its control socket, or nil if s holds none.
+func (s *Server) takeWarm() (*Process, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil || len(s.warm) == 0 {
+		return nil, -1
+	}
+	w := s.warm[len(s.warm)-1]
+	s.warm = s.warm[:len(s.warm)-1]
+	p := &Process{Pid: w.pid, srv: s, id: w.id, done: make(chan struct{}), exitFd: w.exit}
+	s.procs[w.id] = p
+	return p, w.ctl
+}
+
+// assign writes the assignment frame to the warm child p on its control
+// socket ctl, with the descriptors attr gives.
+func (p *Process) assign(ctl int, frame []byte, attr *Attr) error {
+	var fds []int
+	if attr.Socket {
+		var theirs int
+		var err error
+		if p.conn, theirs, err = socketConnPair(); err != nil {
+			return err
+		}
+		defer closeFds([]int{theirs})
+		fds = []int{theirs}
+	}
+	err := withFds(attr.fdFiles(), func(files []int) error { return sendMsgFd(ctl, frame, append(fds, files...)) })
+	if err != nil && p.conn != nil {
+		p.conn.Close()
+		p.conn = nil
+	}
+	return err
+}

@@ -1,0 +1,272 @@
+//go:build linux || darwin
+
+package forkserver
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// errExecSettings: an external program cannot be set up after it starts.
+var errExecSettings = newError("Rlimits apply to Fork only")
+
+// rightsChild are the rights of a connection handed to a child that asked
+// for none in particular.
+const rightsChild = RightFork | RightSignal
+
+const (
+	// highWater bounds the bytes queued for one connection: a peer that
+	// sends requests but reads no replies is not read from until it does.
+	highWater = 256 << 10
+
+	// reapTimeout bounds how long a server whose program is gone waits for
+	// its killed children before it exits anyway.
+	reapTimeout = 5 * time.Second
+
+	// refillPause is how long a pooled child that was assigned runs, unless
+	// it exits first, before its replacement starts.
+	refillPause = 10 * time.Millisecond
+
+	// refusalBurst and refusalRate pace a connection whose Forks its
+	// bounds refuse: see paceAfter.
+	refusalBurst = 16
+	refusalRate  = 20 // per second
+)
+
+// supervisor is the state of the fork server process.
+type supervisor struct {
+	exe      string
+	poolSize int
+
+	// forkMu is held for reading across each fork and the recording of the
+	// child, and for writing while reaping: every pid reaped is known.
+	forkMu sync.RWMutex
+
+	// mu guards the fields below. It is held while reaping, so that a pid
+	// in children always names that child, alive or a zombie, while mu is
+	// held: a signal sent under mu cannot reach a reused pid.
+	mu        sync.Mutex
+	children  map[int]*entry
+	pool      []*pooled
+	poolGen   int // counts drains: a child started before one is not pooled
+	refilling bool
+	stopping  bool            // no new children
+	idle      []chan struct{} // closed when children becomes empty
+
+	// program is the program's connection, to which pooled children are
+	// handed ahead of need, at most poolSize of them unassigned at once:
+	// handed counts those. nextWarm numbers them.
+	program  *client
+	handed   int
+	nextWarm uint32
+
+	// throttles counts the times a client was not read from because too
+	// much was queued for it.
+	throttles atomic.Int64
+}
+
+// running is the server this process runs, for functions run by Eval.
+var running *supervisor
+
+// entry is a process the server created.
+type entry struct {
+	owner  *client       // the connection that asked for it; nil while pooled
+	id     uint32        // its Fork request's id, which its exit event carries
+	exit   int           // with an owner: the exit pipe, or -1
+	group  bool          // it leads its own process group
+	warm   bool          // handed to owner, which has not assigned it yet
+	gone   chan struct{} // a pooled child's: closed once it is reaped
+	pooled *pooled       // while it waits in the pool or is being assigned
+}
+
+// runServer runs the fork server on descriptor 3 until the program's
+// connection ends, and returns the exit code.
+func runServer() int {
+	// The server follows the program's lifetime, not the terminal's: a
+	// terminal's interrupt, which reaches the whole process group, and a
+	// stray SIGTERM leave it be while the program lives.
+	program := os.Getppid()
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGHUP)
+	terms := make(chan os.Signal, 1)
+	signal.Notify(terms, syscall.SIGTERM)
+
+	closeInherited()
+	exe, err := executable()
+	if err == nil {
+		var conn *net.UnixConn
+		if conn, err = unixConn(3); err == nil {
+			sv := &supervisor{exe: exe, children: make(map[int]*entry)}
+			sv.poolSize, _ = strconv.Atoi(os.Getenv(poolEnv))
+			root := sv.newClient(conn, nil, allRights)
+			root.limit, _ = strconv.Atoi(os.Getenv(maxChildrenEnv))
+			os.Unsetenv(poolEnv)
+			os.Unsetenv(maxChildrenEnv)
+			running = sv
+			sv.watchExits()
+			sv.program = root
+			root.send(0, &helloMsg{pid: uint32(os.Getpid())}) // before any warm child
+			go sv.refill()
+			go func() {
+				// On Linux the program's death sends SIGTERM (see
+				// serverSysProcAttr), which may come before the end of
+				// the connection does.
+				for range terms {
+					if os.Getppid() != program {
+						conn.Close()
+					}
+				}
+			}()
+			root.serve()
+			sv.programGone()
+			return 0
+		}
+	}
+	fmt.Fprintf(os.Stderr, "forkserver: server: %v\n", err)
+	return 2
+}
+
+// closeInherited closes every descriptor above 3 that is not close-on-exec.
+// Every descriptor the server opens itself is close-on-exec, so these came
+// from the program, which may have inherited them in turn, and no child may
+// see them.
+func closeInherited() {
+	dir, err := os.Open(fdDir)
+	if err != nil {
+		return
+	}
+	names, _ := dir.Readdirnames(-1)
+	dir.Close()
+	for _, name := range names {
+		fd, err := strconv.Atoi(name)
+		if err != nil || fd <= 3 {
+			continue
+		}
+		flags, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0)
+		if errno == 0 && flags&syscall.FD_CLOEXEC == 0 {
+			syscall.Close(fd)
+		}
+	}
+}
+
+// programGone kills every child and waits, for a bounded time, until they
+// are reaped, so that no child outlives the program that asked for it.
+func (sv *supervisor) programGone() {
+	sv.mu.Lock()
+	sv.stopping = true
+	sv.signalAll(nil, syscall.SIGKILL, true)
+	idle := sv.whenIdle()
+	sv.mu.Unlock()
+	select {
+	case <-idle:
+	case <-time.After(reapTimeout):
+	}
+}
+
+// orphan kills every child forked through cl, whose connection ended, or
+// through a connection handed out through it: a child dies with its
+// requester. A child being created through it meanwhile is killed as it is
+// recorded.
+func (sv *supervisor) orphan(cl *client) {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	cl.ended = true
+	for pid, e := range sv.children {
+		if e.owner != nil && e.owner.within(cl) {
+			e.kill(pid)
+		}
+	}
+}
+
+// kill sends SIGKILL to the child pid, whose entry e is, and to the
+// process group it leads, if it leads one: killed alone, a leader would
+// leave the processes it started behind; killed through its group alone,
+// a child that has not yet set its group up would escape.
+func (e *entry) kill(pid int) {
+	if e.group {
+		syscall.Kill(-pid, syscall.SIGKILL)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// signal sends sig to the child pid, or to the process group it leads, if
+// it is in cl's scope.
+func (sv *supervisor) signal(cl *client, pid int, sig syscall.Signal, group bool) error {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	e, ok := sv.children[pid]
+	if !ok {
+		return os.ErrProcessDone
+	}
+	if e.owner == nil || !e.owner.within(cl) {
+		return ErrPermission
+	}
+	if group {
+		if !e.group {
+			return errorf("process %d leads no process group: fork it with Setsid or Setpgid", pid)
+		}
+		pid = -pid
+	}
+	return os.NewSyscallError("kill", syscall.Kill(pid, sig))
+}
+
+// signalAll sends sig to every child in the scope of scope, warm children
+// it holds unassigned left out, or to every child if scope is nil; with
+// groups, to the process group of every child that leads one. sv.mu must be
+// held.
+func (sv *supervisor) signalAll(scope *client, sig syscall.Signal, groups bool) {
+	for pid, e := range sv.children {
+		if scope == nil || e.owner != nil && !e.warm && e.owner.within(scope) {
+			if groups && e.group {
+				syscall.Kill(-pid, sig)
+			} else {
+				syscall.Kill(pid, sig)
+			}
+		}
+	}
+}
+
+// whenIdle returns a channel closed once no child is left. sv.mu must be
+// held.
+func (sv *supervisor) whenIdle() chan struct{} {
+	ch := make(chan struct{})
+	if len(sv.children) == 0 {
+		close(ch)
+	} else {
+		sv.idle = append(sv.idle, ch)
+	}
+	return ch
+}
+
+// stop terminates every child, waits until all are reaped, answers the
+// request id and exits the server.
+func (sv *supervisor) stop(cl *client, id uint32) {
+	sv.mu.Lock()
+	sv.stopping = true
+	sv.signalAll(nil, syscall.SIGTERM, false)
+	idle := sv.whenIdle()
+	sv.mu.Unlock()
+	<-idle
+	cl.exitAfter(id)
+}
+
+// eval runs a registered function in the server.
+func eval(m *evalMsg) (err error) {
+	fn := lookup(m.name)
+	if fn == nil {
+		return ErrUnknownFunc
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return fn(context.Background(), &Child{arg: m.arg})
+}
