@@ -29,9 +29,6 @@ import (
 )
 
 const (
-	// benchBound turns a hang into a failure; it never decides an outcome.
-	benchBound = 5 * time.Minute
-
 	// benchExecProgram is the FORKSERVER_TEST_PROGRAM value on which
 	// TestMain runs benchExecChild: the child of the os/exec counterparts.
 	benchExecProgram = "bench-exec"

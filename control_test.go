@@ -8,7 +8,6 @@ import (
 	"os"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/forkserver/forkserver"
 )
@@ -58,18 +57,6 @@ func cancelRunning(t *testing.T, srv *forkserver.Server, fn forkserver.Func, att
 	ready(t, p)
 	cancel()
 	return waitBounded(t, p)
-}
-
-// waitBounded returns what p's Wait does, once p's exit is known, and
-// fails t if that takes longer than hangBound.
-func waitBounded(t *testing.T, p *forkserver.Process) (*forkserver.Exit, error) {
-	t.Helper()
-	select {
-	case <-p.Done():
-	case <-time.After(hangBound):
-		t.Fatalf("child %d did not exit within %v", p.Pid, hangBound)
-	}
-	return p.Wait()
 }
 
 // Attr.Cancel chooses the signal: SIGTERM cancels a Go child's context,

@@ -2,13 +2,16 @@
 
 package forkserver
 
-// The shared test helpers of helpers_test.go, for forkserver_test, which
-// gives them back their short names.
+// The helpers of helpers_test.go, exported for forkserver_test. Go lets
+// an external test package see no unexported name, so main_test.go gives
+// each back its own name there: that list mirrors this one, name for name,
+// and a helper added to one is added to the other.
 var (
 	TestContext = testContext
-	StartServer = startTestServer
+	StartWith   = startWith
 	TestPipe    = testPipe
-	WaitExit    = waitExit
+	Wait        = wait
+	WaitBounded = waitBounded
 	WaitSuccess = waitSuccess
 	ExpectByte  = expectByte
 	Await       = await
@@ -20,7 +23,10 @@ var (
 	ProcStatus  = procStatus
 )
 
-const HangBound = hangBound
+const (
+	HangBound  = hangBound
+	BenchBound = benchBound
+)
 
 // ForkBomb is a child that forks itself through its connection as fast as
 // it can: see limits_test.go.

@@ -24,7 +24,7 @@ func takeWarmChild(t *testing.T, srv *Server) (p *Process, ctl int) {
 // the requester, and the server goes on handing over warm children that
 // run what they are assigned.
 func TestHandOffGarbage(t *testing.T) {
-	srv := startTestServer(t, &Config{PoolSize: 1})
+	srv := startWith(t, &Config{PoolSize: 1})
 	assignment := func(a *assignMsg) []byte { return appendFrame(nil, 0, a) }
 	for _, tc := range []struct {
 		name  string
@@ -54,7 +54,7 @@ func TestHandOffGarbage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if exit := waitExit(t, p); exit.Success() {
+			if exit := wait(t, p); exit.Success() {
 				t.Fatalf("the warm child took %s and exited 0", tc.name)
 			}
 		})

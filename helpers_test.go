@@ -43,9 +43,9 @@ func testContext(tb testing.TB) context.Context {
 	return ctx
 }
 
-// startTestServer starts a server that is closed when tb ends, and checks
+// startWith starts a server that is closed when tb ends, and checks
 // that the server process is gone by then.
-func startTestServer(tb testing.TB, cfg *Config) *Server {
+func startWith(tb testing.TB, cfg *Config) *Server {
 	tb.Helper()
 	srv, err := Start(cfg)
 	if err != nil {
@@ -72,8 +72,9 @@ func testPipe(tb testing.TB) (r, w *os.File) {
 	return r, w
 }
 
-// waitExit waits for p's exit and returns it.
-func waitExit(tb testing.TB, p *Process) *Exit {
+// waitBounded returns what p's Wait does, once p's exit is known, and
+// fails tb if that takes longer than hangBound.
+func waitBounded(tb testing.TB, p *Process) (*Exit, error) {
 	tb.Helper()
 	timer := time.NewTimer(hangBound)
 	defer timer.Stop()
@@ -82,7 +83,13 @@ func waitExit(tb testing.TB, p *Process) *Exit {
 	case <-timer.C:
 		tb.Fatalf("child %d did not exit in %v", p.Pid, hangBound)
 	}
-	exit, err := p.Wait()
+	return p.Wait()
+}
+
+// wait waits for p's exit and returns it; Wait must not fail.
+func wait(tb testing.TB, p *Process) *Exit {
+	tb.Helper()
+	exit, err := waitBounded(tb, p)
 	if err != nil {
 		tb.Fatalf("Wait %d: %v", p.Pid, err)
 	}
@@ -92,7 +99,7 @@ func waitExit(tb testing.TB, p *Process) *Exit {
 // waitSuccess waits for p's exit, which must be a success.
 func waitSuccess(tb testing.TB, p *Process) {
 	tb.Helper()
-	if exit := waitExit(tb, p); !exit.Success() {
+	if exit := wait(tb, p); !exit.Success() {
 		tb.Fatalf("child %d: %s", p.Pid, exit)
 	}
 }

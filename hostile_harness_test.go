@@ -248,7 +248,7 @@ func startHostile(t *testing.T) *hostileEnv {
 // off.
 func newHostileEnv(t *testing.T, cfg *Config) *hostileEnv {
 	t.Helper()
-	e := &hostileEnv{srv: startTestServer(t, cfg), dir: t.TempDir()}
+	e := &hostileEnv{srv: startWith(t, cfg), dir: t.TempDir()}
 	if err := e.srv.Eval(testContext(t), hostileNoGC, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +329,7 @@ func (e *hostileEnv) forkNil(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the server no longer forks for the program: %v", err)
 	}
-	if exit := waitExit(t, p); !exit.Success() {
+	if exit := wait(t, p); !exit.Success() {
 		t.Fatalf("child of the program: %s", exit)
 	}
 }
@@ -356,7 +356,7 @@ func (e *hostileEnv) forkEcho(t *testing.T, attr *Attr) *Process {
 func endEcho(t *testing.T, p *Process) {
 	t.Helper()
 	p.conn.Close()
-	if exit := waitExit(t, p); !exit.Success() {
+	if exit := wait(t, p); !exit.Success() {
 		t.Errorf("echo child %d: %s", p.Pid, exit)
 	}
 }
@@ -405,7 +405,7 @@ func (e *hostileEnv) dial(t *testing.T) *hconn {
 	t.Cleanup(func() { c.Close() })
 	expectByte(t, p.conn, 'r') // the child no longer reads the connection
 	p.conn.Close()
-	if exit := waitExit(t, p); !exit.Success() {
+	if exit := wait(t, p); !exit.Success() {
 		t.Fatalf("hand-over child: %s", exit)
 	}
 	return &hconn{UnixConn: c, r: newFrameReader(c), pid: p.Pid}

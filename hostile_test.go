@@ -368,7 +368,7 @@ func TestHostileSignal(t *testing.T) {
 		hc.alive(t, 100)
 		hc.Close()
 		foreign.conn.Close()
-		waitExit(t, foreign)
+		wait(t, foreign)
 		e.check(t)
 	})
 	t.Run("kill all", func(t *testing.T) {
@@ -466,7 +466,7 @@ func TestHostileRightsAPI(t *testing.T) {
 			t.Errorf("through a child's Server, %s: %s (want ErrPermission: %v)", op, errText, want[op])
 		}
 	}
-	if exit := waitExit(t, p); !exit.Success() {
+	if exit := wait(t, p); !exit.Success() {
 		t.Errorf("child: %s", exit)
 	}
 	e.check(t)
@@ -617,7 +617,7 @@ func TestHostileForkSocketServerAndFiles(t *testing.T) {
 		if string(out) != "fifo\n" || err != nil {
 			t.Errorf("the child's files are %q, %v; want %q", out, err, "fifo\n")
 		}
-		waitExit(t, p)
+		wait(t, p)
 		pipe.expectAllClosed(t)
 		e.check(t)
 	})

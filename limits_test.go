@@ -97,7 +97,7 @@ func TestMaxChildren(t *testing.T) {
 	for _, pool := range []int{0, 2} {
 		t.Run(fmt.Sprintf("pool %d", pool), func(t *testing.T) {
 			const limit = 3
-			srv := startTestServer(t, &Config{PoolSize: pool, MaxChildren: limit})
+			srv := startWith(t, &Config{PoolSize: pool, MaxChildren: limit})
 			ctx := testContext(t)
 			if err := srv.WaitWarm(ctx); err != nil {
 				t.Fatal(err)
@@ -137,7 +137,7 @@ func TestMaxChildren(t *testing.T) {
 }
 
 func TestServerMaxChildrenBounded(t *testing.T) {
-	srv := startTestServer(t, &Config{MaxChildren: 5})
+	srv := startWith(t, &Config{MaxChildren: 5})
 	ctx := testContext(t)
 	_, err := srv.Fork(ctx, limitsSleeper, &Attr{Server: true, ServerMaxChildren: 6})
 	if !errors.Is(err, ErrPermission) {
@@ -151,7 +151,7 @@ func TestServerMaxChildrenBounded(t *testing.T) {
 // TestChildrenDieWithRequester: a child's connection ends as it exits, and
 // the child it forked through it is killed.
 func TestChildrenDieWithRequester(t *testing.T) {
-	srv := startTestServer(t, nil)
+	srv := startWith(t, nil)
 	p, err := srv.Fork(testContext(t), limitsOrphaner, &Attr{Socket: true, Server: true})
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +201,7 @@ func TestHostileForkBomb(t *testing.T) {
 				}
 				expectByte(t, echo.conn, 'x')
 				echo.conn.Close()
-				waitExit(t, echo)
+				wait(t, echo)
 			}
 
 			switch end {
@@ -221,7 +221,7 @@ func TestHostileForkBomb(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if exit := waitExit(t, bomb); exit.Status.Signal() != syscall.SIGKILL {
+			if exit := wait(t, bomb); exit.Status.Signal() != syscall.SIGKILL {
 				t.Errorf("bomb: %s, want killed", exit)
 			}
 			if b, _ := io.ReadAll(bomb.conn); len(b) > 0 {

@@ -45,13 +45,14 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// The helpers every test file shares, from helpers_test.go through
-// export_test.go.
+// The helpers every test file shares, from helpers_test.go under their
+// own names: the mirror of export_test.go's list, name for name.
 var (
 	testContext = forkserver.TestContext
-	startWith   = forkserver.StartServer
+	startWith   = forkserver.StartWith
 	testPipe    = forkserver.TestPipe
-	wait        = forkserver.WaitExit
+	wait        = forkserver.Wait
+	waitBounded = forkserver.WaitBounded
 	waitSuccess = forkserver.WaitSuccess
 	expectByte  = forkserver.ExpectByte
 	await       = forkserver.Await
@@ -63,7 +64,10 @@ var (
 	procStatus  = forkserver.ProcStatus
 )
 
-const hangBound = forkserver.HangBound
+const (
+	hangBound  = forkserver.HangBound
+	benchBound = forkserver.BenchBound
+)
 
 // start starts a server that the test closes when it ends, checking that
 // the server process is gone by then.
