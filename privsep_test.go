@@ -111,6 +111,7 @@ func needRoot(t *testing.T) {
 	}
 }
 
+// TestCredential checks that a child runs with Attr.Credential's uid, gid and groups.
 func TestCredential(t *testing.T) {
 	needRoot(t)
 	eachPool(t, func(t *testing.T, srv *forkserver.Server) {
@@ -123,6 +124,7 @@ func TestCredential(t *testing.T) {
 	})
 }
 
+// TestChrootDirEnv checks that a child runs in Attr.Chroot and Dir, with Env and then ExtraEnv, a key's last value winning.
 func TestChrootDirEnv(t *testing.T) {
 	needRoot(t)
 	root := t.TempDir()
@@ -142,6 +144,7 @@ func TestChrootDirEnv(t *testing.T) {
 	})
 }
 
+// TestLimits checks that a child runs with Attr.NoNewPrivs and Attr.Rlimits.
 func TestLimits(t *testing.T) {
 	eachPool(t, func(t *testing.T, srv *forkserver.Server) {
 		r, _ := forkReport(t, srv, &forkserver.Attr{
@@ -154,6 +157,7 @@ func TestLimits(t *testing.T) {
 	})
 }
 
+// TestNamespaces checks that a child in new PID and network namespaces is pid 1 and sees only lo.
 func TestNamespaces(t *testing.T) {
 	needRoot(t)
 	srv := startWith(t, &forkserver.Config{PoolSize: 1}) // namespaces bypass the pool
@@ -168,6 +172,7 @@ func TestNamespaces(t *testing.T) {
 	}
 }
 
+// TestUserNamespace checks that a child in a new user namespace is uid 0 there, as UidMappings map it.
 func TestUserNamespace(t *testing.T) {
 	srv := start(t)
 	r, _ := forkReport(t, srv, &forkserver.Attr{
@@ -180,6 +185,7 @@ func TestUserNamespace(t *testing.T) {
 	}
 }
 
+// TestSessionAndGroup checks that Setsid and Setpgid make the child a leader, and that SignalGroup reaches its group or fails without one.
 func TestSessionAndGroup(t *testing.T) { eachPool(t, checkSessionAndGroup) }
 
 func checkSessionAndGroup(t *testing.T, srv *forkserver.Server) {
@@ -254,6 +260,7 @@ func TestConfinement(t *testing.T) {
 	wait(t, fork(t, srv, returnNil, nil))
 }
 
+// TestExec checks that Exec gives a program its Stdout, Files, socket and ExtraEnv, applies NoNewPrivs, refuses Rlimits, and fails with ENOENT for a missing program.
 func TestExec(t *testing.T) {
 	srv := start(t)
 	r, w := testPipe(t)

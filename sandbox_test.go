@@ -362,6 +362,7 @@ func TestSandboxRuntime(t *testing.T) {
 	waitSuccess(t, p)
 }
 
+// TestSandboxRefused checks that Fork refuses a relative or missing path and an unknown group, and that Exec refuses a path policy and a denial of exec.
 func TestSandboxRefused(t *testing.T) {
 	srv := start(t)
 	ctx := testContext(t)
