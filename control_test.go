@@ -26,9 +26,9 @@ var spendTime = forkserver.Register("spend-time", func(ctx context.Context, c *f
 	}
 })
 
-// The end of a Fork's ctx kills the child, by default with SIGKILL, and
-// Wait reports it, whether a warm child took the Fork or the server
-// created the child.
+// TestCancelKills checks that the end of a Fork's ctx kills the child, by
+// default with SIGKILL, and Wait reports it, whether a warm child took the
+// Fork or the server created the child.
 func TestCancelKills(t *testing.T) {
 	eachPool(t, func(t *testing.T, srv *forkserver.Server) {
 		exit, err := cancelRunning(t, srv, faultHang, &forkserver.Attr{}) // SIGTERM would not end it
@@ -59,9 +59,10 @@ func cancelRunning(t *testing.T, srv *forkserver.Server, fn forkserver.Func, att
 	return waitBounded(t, p)
 }
 
-// Attr.Cancel chooses the signal: SIGTERM cancels a Go child's context,
-// and the child ends as its function decides. Wait reports the ctx's end
-// even though the child exited 0, as os/exec does.
+// TestCancelSignal checks that Attr.Cancel chooses the signal: SIGTERM
+// cancels a Go child's context, and the child ends as its function decides.
+// Wait reports the ctx's end even though the child exited 0, as os/exec
+// does.
 func TestCancelSignal(t *testing.T) {
 	eachPool(t, func(t *testing.T, srv *forkserver.Server) {
 		exit, err := cancelRunning(t, srv, untilTerm, &forkserver.Attr{Cancel: syscall.SIGTERM, WaitDelay: hangBound})
@@ -71,7 +72,8 @@ func TestCancelSignal(t *testing.T) {
 	})
 }
 
-// A child that outlasts Attr.WaitDelay after Attr.Cancel gets SIGKILL.
+// TestCancelWaitDelay checks that a child that outlasts Attr.WaitDelay
+// after Attr.Cancel gets SIGKILL.
 func TestCancelWaitDelay(t *testing.T) {
 	exit, err := cancelRunning(t, start(t), faultHang, &forkserver.Attr{Cancel: syscall.SIGTERM, WaitDelay: 1})
 	if exit == nil || exit.Status.Signal() != syscall.SIGKILL || !errors.Is(err, context.Canceled) {
@@ -79,7 +81,8 @@ func TestCancelWaitDelay(t *testing.T) {
 	}
 }
 
-// An Exec's ctx governs the program's life as a Fork's does.
+// TestCancelExec checks that an Exec's ctx governs the program's life as a
+// Fork's does.
 func TestCancelExec(t *testing.T) {
 	srv := start(t)
 	ctx, cancel := context.WithCancel(testContext(t))
@@ -100,9 +103,9 @@ func TestCancelExec(t *testing.T) {
 	}
 }
 
-// A ctx that ends after the child's exit is known changes nothing, and a
-// ctx that can never end is not watched at all: no goroutine or callback
-// is left waiting for it.
+// TestCancelAfterExit checks that a ctx that ends after the child's exit is
+// known changes nothing, and a ctx that can never end is not watched at
+// all: no goroutine or callback is left waiting for it.
 func TestCancelAfterExit(t *testing.T) {
 	eachPool(t, func(t *testing.T, srv *forkserver.Server) {
 		ctx, cancel := context.WithCancel(testContext(t))
@@ -147,6 +150,9 @@ func TestCancelAfterExit(t *testing.T) {
 	})
 }
 
+// TestExitCodeAndTimes checks that ExitCode is the status of an exit and -1
+// for a signal, and that UserTime and SystemTime show the time a child
+// spent.
 func TestExitCodeAndTimes(t *testing.T) {
 	eachPool(t, func(t *testing.T, srv *forkserver.Server) {
 		exit := wait(t, fork(t, srv, exitWith, &forkserver.Attr{Arg: []byte{3}}))
@@ -164,8 +170,8 @@ func TestExitCodeAndTimes(t *testing.T) {
 	})
 }
 
-// Signals are os.Signals, as os.Process's are; only syscall.Signal can be
-// sent.
+// TestSignalType checks that signals are os.Signals, as os.Process's are,
+// and that only a syscall.Signal can be sent.
 func TestSignalType(t *testing.T) {
 	srv := start(t)
 	p := fork(t, srv, faultHang, &forkserver.Attr{Socket: true})
@@ -192,8 +198,9 @@ type fakeSignal struct{}
 func (fakeSignal) String() string { return "fake" }
 func (fakeSignal) Signal()        {}
 
-// A Process that Fork or Exec did not return, such as one made from a pid,
-// answers every method with an error or a zero value, never a panic.
+// TestForeignProcess checks that a Process that Fork or Exec did not
+// return, such as one made from a pid, answers every method with an error
+// or a zero value, never a panic.
 func TestForeignProcess(t *testing.T) {
 	for name, p := range map[string]*forkserver.Process{"zero": {}, "pid": {Pid: os.Getpid()}} {
 		t.Run(name, func(t *testing.T) {

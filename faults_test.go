@@ -28,9 +28,10 @@ import (
 	"github.com/forkserver/forkserver"
 )
 
-// When the program is killed while its server has 200 children and 50
-// Forks in flight, the server and every child it created, those of the
-// Forks in flight included, are gone soon after.
+// TestFaultProgramKilledBusy checks that when the program is killed while
+// its server has 200 children and 50 Forks in flight, the server and every
+// child it created, those of the Forks in flight included, are gone soon
+// after.
 func TestFaultProgramKilledBusy(t *testing.T) {
 	outR, outW := testPipe(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -116,8 +117,9 @@ func TestFaultProgramKilledBusy(t *testing.T) {
 		running-1, time.Since(begin))
 }
 
-// When the server dies, every call blocked on it returns ErrConnLost, and
-// the goroutines behind them end.
+// TestFaultServerKilledUnblocks checks that when the server dies, every
+// call blocked on it returns ErrConnLost, and the goroutines behind them
+// end.
 func TestFaultServerKilledUnblocks(t *testing.T) {
 	var orphans []int
 	t.Cleanup(func() { // after the servers' own cleanup: they are dead
@@ -240,8 +242,8 @@ func TestFaultServerKilledUnblocks(t *testing.T) {
 	}
 }
 
-// Hundreds of children released at once exit at once: every exit arrives,
-// once, with its own status.
+// TestFaultManyExitAtOnce checks that hundreds of children released at once
+// exit at once: every exit arrives, once, with its own status.
 //
 // SIGCHLD does not queue: when children exit together the server gets one
 // signal for many and must reap them all. 256 exiting within the same
@@ -315,8 +317,9 @@ func TestFaultManyExitAtOnce(t *testing.T) {
 	wait(t, fork(t, srv, returnNil, nil)) // and still serves
 }
 
-// Stop with a short deadline kills a child and its grandchildren that all
-// ignore SIGTERM, and returns once they and the server are gone.
+// TestFaultStopGrandchildrenIgnoreTerm checks that Stop with a short
+// deadline kills a child and its grandchildren that all ignore SIGTERM, and
+// returns once they and the server are gone.
 func TestFaultStopGrandchildrenIgnoreTerm(t *testing.T) {
 	var pids []int
 	t.Cleanup(func() { // after the server's own cleanup: only on failure
@@ -371,8 +374,9 @@ func TestFaultStopGrandchildrenIgnoreTerm(t *testing.T) {
 	}
 }
 
-// A server that cannot allocate a descriptor refuses a Fork with an error
-// that names the cause, and serves again once it can.
+// TestFaultForkRefused checks that a server that cannot allocate a
+// descriptor refuses a Fork with an error that names the cause, and serves
+// again once it can.
 func TestFaultForkRefused(t *testing.T) {
 	devNull, err := os.Open(os.DevNull)
 	if err != nil {

@@ -26,6 +26,9 @@ import (
 	"github.com/forkserver/forkserver"
 )
 
+// TestExitStatus checks that every way a child ends (return, os.Exit,
+// error, panic, signal) shows in its Exit's status, pid, Success and
+// rusage, and that Signal after the exit returns os.ErrProcessDone.
 func TestExitStatus(t *testing.T) { eachPool(t, checkExitStatus) }
 
 func checkExitStatus(t *testing.T, srv *forkserver.Server) {
@@ -72,8 +75,8 @@ func checkExitStatus(t *testing.T, srv *forkserver.Server) {
 	}
 }
 
-// A child sees its standard descriptors, its socket, its files and
-// nothing else of the program's or the server's.
+// TestChildDescriptors checks that a child sees its standard descriptors,
+// its socket, its files and nothing else of the program's or the server's.
 func TestChildDescriptors(t *testing.T) { eachPool(t, checkChildDescriptors) }
 
 func checkChildDescriptors(t *testing.T, srv *forkserver.Server) {
@@ -112,6 +115,9 @@ func checkChildDescriptors(t *testing.T, srv *forkserver.Server) {
 	}
 }
 
+// TestSocketEcho checks that a child's socket carries more than a socket
+// buffer's worth both ways, and that the child reads its end once the
+// program closes its write side.
 func TestSocketEcho(t *testing.T) { eachPool(t, checkSocketEcho) }
 
 func checkSocketEcho(t *testing.T, srv *forkserver.Server) {
@@ -133,6 +139,8 @@ func checkSocketEcho(t *testing.T, srv *forkserver.Server) {
 	}
 }
 
+// TestArg checks that an Arg of 0, 1 or MaxArg bytes reaches the child
+// intact, and that Fork and Eval refuse one byte more with ErrArgTooLarge.
 func TestArg(t *testing.T) { eachPool(t, checkArg) }
 
 func checkArg(t *testing.T, srv *forkserver.Server) {
@@ -165,7 +173,8 @@ func checkArg(t *testing.T, srv *forkserver.Server) {
 	})
 }
 
-// Files travel to the child in order, and back from it over its socket.
+// TestFilesBothWays checks that files travel to the child in order, and
+// back from it over its socket.
 func TestFilesBothWays(t *testing.T) { eachPool(t, checkFilesBothWays) }
 
 func checkFilesBothWays(t *testing.T, srv *forkserver.Server) {
@@ -197,6 +206,8 @@ func checkFilesBothWays(t *testing.T, srv *forkserver.Server) {
 	}
 }
 
+// TestStdio checks that a child whose function fails writes the error,
+// prefixed with the package's and the function's names, to Attr.Stderr.
 func TestStdio(t *testing.T) { eachPool(t, checkStdio) }
 
 func checkStdio(t *testing.T, srv *forkserver.Server) {
@@ -210,6 +221,8 @@ func checkStdio(t *testing.T, srv *forkserver.Server) {
 	wait(t, p)
 }
 
+// TestGrandchild checks that a child given Attr.Server forks a grandchild
+// through its own connection and gets the grandchild's exit.
 func TestGrandchild(t *testing.T) { eachPool(t, checkGrandchild) }
 
 func checkGrandchild(t *testing.T, srv *forkserver.Server) {
@@ -226,6 +239,10 @@ func checkGrandchild(t *testing.T, srv *forkserver.Server) {
 	}
 }
 
+// TestEval checks that Eval changes the server, whose later children
+// inherit the change, and not the program; that it reports a function's
+// error or panic and refuses the zero Func; and that the server serves on
+// after all of it.
 func TestEval(t *testing.T) { eachPool(t, checkEval) }
 
 func checkEval(t *testing.T, srv *forkserver.Server) {
@@ -256,6 +273,8 @@ func checkEval(t *testing.T, srv *forkserver.Server) {
 	wait(t, fork(t, srv, returnNil, nil))
 }
 
+// TestUnknownFunc checks that a Fork of the zero Func fails with
+// ErrUnknownFunc.
 func TestUnknownFunc(t *testing.T) {
 	srv := start(t)
 	_, err := srv.Fork(testContext(t), forkserver.Func{}, nil)
@@ -280,6 +299,9 @@ func endServer(t *testing.T, srv *forkserver.Server, p *forkserver.Process, how 
 	}
 }
 
+// TestClose checks that Close ends the server and its children, that Wait,
+// Fork and KillAll then fail with ErrClosed, and that a second Close
+// returns nil.
 func TestClose(t *testing.T) {
 	srv := start(t)
 	p := fork(t, srv, ignoreTerm, &forkserver.Attr{Socket: true})
@@ -297,6 +319,9 @@ func TestClose(t *testing.T) {
 	}
 }
 
+// TestStop checks that Stop ends the children with SIGTERM and returns only
+// once their exits are delivered and the server is gone, and that Fork and
+// Stop then fail with ErrClosed.
 func TestStop(t *testing.T) { eachPool(t, checkStop) }
 
 func checkStop(t *testing.T, srv *forkserver.Server) {
@@ -331,7 +356,8 @@ func checkStop(t *testing.T, srv *forkserver.Server) {
 	}
 }
 
-// A child that ignores SIGTERM is killed when Stop's context ends.
+// TestStopDeadline checks that a child that ignores SIGTERM is killed when
+// Stop's context ends.
 func TestStopDeadline(t *testing.T) { eachPool(t, checkStopDeadline) }
 
 func checkStopDeadline(t *testing.T, srv *forkserver.Server) {
@@ -348,6 +374,8 @@ func checkStopDeadline(t *testing.T, srv *forkserver.Server) {
 	}
 }
 
+// TestDetach checks that Detach ends the server, so that Wait fails with
+// ErrClosed, while the child lives on and still answers on its socket.
 func TestDetach(t *testing.T) { eachPool(t, checkDetach) }
 
 func checkDetach(t *testing.T, srv *forkserver.Server) {
@@ -363,6 +391,8 @@ func checkDetach(t *testing.T, srv *forkserver.Server) {
 	waitGone(t, p.Pid)
 }
 
+// TestSignal checks that Signal delivers a signal the child ignores and
+// then SIGKILL, and that KillAll reaches every child.
 func TestSignal(t *testing.T) { eachPool(t, checkSignal) }
 
 func checkSignal(t *testing.T, srv *forkserver.Server) {
@@ -387,6 +417,8 @@ func checkSignal(t *testing.T, srv *forkserver.Server) {
 	}
 }
 
+// TestForkContext checks that a Fork with a ctx already cancelled fails
+// with context.Canceled and leaves the server and its connection serving.
 func TestForkContext(t *testing.T) {
 	srv := start(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -398,7 +430,8 @@ func TestForkContext(t *testing.T) {
 	wait(t, fork(t, srv, returnNil, nil))
 }
 
-// Forks from many goroutines at once each get their own child's exit.
+// TestConcurrentForks checks that forks from many goroutines at once each
+// get their own child's exit.
 //
 // 16 goroutines are eight times the cores and the pool, so requests,
 // replies and exits interleave on the one connection, and 128 forks each
@@ -438,8 +471,9 @@ func checkConcurrentForks(t *testing.T, srv *forkserver.Server) {
 	}
 }
 
-// Neither the server nor the program needs a thread per child or per
-// blocked read: the runtime poller parks goroutines.
+// TestThreadsDoNotGrow checks that neither the server nor the program needs
+// a thread per child or per blocked read: the runtime poller parks
+// goroutines.
 func TestThreadsDoNotGrow(t *testing.T) {
 	srv := start(t)
 	before := procStatus(t, os.Getpid(), "Threads")
@@ -455,8 +489,8 @@ func TestThreadsDoNotGrow(t *testing.T) {
 	}
 }
 
-// Forks leave no descriptor, goroutine or zombie behind, in the program or
-// the server.
+// TestNoLeaks checks that forks leave no descriptor, goroutine or zombie
+// behind, in the program or the server.
 //
 // The counts are compared exactly, so a leak of one descriptor or
 // goroutine per Fork leaves them 100 off after 100 forks, 50 with a
@@ -498,7 +532,8 @@ func checkNoLeaks(t *testing.T, srv *forkserver.Server, pooled int) {
 	}
 }
 
-// When the program dies, the server kills every child and exits.
+// TestProgramKilled checks that when the program dies, the server kills
+// every child and exits.
 func TestProgramKilled(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "FORKSERVER_TEST_PROGRAM=victim")
@@ -538,7 +573,8 @@ func TestProgramKilled(t *testing.T) {
 	t.Logf("server, 10 children and %d warm ones gone %v after the program died", len(warm), time.Since(begin))
 }
 
-// When the server dies, every call fails and nothing hangs.
+// TestServerKilled checks that when the server dies, every call fails and
+// nothing hangs.
 func TestServerKilled(t *testing.T) {
 	srv := start(t)
 	p := fork(t, srv, ignoreTerm, &forkserver.Attr{Socket: true})
@@ -562,6 +598,8 @@ func TestServerKilled(t *testing.T) {
 	}
 }
 
+// TestStartWithoutMain checks that Start in a program that never called
+// Main fails with ErrNoMain and says why.
 func TestStartWithoutMain(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "FORKSERVER_TEST_PROGRAM=nomain")

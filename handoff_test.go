@@ -19,10 +19,10 @@ func takeWarmChild(t *testing.T, srv *Server) (p *Process, ctl int) {
 	return p, ctl
 }
 
-// A requester that writes garbage to a warm child it was handed hurts
-// nothing but that child: the child exits with an error, its exit reaches
-// the requester, and the server goes on handing over warm children that
-// run what they are assigned.
+// TestHandOffGarbage checks that a requester that writes garbage to a warm
+// child it was handed hurts nothing but that child: the child exits with an
+// error, its exit reaches the requester, and the server goes on handing
+// over warm children that run what they are assigned.
 func TestHandOffGarbage(t *testing.T) {
 	srv := startWith(t, &Config{PoolSize: 1})
 	assignment := func(a *assignMsg) []byte { return appendFrame(nil, 0, a) }

@@ -37,8 +37,9 @@ import (
 	"time"
 )
 
-// Malformed bytes end the connection that sent them, and only it; a valid
-// frame in any number of pieces is served; a silent peer holds up no one.
+// TestHostileFrames checks that malformed bytes end the connection that
+// sent them, and only it; a valid frame in any number of pieces is served;
+// a silent peer holds up no one.
 func TestHostileFrames(t *testing.T) {
 	e := startHostile(t)
 	random := func(seed uint64, n int, prefix ...byte) []byte {
@@ -168,8 +169,9 @@ func TestHostileFrames(t *testing.T) {
 	})
 }
 
-// Descriptors where none belong, too many, or too few end the connection,
-// and every one of them is closed in the server.
+// TestHostileDescriptors checks that descriptors where none belong, too
+// many, or too few end the connection, and every one of them is closed in
+// the server.
 func TestHostileDescriptors(t *testing.T) {
 	e := startHostile(t)
 	type chunk struct {
@@ -250,8 +252,8 @@ func TestHostileDescriptors(t *testing.T) {
 	// the server, TestHostileForkSocketServerAndFiles shows.
 }
 
-// Fork requests the server must refuse are answered, and leave the
-// connection open; malformed ones end it.
+// TestHostileForkRequests checks that fork requests the server must refuse
+// are answered, and leave the connection open; malformed ones end it.
 func TestHostileForkRequests(t *testing.T) {
 	e := startHostile(t)
 	t.Run("unregistered function", func(t *testing.T) {
@@ -300,7 +302,8 @@ func TestHostileForkRequests(t *testing.T) {
 	}
 }
 
-// A child's connection may signal only its own children, transitively.
+// TestHostileSignal checks that a child's connection may signal only its
+// own children, transitively.
 func TestHostileSignal(t *testing.T) {
 	e := startHostile(t)
 	t.Run("the program's child", func(t *testing.T) {
@@ -404,8 +407,8 @@ func TestHostileSignal(t *testing.T) {
 	})
 }
 
-// A child's connection may not Stop, Detach or Eval; the refusal leaves it
-// open and the server running.
+// TestHostileRights checks that a child's connection may not Stop, Detach
+// or Eval; the refusal leaves it open and the server running.
 func TestHostileRights(t *testing.T) {
 	e := startHostile(t)
 	mustNotExist := filepath.Join(e.dir, "written-by-a-refused-eval")
@@ -441,7 +444,8 @@ func TestHostileRights(t *testing.T) {
 	}
 }
 
-// The same through the public API: a child's Server gets ErrPermission.
+// TestHostileRightsAPI checks that the public API refuses what
+// TestHostileRights refuses: a child's Server gets ErrPermission.
 func TestHostileRightsAPI(t *testing.T) {
 	e := startHostile(t)
 	p, err := e.srv.Fork(testContext(t), hostileTryRights, &Attr{Socket: true, Server: true})
@@ -472,9 +476,10 @@ func TestHostileRightsAPI(t *testing.T) {
 	e.check(t)
 }
 
-// A flood of requests from a peer that reads no replies: the server stops
-// reading it once highWater bytes of replies are queued, serves the program
-// meanwhile, and answers every request, in order, once the peer reads.
+// TestHostileFlood checks that, flooded with requests by a peer that reads
+// no replies, the server stops reading it once highWater bytes of replies
+// are queued, serves the program meanwhile, and answers every request, in
+// order, once the peer reads.
 func TestHostileFlood(t *testing.T) {
 	e := startHostile(t)
 	for _, tc := range []struct {
@@ -536,8 +541,9 @@ func TestHostileFlood(t *testing.T) {
 	}
 }
 
-// Connections opened and closed many times, in every way a peer can end
-// one, leave nothing behind in the server.
+// TestHostileConnChurn checks that connections opened and closed many
+// times, in every way a peer can end one, leave nothing behind in the
+// server.
 //
 // The server opens a connection only for a child forked with Attr.Server,
 // so each connection costs a fork and an exec of the test binary: with
@@ -584,9 +590,9 @@ func TestHostileConnChurn(t *testing.T) {
 	e.check(t)
 }
 
-// A fork with a socket, a connection to the server and more descriptors:
-// the child gets the files it was given, and the server keeps no copy of
-// any.
+// TestHostileForkSocketServerAndFiles checks that a child forked with a
+// socket, a connection to the server and more descriptors gets the files it
+// was given, and that the server keeps no copy of any.
 func TestHostileForkSocketServerAndFiles(t *testing.T) {
 	e := startHostile(t)
 	for _, tc := range []struct {
@@ -623,8 +629,9 @@ func TestHostileForkSocketServerAndFiles(t *testing.T) {
 	})
 }
 
-// A fork refused because the server is stopping leaves nothing behind,
-// even with a connection to the server asked for.
+// TestHostileForkWhileStopping checks that a fork refused because the
+// server is stopping leaves nothing behind, even with a connection to the
+// server asked for.
 func TestHostileForkWhileStopping(t *testing.T) {
 	e := startHostile(t)
 	hc := e.dial(t)
@@ -666,10 +673,11 @@ func TestHostileForkWhileStopping(t *testing.T) {
 	}
 }
 
-// Hostile requests that bring descriptors, served by a warm pool: the
-// descriptors travel in the assignment to a child that is already running.
-// Eval replaces the pool's children, so the server is measured from
-// outside: its descriptors, and its children, which at rest are the pool.
+// TestHostilePool checks that hostile requests that bring descriptors,
+// served by a warm pool, pass them in the assignment to a child that is
+// already running and leave nothing behind. Eval replaces the pool's
+// children, so the server is measured from outside: its descriptors, and
+// its children, which at rest are the pool.
 func TestHostilePool(t *testing.T) {
 	const poolSize = 2
 	e := newHostileEnv(t, &Config{PoolSize: poolSize})

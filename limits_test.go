@@ -93,6 +93,9 @@ var (
 
 const forkBombName = "fork-bomb"
 
+// TestMaxChildren checks that, with a pool or without, Fork and Exec beyond
+// Config.MaxChildren fail with ErrChildLimit until a child's exit makes
+// room, and that the pool warms again as room comes.
 func TestMaxChildren(t *testing.T) {
 	for _, pool := range []int{0, 2} {
 		t.Run(fmt.Sprintf("pool %d", pool), func(t *testing.T) {
@@ -136,6 +139,9 @@ func TestMaxChildren(t *testing.T) {
 	}
 }
 
+// TestServerMaxChildrenBounded checks that a child's connection may not be
+// given a ServerMaxChildren above the program's MaxChildren
+// (ErrPermission), nor a negative one.
 func TestServerMaxChildrenBounded(t *testing.T) {
 	srv := startWith(t, &Config{MaxChildren: 5})
 	ctx := testContext(t)

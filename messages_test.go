@@ -63,6 +63,9 @@ func checkError(t *testing.T, what string, err error, want string) {
 	}
 }
 
+// TestErrorMessages checks the exact text users see for an unknown or zero
+// Func, Exec with Rlimits, too many Files and a failing Eval, and that
+// those errors match ErrUnknownFunc and carry Op and Name.
 func TestErrorMessages(t *testing.T) {
 	srv := start(t) // no pool: the server judges the name
 	ctx := testContext(t)
@@ -90,9 +93,9 @@ func TestErrorMessages(t *testing.T) {
 	}
 }
 
-// A root or working directory that cannot be used is named, and the
-// error matches what is wrong with it, whether the program judges it
-// before it assigns a warm child or the server does.
+// TestErrorPaths checks that a root or working directory that cannot be
+// used is named, and the error matches what is wrong with it, whether the
+// program judges it before it assigns a warm child or the server does.
 func TestErrorPaths(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file")
@@ -138,8 +141,9 @@ func TestErrorPaths(t *testing.T) {
 	}
 }
 
-// A confined child's children may have its resource limits or lower
-// ones, never higher: asking for more is refused, not clamped.
+// TestConfinedRlimits checks that a confined child's children may have its
+// resource limits or lower ones, never higher: asking for more is refused,
+// not clamped.
 func TestConfinedRlimits(t *testing.T) {
 	srv := start(t)
 	for _, c := range []struct{ ask, want string }{

@@ -4,6 +4,9 @@ package forkserver
 
 import "testing"
 
+// TestHeadTail checks that a headTail keeps a short output whole and a long
+// one's head and tail with a count of the bytes left out, in whatever
+// chunks it is written.
 func TestHeadTail(t *testing.T) {
 	tests := []struct {
 		in, want string

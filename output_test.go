@@ -33,6 +33,9 @@ var (
 	})
 )
 
+// TestOutput checks that Output returns a child's standard output and, when
+// the child fails, an *ExitError with its status and its standard error,
+// kept only when the caller did not take Stderr.
 func TestOutput(t *testing.T) { eachPool(t, checkOutput) }
 
 func checkOutput(t *testing.T, srv *forkserver.Server) {
@@ -63,6 +66,8 @@ func checkOutput(t *testing.T, srv *forkserver.Server) {
 	}
 }
 
+// TestOutputRefuses checks that Output refuses an Attr with a Stdout of its
+// own or a Socket.
 func TestOutputRefuses(t *testing.T) {
 	srv := start(t)
 	ctx := testContext(t)
@@ -73,6 +78,8 @@ func TestOutputRefuses(t *testing.T) {
 	}
 }
 
+// TestExecOutput checks that ExecOutput returns a program's standard output
+// and, when it fails, an *ExitError with its status and standard error.
 func TestExecOutput(t *testing.T) {
 	srv := start(t)
 	ctx := testContext(t)

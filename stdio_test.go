@@ -54,6 +54,8 @@ var (
 	})
 )
 
+// TestStdioReaderWriters checks that a child reads an io.Reader given as
+// Stdin and writes to io.Writers given as Stdout and Stderr.
 func TestStdioReaderWriters(t *testing.T) { eachPool(t, checkStdioReaderWriters) }
 
 func checkStdioReaderWriters(t *testing.T, srv *forkserver.Server) {
@@ -65,7 +67,8 @@ func checkStdioReaderWriters(t *testing.T, srv *forkserver.Server) {
 	}
 }
 
-// TestStdioExec gives an external program a reader and a writer.
+// TestStdioExec checks that an external program reads a reader given as
+// Stdin and writes to a writer given as Stdout.
 func TestStdioExec(t *testing.T) {
 	srv := start(t)
 	var out bytes.Buffer

@@ -11,8 +11,8 @@ import (
 	"github.com/forkserver/forkserver"
 )
 
-// WaitWarm returns once the program holds the whole pool, and Stats counts
-// what a user needs to size it.
+// TestWaitWarmAndStats checks that WaitWarm returns once the program holds
+// the whole pool, and Stats counts what a user needs to size it.
 func TestWaitWarmAndStats(t *testing.T) {
 	srv := startWith(t, &forkserver.Config{PoolSize: 2})
 	ctx := testContext(t)
@@ -54,9 +54,9 @@ func TestWaitWarmAndStats(t *testing.T) {
 	}
 }
 
-// Under the race detector the server and its children run with
-// atexit_sleep_ms=0 added to GORACE; the options the program set stay,
-// and so does its own value for that one.
+// TestRaceExitSleep checks that under the race detector the server and its
+// children run with atexit_sleep_ms=0 added to GORACE; the options the
+// program set stay, and so does its own value for that one.
 func TestRaceExitSleep(t *testing.T) {
 	var env []string
 	for _, kv := range os.Environ() {
