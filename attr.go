@@ -7,65 +7,67 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
-func (a *Attr) settings() (settings, error) {
-	st := settings{
-		dir:        a.Dir,
-		chroot:     a.Chroot,
-		env:        a.Env,
-		extraEnv:   a.ExtraEnv,
-		namespaces: uint32(a.Namespaces),
-		pdeathsig:  uint32(a.Pdeathsig),
-		rights:     uint32(a.ServerRights),
-		children:   uint32(a.ServerMaxChildren),
-		syscalls:   uint32(a.DenySyscalls),
+func (a *Attr) settings() (wire.Settings, error) {
+	st := wire.Settings{
+		Dir:        a.Dir,
+		Chroot:     a.Chroot,
+		Env:        a.Env,
+		ExtraEnv:   a.ExtraEnv,
+		Namespaces: uint32(a.Namespaces),
+		Pdeathsig:  uint32(a.Pdeathsig),
+		Rights:     uint32(a.ServerRights),
+		Children:   uint32(a.ServerMaxChildren),
+		Syscalls:   uint32(a.DenySyscalls),
 	}
 	if p := a.Paths; p != nil {
 		layer, err := p.layer()
 		if err != nil {
 			return st, err
 		}
-		st.pathLayers = []pathLayer{layer}
-		st.set |= setNoNewPrivs // the kernel requires it of an unprivileged process
+		st.PathLayers = []wire.PathLayer{layer}
+		st.Set |= wire.SetNoNewPrivs // the kernel requires it of an unprivileged process
 	}
 	for _, b := range []struct {
 		set  bool
 		flag uint32
-	}{{a.Setsid, setSetsid}, {a.Setpgid, setSetpgid}, {a.Env != nil, setEnv}, {a.Credential != nil, setCredential}, {a.NoNewPrivs, setNoNewPrivs}} {
+	}{{a.Setsid, wire.SetSetsid}, {a.Setpgid, wire.SetSetpgid}, {a.Env != nil, wire.SetEnv}, {a.Credential != nil, wire.SetCredential}, {a.NoNewPrivs, wire.SetNoNewPrivs}} {
 		if b.set {
-			st.set |= b.flag
+			st.Set |= b.flag
 		}
 	}
 	if c := a.Credential; c != nil {
-		st.uid, st.gid, st.groups = c.Uid, c.Gid, c.Groups
+		st.Uid, st.Gid, st.Groups = c.Uid, c.Gid, c.Groups
 	}
 	for _, m := range a.UidMappings {
-		st.uidMaps = append(st.uidMaps, wireIDMap{m.ContainerID, m.HostID, m.Size})
+		st.UidMaps = append(st.UidMaps, wire.IDMap{ContainerID: m.ContainerID, HostID: m.HostID, Size: m.Size})
 	}
 	for _, m := range a.GidMappings {
-		st.gidMaps = append(st.gidMaps, wireIDMap{m.ContainerID, m.HostID, m.Size})
+		st.GidMaps = append(st.GidMaps, wire.IDMap{ContainerID: m.ContainerID, HostID: m.HostID, Size: m.Size})
 	}
 	for _, r := range a.Rlimits {
 		if r.Resource < 0 || r.Resource > 1<<16 {
 			return st, errorf("Rlimit resource %d out of range", r.Resource)
 		}
-		st.rlimits = append(st.rlimits, wireRlimit{uint32(r.Resource), r.Cur, r.Max})
+		st.Rlimits = append(st.Rlimits, wire.Rlimit{Resource: uint32(r.Resource), Cur: r.Cur, Max: r.Max})
 	}
 	switch {
 	case len(a.Files) > MaxFiles:
 		return st, errTooManyFiles
-	case len(a.Dir) > maxPath || len(a.Chroot) > maxPath:
-		return st, errorf("Dir or Chroot longer than %d bytes", maxPath)
-	case len(a.Env) > maxList || len(a.ExtraEnv) > maxList:
-		return st, errorf("more than %d environment entries", maxList)
-	case len(st.groups) > maxGroups:
-		return st, errorf("more than %d groups", maxGroups)
-	case len(st.uidMaps) > maxIDMaps || len(st.gidMaps) > maxIDMaps:
-		return st, errorf("more than %d ID mappings", maxIDMaps)
-	case len(st.rlimits) > maxRlimits:
-		return st, errorf("more than %d rlimits", maxRlimits)
-	case a.Pdeathsig < 0 || a.Pdeathsig > maxSignal:
+	case len(a.Dir) > wire.MaxPath || len(a.Chroot) > wire.MaxPath:
+		return st, errorf("Dir or Chroot longer than %d bytes", wire.MaxPath)
+	case len(a.Env) > wire.MaxList || len(a.ExtraEnv) > wire.MaxList:
+		return st, errorf("more than %d environment entries", wire.MaxList)
+	case len(st.Groups) > wire.MaxGroups:
+		return st, errorf("more than %d groups", wire.MaxGroups)
+	case len(st.UidMaps) > wire.MaxIDMaps || len(st.GidMaps) > wire.MaxIDMaps:
+		return st, errorf("more than %d ID mappings", wire.MaxIDMaps)
+	case len(st.Rlimits) > wire.MaxRlimits:
+		return st, errorf("more than %d rlimits", wire.MaxRlimits)
+	case a.Pdeathsig < 0 || a.Pdeathsig > wire.MaxSignal:
 		return st, errorf("Pdeathsig %d out of range", a.Pdeathsig)
 	case a.Namespaces&^allNamespaces != 0 || a.ServerRights&^allRights != 0:
 		return st, newError("unknown Namespace or Rights bits")
@@ -92,18 +94,18 @@ func (a *Attr) settings() (settings, error) {
 }
 
 // layer checks p and returns it as it travels.
-func (p *PathPolicy) layer() (pathLayer, error) {
-	var l pathLayer
+func (p *PathPolicy) layer() (wire.PathLayer, error) {
+	var l wire.PathLayer
 	for _, list := range []struct {
 		paths []string
 		out   *[]string
-	}{{p.ReadOnly, &l.readOnly}, {p.ReadWrite, &l.readWrite}} {
-		if len(list.paths) > maxRules {
-			return l, errorf("Paths: more than %d paths in a list", maxRules)
+	}{{p.ReadOnly, &l.ReadOnly}, {p.ReadWrite, &l.ReadWrite}} {
+		if len(list.paths) > wire.MaxRules {
+			return l, errorf("Paths: more than %d paths in a list", wire.MaxRules)
 		}
 		for _, path := range list.paths {
-			if !strings.HasPrefix(path, "/") || len(path) > maxPath || strings.IndexByte(path, 0) >= 0 {
-				return l, errorf("Paths: %q is not an absolute path of at most %d bytes", path, maxPath)
+			if !strings.HasPrefix(path, "/") || len(path) > wire.MaxPath || strings.IndexByte(path, 0) >= 0 {
+				return l, errorf("Paths: %q is not an absolute path of at most %d bytes", path, wire.MaxPath)
 			}
 		}
 		if len(list.paths) > 0 {
@@ -113,23 +115,16 @@ func (p *PathPolicy) layer() (pathLayer, error) {
 	return l, nil
 }
 
-// empty reports whether st asks for nothing.
-func (st *settings) empty() bool {
-	return st.set == 0 && st.dir == "" && st.chroot == "" && len(st.env) == 0 && len(st.extraEnv) == 0 &&
-		len(st.groups) == 0 && st.namespaces == 0 && len(st.uidMaps) == 0 && len(st.gidMaps) == 0 &&
-		st.pdeathsig == 0 && len(st.rlimits) == 0 && st.rights == 0 && st.children == 0 && len(st.pathLayers) == 0 && st.syscalls == 0
-}
-
 // fileFlags returns the flags of the descriptors a Fork or Exec request with
 // a carries: the socket, then those of the standard descriptors given.
 func (a *Attr) fileFlags() uint32 {
 	var flags uint32
 	if a.Socket {
-		flags |= flagSocket
+		flags |= wire.FlagSocket
 	}
 	for i, f := range a.stdFiles() {
 		if f != nil {
-			flags |= flagStdin << i
+			flags |= wire.FlagStdin << i
 		}
 	}
 	return flags
@@ -152,13 +147,4 @@ func (a *Attr) fdFiles() []*os.File {
 // newStdio has replaced every stream that is not a file with a pipe.
 func (a *Attr) stdFiles() [3]*os.File {
 	return [3]*os.File{fileOf(a.Stdin), fileOf(a.Stdout), fileOf(a.Stderr)}
-}
-
-// flag returns flagSettings if st asks for anything, so that a frame
-// carries a settings section only then.
-func (st *settings) flag() uint32 {
-	if st.empty() {
-		return 0
-	}
-	return flagSettings
 }

@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
 // A child reads its assignment on descriptor 3; a pooled child closes
@@ -43,11 +45,11 @@ func runChild(pooled bool) int {
 		fmt.Fprintf(os.Stderr, "forkserver: child: %s\n", causeText(err))
 		return 2
 	}
-	if err := apply(&a.settings, int(a.serverPid)); err != nil {
-		fmt.Fprintf(os.Stderr, "forkserver: child %s: %s\n", a.name, causeText(err))
+	if err := apply(&a.Settings, int(a.ServerPid)); err != nil {
+		fmt.Fprintf(os.Stderr, "forkserver: child %s: %s\n", a.Name, causeText(err))
 		return 127
 	}
-	name := a.name
+	name := a.Name
 	if err := fn(ctx, c); err != nil {
 		fmt.Fprintf(os.Stderr, "forkserver: %s: %v\n", name, err)
 		return 1
@@ -64,7 +66,7 @@ func warmUp() {
 		return
 	}
 	defer closeFds([]int{a, b})
-	frame := appendFrame(nil, 0, &assignMsg{flags: flagSocket, serverPid: 1, name: "warm-up"})
+	frame := wire.AppendFrame(nil, 0, &wire.Assign{Flags: wire.FlagSocket, ServerPid: 1, Name: "warm-up"})
 	if sendMsgFd(b, frame, []int{b}) != nil {
 		return
 	}
@@ -75,7 +77,7 @@ func warmUp() {
 	}
 }
 
-func readAssignment(ctx context.Context) (*Child, func(context.Context, *Child) error, *assignMsg, error) {
+func readAssignment(ctx context.Context) (*Child, func(context.Context, *Child) error, *wire.Assign, error) {
 	// The calling thread waits in recvmsg itself, so that a pooled child
 	// resumes as soon as its assignment comes, with no hand-over through
 	// the runtime's poller. A SIGTERM before then shuts the socket down,
@@ -96,38 +98,38 @@ func readAssignment(ctx context.Context) (*Child, func(context.Context, *Child) 
 	if err != nil {
 		return nil, nil, nil, errorf("reading the assignment: %w", err)
 	}
-	a, ok := f.msg.(*assignMsg)
+	a, ok := f.msg.(*wire.Assign)
 	if !ok {
 		closeFds(f.fds)
-		return nil, nil, nil, errorf("%w: expected an assignment, got type %d", errMalformed, f.msg.kind())
+		return nil, nil, nil, errorf("%w: expected an assignment, got type %d", wire.ErrMalformed, f.msg.Type())
 	}
-	fn := lookup(a.name)
+	fn := lookup(a.Name)
 	if fn == nil {
 		closeFds(f.fds)
-		return nil, nil, nil, errorf("%w %q", ErrUnknownFunc, a.name)
+		return nil, nil, nil, errorf("%w %q", ErrUnknownFunc, a.Name)
 	}
-	c := &Child{arg: a.arg}
+	c := &Child{arg: a.Arg}
 	fds := f.fds
-	if a.flags&flagSocket != 0 {
+	if a.Flags&wire.FlagSocket != 0 {
 		if c.conn, err = unixConn(fds[0]); err != nil {
 			closeFds(fds[1:])
 			return nil, nil, nil, err
 		}
 		fds = fds[1:]
 	}
-	if a.flags&flagServer != 0 {
+	if a.Flags&wire.FlagServer != 0 {
 		conn, err := unixConn(fds[0])
 		if err != nil {
 			closeFds(fds[1:])
 			return nil, nil, nil, err
 		}
-		c.server = newServer(int(a.serverPid), conn, false)
+		c.server = newServer(int(a.ServerPid), conn, false)
 		fds = fds[1:]
 	}
 	// A pooled child was executed before anyone asked for it and gets its
 	// standard descriptors now.
-	for std, flag := range []uint32{flagStdin, flagStdout, flagStderr} {
-		if a.flags&flag != 0 {
+	for std, flag := range []uint32{wire.FlagStdin, wire.FlagStdout, wire.FlagStderr} {
+		if a.Flags&flag != 0 {
 			if err := dup2(fds[0], std); err != nil {
 				closeFds(fds)
 				return nil, nil, nil, os.NewSyscallError("dup2", err)
@@ -162,64 +164,64 @@ func runRole(role string) {
 }
 
 // apply sets the child up as st says, in the order Attr documents.
-func apply(st *settings, serverPid int) error {
+func apply(st *wire.Settings, serverPid int) error {
 	switch {
-	case st.set&setSetsid != 0:
+	case st.Set&wire.SetSetsid != 0:
 		if _, err := syscall.Setsid(); err != nil {
 			return os.NewSyscallError("setsid", err)
 		}
-	case st.set&setSetpgid != 0:
+	case st.Set&wire.SetSetpgid != 0:
 		if err := syscall.Setpgid(0, 0); err != nil {
 			return os.NewSyscallError("setpgid", err)
 		}
 	}
-	if st.chroot != "" {
-		if err := syscall.Chroot(st.chroot); err != nil {
+	if st.Chroot != "" {
+		if err := syscall.Chroot(st.Chroot); err != nil {
 			return os.NewSyscallError("chroot", err)
 		}
 		if err := os.Chdir("/"); err != nil {
 			return err
 		}
 	}
-	if st.set&setCredential != 0 && !sameCredential(st) {
-		groups := make([]int, len(st.groups))
-		for i, g := range st.groups {
+	if st.Set&wire.SetCredential != 0 && !sameCredential(st) {
+		groups := make([]int, len(st.Groups))
+		for i, g := range st.Groups {
 			groups[i] = int(g)
 		}
 		if err := syscall.Setgroups(groups); err != nil {
 			return os.NewSyscallError("setgroups", err)
 		}
-		if err := syscall.Setgid(int(st.gid)); err != nil {
+		if err := syscall.Setgid(int(st.Gid)); err != nil {
 			return os.NewSyscallError("setgid", err)
 		}
-		if err := syscall.Setuid(int(st.uid)); err != nil {
+		if err := syscall.Setuid(int(st.Uid)); err != nil {
 			return os.NewSyscallError("setuid", err)
 		}
 	}
 	// As the user it now is: limits it may not raise, a directory it may
 	// not enter, fail here.
-	for _, r := range st.rlimits {
-		if err := syscall.Setrlimit(int(r.resource), &syscall.Rlimit{Cur: r.cur, Max: r.max}); err != nil {
-			return os.NewSyscallError(fmt.Sprintf("setrlimit(%d)", r.resource), err)
+	for _, r := range st.Rlimits {
+		if err := syscall.Setrlimit(int(r.Resource), &syscall.Rlimit{Cur: r.Cur, Max: r.Max}); err != nil {
+			return os.NewSyscallError(fmt.Sprintf("setrlimit(%d)", r.Resource), err)
 		}
 	}
-	if st.dir != "" {
-		if err := os.Chdir(st.dir); err != nil {
+	if st.Dir != "" {
+		if err := os.Chdir(st.Dir); err != nil {
 			return err
 		}
 	}
-	if st.pdeathsig != 0 {
-		if err := enablePdeathsig(syscall.Signal(st.pdeathsig)); err != nil {
+	if st.Pdeathsig != 0 {
+		if err := enablePdeathsig(syscall.Signal(st.Pdeathsig)); err != nil {
 			return err
 		}
 		if ppid := os.Getppid(); ppid != serverPid && ppid != 0 { // 0: the server is outside a new PID namespace
 			return errors.New("the server died before the child started")
 		}
 	}
-	if st.set&setEnv != 0 {
+	if st.Set&wire.SetEnv != 0 {
 		os.Clearenv()
 	}
-	for _, list := range [][]string{st.env, st.extraEnv} {
+	for _, list := range [][]string{st.Env, st.ExtraEnv} {
 		for _, kv := range list {
 			if k, v, ok := strings.Cut(kv, "="); ok {
 				os.Setenv(k, v)
@@ -229,8 +231,8 @@ func apply(st *settings, serverPid int) error {
 	// Last, so that nothing above needs a call it denies. The path
 	// layers are in force already: the child entered them before it
 	// executed the binary again (see enterLandlock).
-	if st.syscalls != 0 {
-		return denySyscalls(SyscallGroup(st.syscalls))
+	if st.Syscalls != 0 {
+		return denySyscalls(SyscallGroup(st.Syscalls))
 	}
 	return nil
 }

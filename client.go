@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
 // client is one connection to the server: the program's, or one handed to a
@@ -22,7 +24,7 @@ type client struct {
 	// child runs with: every child forked through the connection is
 	// confined to base, and gets std (-1: the server's own) unless it is
 	// given other standard descriptors.
-	base     *settings
+	base     *wire.Settings
 	std      [3]int
 	rulesets []int // the Landlock rulesets that child entered, which those forked through cl enter too
 
@@ -161,23 +163,23 @@ func (cl *client) bound() int {
 
 // needs is the right each request needs. A frame of a type not listed is
 // not a request.
-var needs = map[msgType]Rights{
-	tFork:         RightFork,
-	tExec:         RightFork,
-	tSignal:       RightSignal,
-	tSignalGroup:  RightSignal,
-	tKillAll:      RightSignal,
-	tKillAllGroup: RightSignal,
-	tTaken:        RightFork,
-	tEval:         RightEval,
-	tStop:         RightStop,
-	tDetach:       RightStop,
+var needs = map[wire.Type]Rights{
+	wire.TypeFork:         RightFork,
+	wire.TypeExec:         RightFork,
+	wire.TypeSignal:       RightSignal,
+	wire.TypeSignalGroup:  RightSignal,
+	wire.TypeKillAll:      RightSignal,
+	wire.TypeKillAllGroup: RightSignal,
+	wire.TypeTaken:        RightFork,
+	wire.TypeEval:         RightEval,
+	wire.TypeStop:         RightStop,
+	wire.TypeDetach:       RightStop,
 }
 
 // handle handles one request. It reports false, having closed the frame's
 // descriptors, if the frame is not a request.
 func (cl *client) handle(f frame) bool {
-	need, ok := needs[f.msg.kind()]
+	need, ok := needs[f.msg.Type()]
 	if !ok {
 		closeFds(f.fds)
 		return false
@@ -189,24 +191,24 @@ func (cl *client) handle(f frame) bool {
 	}
 	sv := cl.sv
 	switch m := f.msg.(type) {
-	case *forkMsg:
-		cl.paceAfter(sv.handleLaunch(cl, f.id, m.flags, f.fds, func(l *launch) error { return sv.fork(l, m) }))
-	case *execMsg:
-		cl.paceAfter(sv.handleLaunch(cl, f.id, m.flags, f.fds, func(l *launch) error { return sv.exec(l, m) }))
-	case *takenMsg:
+	case *wire.Fork:
+		cl.paceAfter(sv.handleLaunch(cl, f.id, m.Flags, f.fds, func(l *launch) error { return sv.fork(l, m) }))
+	case *wire.Exec:
+		cl.paceAfter(sv.handleLaunch(cl, f.id, m.Flags, f.fds, func(l *launch) error { return sv.exec(l, m) }))
+	case *wire.Taken:
 		sv.taken(cl, m)
-	case *signalMsg:
-		cl.reply(f.id, sv.signal(cl, int(m.pid), syscall.Signal(m.sig), m.group))
-	case *killAllMsg:
+	case *wire.Signal:
+		cl.reply(f.id, sv.signal(cl, int(m.Pid), syscall.Signal(m.Sig), m.Group))
+	case *wire.KillAll:
 		sv.mu.Lock()
 		scope := cl
 		if sv.stopping && cl.rights&RightStop != 0 {
 			scope = nil // Stop's last resort reaches every child, as Stop does
 		}
-		sv.signalAll(scope, syscall.Signal(m.sig), m.groups)
+		sv.signalAll(scope, syscall.Signal(m.Sig), m.Groups)
 		sv.mu.Unlock()
 		cl.reply(f.id, nil)
-	case *evalMsg:
+	case *wire.Eval:
 		go func() {
 			err := eval(m)
 			sv.mu.Lock()
@@ -215,9 +217,9 @@ func (cl *client) handle(f frame) bool {
 			cl.reply(f.id, err) // before any warm child that replaces them
 			sv.refill()
 		}()
-	case *stopMsg:
+	case *wire.Stop:
 		go sv.stop(cl, f.id)
-	case *detachMsg:
+	case *wire.Detach:
 		sv.mu.Lock()
 		sv.stopping = true
 		sv.mu.Unlock()
@@ -254,34 +256,34 @@ func (cl *client) reply(id uint32, err error) {
 	cl.send(id, replyFor(err))
 }
 
-func replyFor(err error) *replyMsg {
+func replyFor(err error) *wire.Reply {
 	var se *os.SyscallError
 	var pe *os.PathError
 	var errno syscall.Errno
 	switch {
 	case err == nil:
-		return &replyMsg{}
+		return &wire.Reply{}
 	case errors.Is(err, ErrUnknownFunc):
-		return &replyMsg{code: codeUnknownFunc}
+		return &wire.Reply{Code: wire.CodeUnknownFunc}
 	case errors.Is(err, ErrPermission):
-		return &replyMsg{code: codePermission}
+		return &wire.Reply{Code: wire.CodePermission}
 	case errors.Is(err, os.ErrProcessDone):
-		return &replyMsg{code: codeProcessDone}
+		return &wire.Reply{Code: wire.CodeProcessDone}
 	case errors.Is(err, ErrClosed):
-		return &replyMsg{code: codeClosed}
+		return &wire.Reply{Code: wire.CodeClosed}
 	case errors.Is(err, ErrChildLimit):
-		return &replyMsg{code: codeChildLimit}
+		return &wire.Reply{Code: wire.CodeChildLimit}
 	case errors.As(err, &se) && errors.As(err, &errno):
-		return &replyMsg{code: codeErrno, value: uint32(errno), text: truncate(se.Syscall)}
+		return &wire.Reply{Code: wire.CodeErrno, Value: uint32(errno), Text: truncate(se.Syscall)}
 	case errors.As(err, &pe) && errors.As(err, &errno):
-		return &replyMsg{code: codeErrno, value: uint32(errno), text: truncate(pe.Op + " " + pe.Path)}
+		return &wire.Reply{Code: wire.CodeErrno, Value: uint32(errno), Text: truncate(pe.Op + " " + pe.Path)}
 	}
-	return &replyMsg{code: codeFailed, text: truncate(causeText(err))}
+	return &wire.Reply{Code: wire.CodeFailed, Text: truncate(causeText(err))}
 }
 
 func truncate(s string) string {
-	if len(s) > maxText {
-		return s[:maxText]
+	if len(s) > wire.MaxText {
+		return s[:wire.MaxText]
 	}
 	return s
 }
@@ -289,11 +291,11 @@ func truncate(s string) string {
 // send queues a frame for cl and makes sure a goroutine is writing the
 // queue out. It never blocks, so the reaper and the handlers may call it
 // with sv.mu held.
-func (cl *client) send(id uint32, m message) { cl.sendFds(id, m, nil) }
+func (cl *client) send(id uint32, m wire.Message) { cl.sendFds(id, m, nil) }
 
 // sendFds is send with descriptors, which it takes ownership of, to travel
 // with the frame.
-func (cl *client) sendFds(id uint32, m message, fds []int) {
+func (cl *client) sendFds(id uint32, m wire.Message, fds []int) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	if cl.broken {
@@ -306,7 +308,7 @@ func (cl *client) sendFds(id uint32, m message, fds []int) {
 		n++
 	}
 	size := len(cl.out[n-1].b)
-	cl.out[n-1].b = appendFrame(cl.out[n-1].b, id, m)
+	cl.out[n-1].b = wire.AppendFrame(cl.out[n-1].b, id, m)
 	cl.queued += len(cl.out[n-1].b) - size
 	if !cl.flushing {
 		cl.flushing = true
@@ -346,7 +348,7 @@ func (cl *client) drop() {
 
 // exited tells cl of the exit of its child id, on the child's exit pipe
 // exit, which it closes, if there is one, and on the connection.
-func (cl *client) exited(id uint32, exit int, m *exitMsg) {
+func (cl *client) exited(id uint32, exit int, m *wire.Exit) {
 	if exit >= 0 {
 		notifyPipe(exit, id, m)
 		syscall.Close(exit)

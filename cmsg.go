@@ -9,6 +9,8 @@ import (
 	"net"
 	"os"
 	"syscall"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
 var (
@@ -210,17 +212,43 @@ func closeFds(fds []int) {
 	}
 }
 
+// parseHeader is [wire.ParseHeader], and decodeBody [wire.DecodeBody], with
+// the codec's errors made errors of this package.
+func parseHeader(b []byte) (wire.Header, error) {
+	h, err := wire.ParseHeader(b)
+	if err != nil {
+		return h, errorf("%w", err)
+	}
+	return h, nil
+}
+
+func decodeBody(t wire.Type, body []byte) (wire.Message, error) {
+	m, err := wire.DecodeBody(t, body)
+	if err != nil {
+		return m, errorf("%w", err)
+	}
+	return m, nil
+}
+
+// frame is one received frame and the descriptors that came with it, which
+// its receiver owns.
+type frame struct {
+	id  uint32
+	msg wire.Message
+	fds []int
+}
+
 // frameReader reads frames from one connection, one at a time.
 type frameReader struct {
 	recv recvFunc
-	hdr  [headerLen]byte
+	hdr  [wire.HeaderSize]byte
 	oob  []byte
 }
 
 func newFrameReader(c *net.UnixConn) *frameReader { return newRecvFrameReader(connRecv(c)) }
 
 func newRecvFrameReader(recv recvFunc) *frameReader {
-	return &frameReader{recv: recv, oob: make([]byte, syscall.CmsgSpace(maxFds*4))}
+	return &frameReader{recv: recv, oob: make([]byte, syscall.CmsgSpace(wire.MaxFds*4))}
 }
 
 // read reads the next frame. The descriptors of a frame must arrive with its
@@ -233,7 +261,7 @@ func newRecvFrameReader(recv recvFunc) *frameReader {
 // descriptors: read returns the frame without them and errFdsLost, and the
 // connection stays usable.
 func (r *frameReader) read() (frame, error) {
-	_, fds, err := recvMsg(r.recv, r.hdr[:], r.oob, maxFds)
+	_, fds, err := recvMsg(r.recv, r.hdr[:], r.oob, wire.MaxFds)
 	lost := errors.Is(err, errTruncated)
 	if err != nil && !lost {
 		return frame{}, err
@@ -246,8 +274,8 @@ func (r *frameReader) read() (frame, error) {
 		}
 		return f, err
 	}
-	if err == nil && int(h.nfds) != len(fds) {
-		err = errorf("%w: header says %d descriptors, %d arrived", errMalformed, h.nfds, len(fds))
+	if err == nil && int(h.NumFds) != len(fds) {
+		err = errorf("%w: header says %d descriptors, %d arrived", wire.ErrMalformed, h.NumFds, len(fds))
 	}
 	if err != nil {
 		closeFds(fds)
@@ -258,32 +286,32 @@ func (r *frameReader) read() (frame, error) {
 
 // readBody reads the body of the frame h, which fds came with; check says
 // whether they must be what the body calls for.
-func (r *frameReader) readBody(h header, fds []int, check bool) (frame, error) {
+func (r *frameReader) readBody(h wire.Header, fds []int, check bool) (frame, error) {
 	// The body grows as it arrives: a peer that sends a header and then
 	// nothing pins no more than a chunk.
 	const chunk = 64 << 10
 	var body []byte
 	var err error
-	for len(body) < int(h.len) && err == nil {
+	for len(body) < int(h.Len) && err == nil {
 		n := len(body)
-		body = append(body, make([]byte, min(int(h.len)-n, chunk))...)
+		body = append(body, make([]byte, min(int(h.Len)-n, chunk))...)
 		_, _, err = recvMsg(r.recv, body[n:], nil, 0)
 	}
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}
-	var m message
+	var m wire.Message
 	if err == nil {
-		m, err = decodeBody(h.typ, body)
+		m, err = decodeBody(h.Type, body)
 	}
-	if err == nil && check && m.numFds() != len(fds) {
-		err = errorf("%w: type %d carries %d descriptors, %d arrived", errMalformed, h.typ, m.numFds(), len(fds))
+	if err == nil && check && m.NumFds() != len(fds) {
+		err = errorf("%w: type %d carries %d descriptors, %d arrived", wire.ErrMalformed, h.Type, m.NumFds(), len(fds))
 	}
 	if err != nil {
 		closeFds(fds)
 		return frame{}, err
 	}
-	return frame{id: h.id, msg: m, fds: fds}, nil
+	return frame{id: h.ID, msg: m, fds: fds}, nil
 }
 
 // unixConn turns a connected AF_UNIX socket into a *net.UnixConn that the

@@ -8,16 +8,18 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
 // admit confines st to what cl may ask for and checks that the server can
 // honour it, so that a refusal is Fork's error rather than the child's.
-func (cl *client) admit(st *settings, external bool) error {
+func (cl *client) admit(st *wire.Settings, external bool) error {
 	if err := cl.confine(st); err != nil {
 		return err
 	}
-	if len(st.pathLayers) > 0 {
-		st.set |= setNoNewPrivs // whoever sent st: the server forks such a child from a thread that has it
+	if len(st.PathLayers) > 0 {
+		st.Set |= wire.SetNoNewPrivs // whoever sent st: the server forks such a child from a thread that has it
 	}
 	return admissible(st, external)
 }
@@ -25,23 +27,23 @@ func (cl *client) admit(st *settings, external bool) error {
 // admissible checks that this process, or the server it started, can
 // honour st. A root or working directory it cannot use is an
 // *os.PathError that names it.
-func admissible(st *settings, external bool) error {
+func admissible(st *wire.Settings, external bool) error {
 	if err := sandboxAdmissible(st, external); err != nil {
 		return err
 	}
-	if st.set&setCredential != 0 && os.Geteuid() != 0 && !sameCredential(st) {
+	if st.Set&wire.SetCredential != 0 && os.Geteuid() != 0 && !sameCredential(st) {
 		return os.NewSyscallError("setuid", syscall.EPERM)
 	}
-	if st.chroot != "" {
+	if st.Chroot != "" {
 		if os.Geteuid() != 0 {
-			return &os.PathError{Op: "chroot", Path: st.chroot, Err: syscall.EPERM}
+			return &os.PathError{Op: "chroot", Path: st.Chroot, Err: syscall.EPERM}
 		}
-		if err := isDir("chroot", st.chroot); err != nil {
+		if err := isDir("chroot", st.Chroot); err != nil {
 			return err
 		}
 	}
-	if st.dir != "" && st.chroot == "" {
-		if err := isDir("chdir", st.dir); err != nil {
+	if st.Dir != "" && st.Chroot == "" {
+		if err := isDir("chdir", st.Dir); err != nil {
 			return err
 		}
 	}
@@ -68,13 +70,13 @@ func isDir(op, path string) error {
 
 // sameCredential reports whether st's credential is the one this process
 // has, the only one a process without privileges can run a child as.
-func sameCredential(st *settings) bool {
+func sameCredential(st *wire.Settings) bool {
 	groups, err := os.Getgroups()
-	if err != nil || int(st.uid) != os.Geteuid() || int(st.gid) != os.Getegid() || len(groups) != len(st.groups) {
+	if err != nil || int(st.Uid) != os.Geteuid() || int(st.Gid) != os.Getegid() || len(groups) != len(st.Groups) {
 		return false
 	}
 	for i, g := range groups {
-		if uint32(g) != st.groups[i] {
+		if uint32(g) != st.Groups[i] {
 			return false
 		}
 	}
@@ -82,53 +84,53 @@ func sameCredential(st *settings) bool {
 }
 
 // confine makes st no more privileged than the child cl was handed to.
-func (cl *client) confine(st *settings) error {
+func (cl *client) confine(st *wire.Settings) error {
 	b := cl.base
 	if b == nil {
 		return nil
 	}
-	if b.set&setCredential != 0 {
-		if st.set&setCredential == 0 {
-			st.set |= setCredential
-			st.uid, st.gid, st.groups = b.uid, b.gid, b.groups
-		} else if st.uid != b.uid || st.gid != b.gid || !slices.Equal(st.groups, b.groups) {
+	if b.Set&wire.SetCredential != 0 {
+		if st.Set&wire.SetCredential == 0 {
+			st.Set |= wire.SetCredential
+			st.Uid, st.Gid, st.Groups = b.Uid, b.Gid, b.Groups
+		} else if st.Uid != b.Uid || st.Gid != b.Gid || !slices.Equal(st.Groups, b.Groups) {
 			return ErrPermission
 		}
 	}
-	restricted := b.set&(setCredential|setNoNewPrivs|setEnv) != 0 || b.chroot != "" || b.namespaces != 0
-	if st.chroot == "" {
-		st.chroot = b.chroot
-	} else if st.chroot != b.chroot && restricted {
+	restricted := b.Set&(wire.SetCredential|wire.SetNoNewPrivs|wire.SetEnv) != 0 || b.Chroot != "" || b.Namespaces != 0
+	if st.Chroot == "" {
+		st.Chroot = b.Chroot
+	} else if st.Chroot != b.Chroot && restricted {
 		return ErrPermission // a root of its choosing could hold setuid binaries of its making
 	}
-	if b.set&setEnv != 0 && st.set&setEnv == 0 {
+	if b.Set&wire.SetEnv != 0 && st.Set&wire.SetEnv == 0 {
 		// What the child was not given, such as the server's secrets,
 		// its children are not given either.
-		st.set |= setEnv
-		st.env = mergeEnv(b.env, b.extraEnv)
+		st.Set |= wire.SetEnv
+		st.Env = mergeEnv(b.Env, b.ExtraEnv)
 	}
 	if restricted {
-		if st.uidMaps == nil && st.gidMaps == nil {
-			st.uidMaps, st.gidMaps = b.uidMaps, b.gidMaps
-		} else if !slices.Equal(st.uidMaps, b.uidMaps) || !slices.Equal(st.gidMaps, b.gidMaps) {
+		if st.UidMaps == nil && st.GidMaps == nil {
+			st.UidMaps, st.GidMaps = b.UidMaps, b.GidMaps
+		} else if !slices.Equal(st.UidMaps, b.UidMaps) || !slices.Equal(st.GidMaps, b.GidMaps) {
 			return ErrPermission
 		}
 	}
-	if b.syscalls&uint32(SyscallsMount) != 0 && st.namespaces&^b.namespaces != 0 {
+	if b.Syscalls&uint32(SyscallsMount) != 0 && st.Namespaces&^b.Namespaces != 0 {
 		return ErrPermission // what the child may not unshare, the server does not create for it
 	}
-	st.namespaces |= b.namespaces
-	st.set |= b.set & setNoNewPrivs
+	st.Namespaces |= b.Namespaces
+	st.Set |= b.Set & wire.SetNoNewPrivs
 	// Policies only tighten: the confining child's path layers, which
 	// its connection holds (see layerRulesets), are enforced first and its
 	// own on top; its system call groups stay denied.
-	st.syscalls |= b.syscalls
-	for _, limit := range b.rlimits {
-		i := slices.IndexFunc(st.rlimits, func(r wireRlimit) bool { return r.resource == limit.resource })
+	st.Syscalls |= b.Syscalls
+	for _, limit := range b.Rlimits {
+		i := slices.IndexFunc(st.Rlimits, func(r wire.Rlimit) bool { return r.Resource == limit.Resource })
 		switch {
 		case i < 0:
-			st.rlimits = append(st.rlimits, limit)
-		case st.rlimits[i].cur > limit.cur || st.rlimits[i].max > limit.max:
+			st.Rlimits = append(st.Rlimits, limit)
+		case st.Rlimits[i].Cur > limit.Cur || st.Rlimits[i].Max > limit.Max:
 			return ErrPermission
 		}
 	}

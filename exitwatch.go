@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
 // watchExits makes the server reap its children as they exit: one goroutine
@@ -70,8 +72,8 @@ func (sv *supervisor) reapExited() {
 	}
 }
 
-func exitToMsg(pid int, ws syscall.WaitStatus, ru *syscall.Rusage) *exitMsg {
-	return &exitMsg{pid: uint32(pid), status: uint32(ws), rusage: [18]int64{
+func exitToMsg(pid int, ws syscall.WaitStatus, ru *syscall.Rusage) *wire.Exit {
+	return &wire.Exit{Pid: uint32(pid), Status: uint32(ws), Rusage: [18]int64{
 		int64(ru.Utime.Sec), int64(ru.Utime.Usec), int64(ru.Stime.Sec), int64(ru.Stime.Usec),
 		int64(ru.Maxrss), int64(ru.Ixrss), int64(ru.Idrss), int64(ru.Isrss),
 		int64(ru.Minflt), int64(ru.Majflt), int64(ru.Nswap), int64(ru.Inblock),
@@ -80,10 +82,10 @@ func exitToMsg(pid int, ws syscall.WaitStatus, ru *syscall.Rusage) *exitMsg {
 	}}
 }
 
-func exitFromMsg(m *exitMsg) *Exit {
-	e := &Exit{Pid: int(m.pid), Status: syscall.WaitStatus(m.status)}
+func exitFromMsg(m *wire.Exit) *Exit {
+	e := &Exit{Pid: int(m.Pid), Status: syscall.WaitStatus(m.Status)}
 	ru := &e.Rusage
-	v := m.rusage
+	v := m.Rusage
 	set(&ru.Utime.Sec, v[0])
 	set(&ru.Utime.Usec, v[1])
 	set(&ru.Stime.Sec, v[2])
@@ -116,7 +118,7 @@ func exitPipe(fd int) error {
 		return os.NewSyscallError("fstat", err)
 	}
 	if st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
-		return errorf("%w: the exit descriptor is not a pipe", errMalformed)
+		return errorf("%w: the exit descriptor is not a pipe", wire.ErrMalformed)
 	}
 	return os.NewSyscallError("setnonblock", syscall.SetNonblock(fd, true))
 }
@@ -125,8 +127,8 @@ func exitPipe(fd int) error {
 // smaller than PIPE_BUF, so it is written whole or not at all: a requester
 // that never reads its pipe loses what does not fit, never the server's
 // time.
-func notifyPipe(fd int, id uint32, m message) {
-	b := appendFrame(nil, id, m)
+func notifyPipe(fd int, id uint32, m wire.Message) {
+	b := wire.AppendFrame(nil, id, m)
 	for {
 		if _, err := syscall.Write(fd, b); err != syscall.EINTR {
 			return

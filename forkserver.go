@@ -53,6 +53,19 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/forkserver/forkserver/internal/wire"
+)
+
+const (
+	// MaxArg is the largest argument, in bytes, that Fork and Eval accept.
+	MaxArg = wire.MaxArg
+
+	// MaxFiles is the largest number of descriptors in Attr.Files.
+	MaxFiles = wire.MaxFiles
+
+	// MaxName is the longest function name, in bytes, that Register accepts.
+	MaxName = wire.MaxName
 )
 
 // Errors returned by this package, to be matched with errors.Is. Most
@@ -405,6 +418,10 @@ const (
 
 	allRights = RightFork | RightSignal | RightEval | RightStop
 )
+
+// The bits the wire codec accepts are these: indexing an array of one
+// with anything but 0 fails to compile where the two disagree.
+var _ = [1]struct{}{}[(uint32(allNamespaces)^wire.AllNamespaces)|(uint32(allRights)^wire.AllRights)|(uint32(allSyscallGroups)^wire.AllSyscallGroups)]
 
 // Child is what a registered function receives in a child process. The
 // function owns what its methods return: it may close the connection, the

@@ -8,6 +8,8 @@ package forkserver
 import (
 	"syscall"
 	"testing"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
 // takeWarmChild waits until srv holds a warm child and takes it.
@@ -25,18 +27,18 @@ func takeWarmChild(t *testing.T, srv *Server) (p *Process, ctl int) {
 // over warm children that run what they are assigned.
 func TestHandOffGarbage(t *testing.T) {
 	srv := startWith(t, &Config{PoolSize: 1})
-	assignment := func(a *assignMsg) []byte { return appendFrame(nil, 0, a) }
+	assignment := func(a *wire.Assign) []byte { return wire.AppendFrame(nil, 0, a) }
 	for _, tc := range []struct {
 		name  string
 		bytes []byte
 		fds   int // how many descriptors travel with the bytes
 	}{
 		{"bytes that are no frame", []byte("not a frame at all"), 0},
-		{"a frame that is no assignment", appendFrame(nil, 0, &replyMsg{}), 0},
-		{"an assignment of no registered function", assignment(&assignMsg{serverPid: 1, name: "handoff-no-such-function"}), 0},
-		{"an assignment without the socket it announces", assignment(&assignMsg{flags: flagSocket, serverPid: 1, name: hostileNil.name}), 0},
-		{"descriptors no assignment announces", assignment(&assignMsg{serverPid: 1, name: hostileNil.name}), 2},
-		{"a cut assignment", assignment(&assignMsg{serverPid: 1, name: hostileNil.name, arg: make([]byte, 100)})[:40], 0},
+		{"a frame that is no assignment", wire.AppendFrame(nil, 0, &wire.Reply{}), 0},
+		{"an assignment of no registered function", assignment(&wire.Assign{ServerPid: 1, Name: "handoff-no-such-function"}), 0},
+		{"an assignment without the socket it announces", assignment(&wire.Assign{Flags: wire.FlagSocket, ServerPid: 1, Name: hostileNil.name}), 0},
+		{"descriptors no assignment announces", assignment(&wire.Assign{ServerPid: 1, Name: hostileNil.name}), 2},
+		{"a cut assignment", assignment(&wire.Assign{ServerPid: 1, Name: hostileNil.name, Arg: make([]byte, 100)})[:40], 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, ctl := takeWarmChild(t, srv)

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
 const (
@@ -208,7 +210,7 @@ func procStatus(tb testing.TB, pid int, key string) int {
 }
 
 // rawHeader builds a frame header with any fields, valid or not.
-func rawHeader(version byte, typ msgType, nfds uint16, id, n uint32) []byte {
+func rawHeader(version byte, typ wire.Type, nfds uint16, id, n uint32) []byte {
 	b := []byte{version, byte(typ)}
 	b = binary.LittleEndian.AppendUint16(b, nfds)
 	b = binary.LittleEndian.AppendUint32(b, id)

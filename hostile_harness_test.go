@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
 // Functions for the hostile tests' children and for Eval in their servers.
@@ -147,7 +149,7 @@ var (
 	// argument chooses, and exits 0.
 	hostileChurn = Register("hostile-churn", func(ctx context.Context, c *Child) error {
 		conn := c.server.conn
-		kill := appendFrame(nil, 1, &killAllMsg{})
+		kill := wire.AppendFrame(nil, 1, &wire.KillAll{})
 		switch c.arg[0] % hostileChurnModes {
 		case 0: // between frames: the connection just closes at exit
 		case 1: // in the middle of a header
@@ -155,9 +157,9 @@ var (
 		case 2: // after garbage
 			conn.Write(bytes.Repeat([]byte{0xff}, 64))
 		case 3: // with a request in flight, whose reply finds no reader
-			conn.Write(appendFrame(nil, 1, &forkMsg{name: hostileNil.name}))
+			conn.Write(wire.AppendFrame(nil, 1, &wire.Fork{Name: hostileNil.name}))
 		case 4: // in the middle of a body
-			conn.Write(kill[:headerLen+2])
+			conn.Write(kill[:wire.HeaderSize+2])
 		}
 		return nil
 	})
@@ -185,8 +187,8 @@ var hostileFileKinds = Register("hostile-file-kinds", func(ctx context.Context, 
 })
 
 // hostileFdFlags are the flags of a fork request that bring descriptors,
-// or, for flagServer, a connection.
-const hostileFdFlags = flagSocket | flagServer | flagStdin | flagStdout | flagStderr
+// or, for wire.FlagServer, a connection.
+const hostileFdFlags = wire.FlagSocket | wire.FlagServer | wire.FlagStdin | wire.FlagStdout | wire.FlagStderr
 
 // hostileStats is what hostileMeasure sees in the server.
 type hostileStats struct {
@@ -437,15 +439,15 @@ func (h *hconn) next(t *testing.T) frame {
 
 // reply reads the reply to the request id, which must come next, and
 // checks its code.
-func (h *hconn) reply(t *testing.T, id uint32, code uint16) *replyMsg {
+func (h *hconn) reply(t *testing.T, id uint32, code uint16) *wire.Reply {
 	t.Helper()
 	f := h.next(t)
-	r, ok := f.msg.(*replyMsg)
+	r, ok := f.msg.(*wire.Reply)
 	if !ok || f.id != id {
 		t.Fatalf("got a %T for id %d, want the reply to %d", f.msg, f.id, id)
 	}
-	if r.code != code {
-		t.Fatalf("reply to %d: code %d (%q), want %d", id, r.code, r.text, code)
+	if r.Code != code {
+		t.Fatalf("reply to %d: code %d (%q), want %d", id, r.Code, r.Text, code)
 	}
 	return r
 }
@@ -455,7 +457,7 @@ func (h *hconn) reply(t *testing.T, id uint32, code uint16) *replyMsg {
 func (h *hconn) exit(t *testing.T, id uint32) *Exit {
 	t.Helper()
 	f := h.next(t)
-	m, ok := f.msg.(*exitMsg)
+	m, ok := f.msg.(*wire.Exit)
 	if !ok || f.id != id {
 		t.Fatalf("got a %T for id %d, want the exit of %d", f.msg, f.id, id)
 	}
@@ -465,8 +467,8 @@ func (h *hconn) exit(t *testing.T, id uint32) *Exit {
 // alive proves the server still reads and answers the connection.
 func (h *hconn) alive(t *testing.T, id uint32) {
 	t.Helper()
-	h.send(t, appendFrame(nil, id, &killAllMsg{}))
-	h.reply(t, id, codeOK)
+	h.send(t, wire.AppendFrame(nil, id, &wire.KillAll{}))
+	h.reply(t, id, wire.CodeOK)
 }
 
 // expectClosed reads until the server closes the connection. With strict,
@@ -505,8 +507,8 @@ func (h *hconn) expectRefused(t *testing.T, id uint32) {
 		return // closed
 	}
 	closeFds(f.fds)
-	r, ok := f.msg.(*replyMsg)
-	if !ok || f.id != id || r.code == codeOK {
+	r, ok := f.msg.(*wire.Reply)
+	if !ok || f.id != id || r.Code == wire.CodeOK {
 		t.Fatalf("got a %T for id %d (%+v), want a refusal of %d or the end of the connection", f.msg, f.id, f.msg, id)
 	}
 	h.alive(t, id+1000)
@@ -521,11 +523,11 @@ func (h *hconn) forkEcho(t *testing.T, id, flags uint32) (*net.UnixConn, int) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	h.send(t, appendFrame(nil, id, &forkMsg{flags: flagSocket | flags, name: hostileEcho.name}), fd)
+	h.send(t, wire.AppendFrame(nil, id, &wire.Fork{Flags: wire.FlagSocket | flags, Name: hostileEcho.name}), fd)
 	syscall.Close(fd)
-	r := h.reply(t, id, codeOK)
+	r := h.reply(t, id, wire.CodeOK)
 	expectByte(t, c, 'r')
-	return c, int(r.value)
+	return c, int(r.Value)
 }
 
 // forkFiles asks through h for a hostile-file-kinds child with a socket
@@ -541,17 +543,17 @@ func (h *hconn) forkFiles(t *testing.T, flags uint32, nfiles uint16) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	m := &forkMsg{flags: flagSocket | flags, nfiles: nfiles, name: hostileFileKinds.name}
-	h.send(t, appendFrame(nil, 1, m), append([]int{fd}, pipe.fds(m.numFds()-1)...)...)
+	m := &wire.Fork{Flags: wire.FlagSocket | flags, NumFiles: nfiles, Name: hostileFileKinds.name}
+	h.send(t, wire.AppendFrame(nil, 1, m), append([]int{fd}, pipe.fds(m.NumFds()-1)...)...)
 	syscall.Close(fd)
-	h.reply(t, 1, codeOK)
+	h.reply(t, 1, wire.CodeOK)
 	c.SetReadDeadline(time.Now().Add(hangBound))
 	out, err := io.ReadAll(c)
 	if want := strings.Repeat("fifo\n", int(nfiles)); string(out) != want || err != nil {
 		t.Errorf("the child's files are %q, %v; want %q", out, err, want)
 	}
 	if exit := h.exit(t, 1); !exit.Success() {
-		t.Errorf("child with %d descriptors: %s", m.numFds(), exit)
+		t.Errorf("child with %d descriptors: %s", m.NumFds(), exit)
 	}
 	pipe.expectAllClosed(t)
 	h.alive(t, 2)

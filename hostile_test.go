@@ -35,6 +35,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
 // TestHostileFrames checks that malformed bytes end the connection that
@@ -50,12 +52,12 @@ func TestHostileFrames(t *testing.T) {
 				b[i] = byte(rng.Uint32())
 			}
 			copy(b, prefix)
-			if _, err := parseHeader(b); err != nil {
+			if _, err := wire.ParseHeader(b); err != nil {
 				return b // the server must reject it on its header alone
 			}
 		}
 	}
-	kill := appendFrame(nil, 1, &killAllMsg{})
+	kill := wire.AppendFrame(nil, 1, &wire.KillAll{})
 	malformed := []struct {
 		name string
 		b    []byte
@@ -64,19 +66,19 @@ func TestHostileFrames(t *testing.T) {
 		// the server closes the connection, so none is expected.
 		{"random bytes", random(1, 64)},
 		{"64 KiB of random bytes", random(2, 64<<10)},
-		{"random bytes after a valid version and type", random(3, 256, protoVersion, byte(tFork))},
-		{"zero header", make([]byte, headerLen)},
-		{"unknown version", rawHeader(protoVersion+1, tKillAll, 0, 1, 4)},
-		{"unknown type", rawHeader(protoVersion, 0, 0, 1, 0)},
-		{"header claiming 4 GiB", rawHeader(protoVersion, tFork, 0, 1, 0xffffffff)},
-		{"assignment header claiming 4 GiB", rawHeader(protoVersion, tAssign, 0, 1, 0xffffffff)},
-		{"body one byte longer than the largest", rawHeader(protoVersion, tFork, 0, 1, maxBody+1)},
+		{"random bytes after a valid version and type", random(3, 256, wire.Version, byte(wire.TypeFork))},
+		{"zero header", make([]byte, wire.HeaderSize)},
+		{"unknown version", rawHeader(wire.Version+1, wire.TypeKillAll, 0, 1, 4)},
+		{"unknown type", rawHeader(wire.Version, 0, 0, 1, 0)},
+		{"header claiming 4 GiB", rawHeader(wire.Version, wire.TypeFork, 0, 1, 0xffffffff)},
+		{"assignment header claiming 4 GiB", rawHeader(wire.Version, wire.TypeAssign, 0, 1, 0xffffffff)},
+		{"body one byte longer than the largest", rawHeader(wire.Version, wire.TypeFork, 0, 1, wire.MaxBody+1)},
 		{"trailing byte in the body", append(withLen(kill, 5), 0)},
-		{"body shorter than its type", withLen(kill[:headerLen+2], 2)},
-		{"hello to the server", appendFrame(nil, 1, &helloMsg{pid: 1})},
-		{"reply to the server", appendFrame(nil, 1, &replyMsg{})},
-		{"exit to the server", appendFrame(nil, 1, &exitMsg{pid: 1})},
-		{"assignment to the server", appendFrame(nil, 1, &assignMsg{serverPid: 1, name: hostileNil.name})},
+		{"body shorter than its type", withLen(kill[:wire.HeaderSize+2], 2)},
+		{"hello to the server", wire.AppendFrame(nil, 1, &wire.Hello{Pid: 1})},
+		{"reply to the server", wire.AppendFrame(nil, 1, &wire.Reply{})},
+		{"exit to the server", wire.AppendFrame(nil, 1, &wire.Exit{Pid: 1})},
+		{"assignment to the server", wire.AppendFrame(nil, 1, &wire.Assign{ServerPid: 1, Name: hostileNil.name})},
 		{"valid frame, then garbage", append(slices.Clone(kill), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)},
 	}
 	for _, tc := range malformed {
@@ -91,7 +93,7 @@ func TestHostileFrames(t *testing.T) {
 
 	// Cut short, then closed for writing: the server sees end-of-file in
 	// the middle of a frame.
-	for _, n := range []int{1, 5, headerLen - 1, headerLen, headerLen + 2} {
+	for _, n := range []int{1, 5, wire.HeaderSize - 1, wire.HeaderSize, wire.HeaderSize + 2} {
 		t.Run(fmt.Sprintf("truncated to %d bytes, then closed", n), func(t *testing.T) {
 			hc := e.dial(t)
 			hc.send(t, kill[:n])
@@ -103,10 +105,10 @@ func TestHostileFrames(t *testing.T) {
 
 	// A valid header, then silence: the server waits for the body, and
 	// serves the program and other connections meanwhile.
-	for _, n := range []uint32{4, maxBody} {
+	for _, n := range []uint32{4, wire.MaxBody} {
 		t.Run(fmt.Sprintf("header promising %d bytes, then silence", n), func(t *testing.T) {
 			hc := e.dial(t)
-			hc.send(t, rawHeader(protoVersion, tKillAll, 0, 1, n))
+			hc.send(t, rawHeader(wire.Version, wire.TypeKillAll, 0, 1, n))
 			e.forkNil(t)
 			p := e.forkEcho(t, nil)
 			talk(t, p.conn)
@@ -129,8 +131,8 @@ func TestHostileFrames(t *testing.T) {
 				hc.send(t, b[i:i+1])
 			}
 		}
-		oneByOne(appendFrame(nil, 7, &killAllMsg{}))
-		hc.reply(t, 7, codeOK)
+		oneByOne(wire.AppendFrame(nil, 7, &wire.KillAll{}))
+		hc.reply(t, 7, wire.CodeOK)
 
 		// A fork, its socket traveling with the first byte.
 		c, fd, err := socketConnPair()
@@ -138,9 +140,9 @@ func TestHostileFrames(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		oneByOne(appendFrame(nil, 8, &forkMsg{flags: flagSocket, name: hostileEcho.name, arg: []byte("arg")}), fd)
+		oneByOne(wire.AppendFrame(nil, 8, &wire.Fork{Flags: wire.FlagSocket, Name: hostileEcho.name, Arg: []byte("arg")}), fd)
 		syscall.Close(fd)
-		pid := hc.reply(t, 8, codeOK).value
+		pid := hc.reply(t, 8, wire.CodeOK).Value
 		expectByte(t, c, 'r')
 		talk(t, c)
 		c.Close()
@@ -156,14 +158,14 @@ func TestHostileFrames(t *testing.T) {
 		hc := e.dial(t)
 		var b []byte
 		for id := uint32(1); id <= 3; id++ {
-			b = appendFrame(b, id, &killAllMsg{})
+			b = wire.AppendFrame(b, id, &wire.KillAll{})
 		}
 		cut := len(b) - 7
 		hc.send(t, b[:cut])
-		hc.reply(t, 1, codeOK)
-		hc.reply(t, 2, codeOK)
+		hc.reply(t, 1, wire.CodeOK)
+		hc.reply(t, 2, wire.CodeOK)
 		hc.send(t, b[cut:])
-		hc.reply(t, 3, codeOK)
+		hc.reply(t, 3, wire.CodeOK)
 		hc.Close()
 		e.check(t)
 	})
@@ -178,16 +180,16 @@ func TestHostileDescriptors(t *testing.T) {
 		b   []byte
 		nfd int // copies of the pipe's write end attached
 	}
-	kill := appendFrame(nil, 1, &killAllMsg{})
+	kill := wire.AppendFrame(nil, 1, &wire.KillAll{})
 	fork := func(flags uint32, nfiles uint16) []byte {
-		return appendFrame(nil, 1, &forkMsg{flags: flags, nfiles: nfiles, name: hostileNil.name})
+		return wire.AppendFrame(nil, 1, &wire.Fork{Flags: flags, NumFiles: nfiles, Name: hostileNil.name})
 	}
 	perByte := func(b []byte, n int) []chunk { // n descriptors on each byte of the header
 		var cs []chunk
-		for i := range headerLen {
+		for i := range wire.HeaderSize {
 			cs = append(cs, chunk{b[i : i+1], n})
 		}
-		return append(cs, chunk{b[headerLen:], 0})
+		return append(cs, chunk{b[wire.HeaderSize:], 0})
 	}
 	k2 := withNfds(kill, 2)
 	cases := []struct {
@@ -206,24 +208,24 @@ func TestHostileDescriptors(t *testing.T) {
 	}{
 		{name: "2 with a kill-all, header claiming 2", chunks: []chunk{{k2, 2}}},
 		{name: "2 with a kill-all, header claiming none", chunks: []chunk{{kill, 2}}},
-		{name: "1 with a stop, header claiming 1", chunks: []chunk{{withNfds(appendFrame(nil, 1, &stopMsg{}), 1), 1}}},
+		{name: "1 with a stop, header claiming 1", chunks: []chunk{{withNfds(wire.AppendFrame(nil, 1, &wire.Stop{}), 1), 1}}},
 		{name: "3 with a fork declaring none, header claiming 3", chunks: []chunk{{withNfds(fork(0, 0), 3), 3}}},
 		{name: "3 with a fork declaring 1, header claiming 3", chunks: []chunk{{withNfds(fork(0, 1), 3), 3}}},
 		{name: "3 with a fork declaring 1, header claiming 1", chunks: []chunk{{fork(0, 1), 3}}},
-		{name: "1 with a fork declaring 2", chunks: []chunk{{fork(flagStdout|flagStderr, 0), 1}}},
+		{name: "1 with a fork declaring 2", chunks: []chunk{{fork(wire.FlagStdout|wire.FlagStderr, 0), 1}}},
 		{name: "none with a fork declaring 1", chunks: []chunk{{fork(0, 1), 0}}},
 		{name: "65 files, one more than MaxFiles", chunks: []chunk{{fork(0, MaxFiles+1), MaxFiles + 1}}},
-		{name: "one more than a frame carries, header claiming as many", chunks: []chunk{{withNfds(fork(hostileFdFlags, MaxFiles), maxFds+1), maxFds + 1}}},
+		{name: "one more than a frame carries, header claiming as many", chunks: []chunk{{withNfds(fork(hostileFdFlags, MaxFiles), wire.MaxFds+1), wire.MaxFds + 1}}},
 		{name: "250 in one message", chunks: []chunk{{withNfds(kill, 250), 250}}},
 		{name: "250 with a fork", chunks: []chunk{{fork(hostileFdFlags, MaxFiles), 250}}, refused: true},
 		{name: "60 on each byte of a header", chunks: perByte(fork(hostileFdFlags, MaxFiles), 60), refused: true},
 		{name: "2 on the second half of a header", chunks: []chunk{{k2[:6], 0}, {k2[6:], 2}}},
-		{name: "2 on the body", chunks: []chunk{{kill[:headerLen], 0}, {kill[headerLen:], 2}}},
-		{name: "2 on the next frame's body", chunks: []chunk{{append(slices.Clone(kill), kill[:headerLen]...), 0}, {kill[headerLen:], 2}}, valid: true},
-		{name: "2 with a header claiming 4 GiB", chunks: []chunk{{rawHeader(protoVersion, tFork, 2, 1, 0xffffffff), 2}}},
-		{name: "1 with an assignment", chunks: []chunk{{appendFrame(nil, 1, &assignMsg{flags: flagSocket, serverPid: 1, name: hostileNil.name}), 1}}},
+		{name: "2 on the body", chunks: []chunk{{kill[:wire.HeaderSize], 0}, {kill[wire.HeaderSize:], 2}}},
+		{name: "2 on the next frame's body", chunks: []chunk{{append(slices.Clone(kill), kill[:wire.HeaderSize]...), 0}, {kill[wire.HeaderSize:], 2}}, valid: true},
+		{name: "2 with a header claiming 4 GiB", chunks: []chunk{{rawHeader(wire.Version, wire.TypeFork, 2, 1, 0xffffffff), 2}}},
+		{name: "1 with an assignment", chunks: []chunk{{wire.AppendFrame(nil, 1, &wire.Assign{Flags: wire.FlagSocket, ServerPid: 1, Name: hostileNil.name}), 1}}},
 		{name: "2 with a truncated header, then closed", chunks: []chunk{{k2[:5], 2}}, closeSend: true},
-		{name: "2 with a fork's truncated body, then closed", chunks: []chunk{{fork(flagStdout|flagStderr, 0)[:headerLen+3], 2}}, closeSend: true},
+		{name: "2 with a fork's truncated body, then closed", chunks: []chunk{{fork(wire.FlagStdout|wire.FlagStderr, 0)[:wire.HeaderSize+3], 2}}, closeSend: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -258,8 +260,8 @@ func TestHostileForkRequests(t *testing.T) {
 	e := startHostile(t)
 	t.Run("unregistered function", func(t *testing.T) {
 		hc := e.dial(t)
-		hc.send(t, appendFrame(nil, 1, &forkMsg{name: "hostile-no-such-function"}))
-		hc.reply(t, 1, codeUnknownFunc)
+		hc.send(t, wire.AppendFrame(nil, 1, &wire.Fork{Name: "hostile-no-such-function"}))
+		hc.reply(t, 1, wire.CodeUnknownFunc)
 		hc.alive(t, 2)
 		hc.Close()
 		e.check(t)
@@ -267,9 +269,9 @@ func TestHostileForkRequests(t *testing.T) {
 	t.Run("unregistered function with descriptors and a server connection", func(t *testing.T) {
 		hc := e.dial(t)
 		pipe := newHostilePipe(t)
-		m := &forkMsg{flags: hostileFdFlags, nfiles: MaxFiles, name: "hostile-no-such-function", arg: []byte("arg")}
-		hc.send(t, appendFrame(nil, 1, m), pipe.fds(m.numFds())...)
-		hc.reply(t, 1, codeUnknownFunc)
+		m := &wire.Fork{Flags: hostileFdFlags, NumFiles: MaxFiles, Name: "hostile-no-such-function", Arg: []byte("arg")}
+		hc.send(t, wire.AppendFrame(nil, 1, m), pipe.fds(m.NumFds())...)
+		hc.reply(t, 1, wire.CodeUnknownFunc)
 		pipe.expectAllClosed(t) // while the connection stays open
 		hc.alive(t, 2)
 		hc.Close()
@@ -277,25 +279,25 @@ func TestHostileForkRequests(t *testing.T) {
 	})
 	malformed := []struct {
 		name string
-		m    message
+		m    wire.Message
 	}{
-		{"name of MaxName+1 bytes", &forkMsg{name: strings.Repeat("n", MaxName+1)}},
-		{"empty name", &forkMsg{}},
-		{"argument of MaxArg+1 bytes", &forkMsg{name: hostileNil.name, arg: make([]byte, MaxArg+1)}},
-		{"unknown flag bit 31", &forkMsg{flags: 1 << 31, name: hostileNil.name}},
-		{"eval name of MaxName+1 bytes", &evalMsg{name: strings.Repeat("n", MaxName+1)}},
-		{"signal 65", &signalMsg{pid: 1, sig: maxSignal + 1}},
-		{"signal to pid 0", &signalMsg{pid: 0}},
-		{"signal to pid 2^30+1", &signalMsg{pid: 1<<30 + 1}},
-		{"kill-all with signal 2^32-1", &killAllMsg{sig: 0xffffffff}},
-		{"unknown right for a grandchild", &forkMsg{flags: flagServer | flagSettings, name: hostileNil.name,
-			settings: settings{rights: 1 << 7}}},
+		{"name of MaxName+1 bytes", &wire.Fork{Name: strings.Repeat("n", MaxName+1)}},
+		{"empty name", &wire.Fork{}},
+		{"argument of MaxArg+1 bytes", &wire.Fork{Name: hostileNil.name, Arg: make([]byte, MaxArg+1)}},
+		{"unknown flag bit 31", &wire.Fork{Flags: 1 << 31, Name: hostileNil.name}},
+		{"eval name of MaxName+1 bytes", &wire.Eval{Name: strings.Repeat("n", MaxName+1)}},
+		{"signal 65", &wire.Signal{Pid: 1, Sig: wire.MaxSignal + 1}},
+		{"signal to pid 0", &wire.Signal{Pid: 0}},
+		{"signal to pid 2^30+1", &wire.Signal{Pid: 1<<30 + 1}},
+		{"kill-all with signal 2^32-1", &wire.KillAll{Sig: 0xffffffff}},
+		{"unknown right for a grandchild", &wire.Fork{Flags: wire.FlagServer | wire.FlagSettings, Name: hostileNil.name,
+			Settings: wire.Settings{Rights: 1 << 7}}},
 	}
 	for _, tc := range malformed {
 		t.Run(tc.name, func(t *testing.T) {
 			hc := e.dial(t)
 			hc.SetWriteDeadline(time.Now().Add(hangBound))
-			hc.Write(appendFrame(nil, 1, tc.m))
+			hc.Write(wire.AppendFrame(nil, 1, tc.m))
 			hc.expectClosed(t, true)
 			e.check(t)
 		})
@@ -309,10 +311,10 @@ func TestHostileSignal(t *testing.T) {
 	t.Run("the program's child", func(t *testing.T) {
 		p := e.forkEcho(t, &Attr{Setpgid: true})
 		hc := e.dial(t)
-		hc.send(t, appendFrame(nil, 1, &signalMsg{pid: uint32(p.Pid), sig: uint32(syscall.SIGKILL)}))
-		hc.reply(t, 1, codePermission)
-		hc.send(t, appendFrame(nil, 2, &signalMsg{pid: uint32(p.Pid), sig: uint32(syscall.SIGKILL), group: true}))
-		hc.reply(t, 2, codePermission)
+		hc.send(t, wire.AppendFrame(nil, 1, &wire.Signal{Pid: uint32(p.Pid), Sig: uint32(syscall.SIGKILL)}))
+		hc.reply(t, 1, wire.CodePermission)
+		hc.send(t, wire.AppendFrame(nil, 2, &wire.Signal{Pid: uint32(p.Pid), Sig: uint32(syscall.SIGKILL), Group: true}))
+		hc.reply(t, 2, wire.CodePermission)
 		talk(t, p.conn)
 		hc.alive(t, 3)
 		hc.Close()
@@ -322,14 +324,14 @@ func TestHostileSignal(t *testing.T) {
 	t.Run("a sibling connection's child", func(t *testing.T) {
 		hc, sibling := e.dial(t), e.dial(t)
 		c, pid := sibling.forkEcho(t, 1, 0)
-		hc.send(t, appendFrame(nil, 1, &signalMsg{pid: uint32(pid), sig: uint32(syscall.SIGKILL)}))
-		hc.reply(t, 1, codePermission)
-		hc.send(t, appendFrame(nil, 2, &killAllMsg{sig: uint32(syscall.SIGKILL)}))
-		hc.reply(t, 2, codeOK)
+		hc.send(t, wire.AppendFrame(nil, 1, &wire.Signal{Pid: uint32(pid), Sig: uint32(syscall.SIGKILL)}))
+		hc.reply(t, 1, wire.CodePermission)
+		hc.send(t, wire.AppendFrame(nil, 2, &wire.KillAll{Sig: uint32(syscall.SIGKILL)}))
+		hc.reply(t, 2, wire.CodeOK)
 		talk(t, c)
 		// Its own connection may.
-		sibling.send(t, appendFrame(nil, 2, &signalMsg{pid: uint32(pid), sig: uint32(syscall.SIGKILL)}))
-		sibling.reply(t, 2, codeOK)
+		sibling.send(t, wire.AppendFrame(nil, 2, &wire.Signal{Pid: uint32(pid), Sig: uint32(syscall.SIGKILL)}))
+		sibling.reply(t, 2, wire.CodeOK)
 		if exit := sibling.exit(t, 1); exit.Status.Signal() != syscall.SIGKILL {
 			t.Errorf("child signalled through its own connection: %s", exit)
 		}
@@ -364,8 +366,8 @@ func TestHostileSignal(t *testing.T) {
 			{1 << 30, syscall.SIGKILL},     // the largest pid the codec takes
 		} {
 			id := uint32(i + 1)
-			hc.send(t, appendFrame(nil, id, &signalMsg{pid: uint32(target.pid), sig: uint32(target.sig)}))
-			hc.reply(t, id, codeProcessDone)
+			hc.send(t, wire.AppendFrame(nil, id, &wire.Signal{Pid: uint32(target.pid), Sig: uint32(target.sig)}))
+			hc.reply(t, id, wire.CodeProcessDone)
 		}
 		talk(t, foreign.conn)
 		hc.alive(t, 100)
@@ -378,16 +380,16 @@ func TestHostileSignal(t *testing.T) {
 		p := e.forkEcho(t, nil)
 		q := e.forkEcho(t, &Attr{Setpgid: true})
 		hc := e.dial(t)
-		hc.send(t, appendFrame(nil, 10, &killAllMsg{sig: uint32(syscall.SIGKILL), groups: true}))
-		hc.reply(t, 10, codeOK)
+		hc.send(t, wire.AppendFrame(nil, 10, &wire.KillAll{Sig: uint32(syscall.SIGKILL), Groups: true}))
+		hc.reply(t, 10, wire.CodeOK)
 		_, own := hc.forkEcho(t, 1, 0)
-		_, grand := hc.forkEcho(t, 2, flagServer) // its connection is within hc's scope
-		hc.send(t, appendFrame(nil, 3, &killAllMsg{sig: uint32(syscall.SIGKILL)}))
-		hc.reply(t, 3, codeOK)
+		_, grand := hc.forkEcho(t, 2, wire.FlagServer) // its connection is within hc's scope
+		hc.send(t, wire.AppendFrame(nil, 3, &wire.KillAll{Sig: uint32(syscall.SIGKILL)}))
+		hc.reply(t, 3, wire.CodeOK)
 		got := map[uint32]*Exit{}
 		for range 2 {
 			f := hc.next(t)
-			m, ok := f.msg.(*exitMsg)
+			m, ok := f.msg.(*wire.Exit)
 			if !ok {
 				t.Fatalf("got a %T, want an exit", f.msg)
 			}
@@ -414,23 +416,23 @@ func TestHostileRights(t *testing.T) {
 	mustNotExist := filepath.Join(e.dir, "written-by-a-refused-eval")
 	for i, tc := range []struct {
 		name string
-		m    message
+		m    wire.Message
 	}{
-		{"stop", &stopMsg{}},
-		{"detach", &detachMsg{}},
-		{"eval", &evalMsg{name: hostileMeasure.name, arg: []byte("n" + mustNotExist)}},
-		{"eval of an unregistered function", &evalMsg{name: "hostile-no-such-function"}},
+		{"stop", &wire.Stop{}},
+		{"detach", &wire.Detach{}},
+		{"eval", &wire.Eval{Name: hostileMeasure.name, Arg: []byte("n" + mustNotExist)}},
+		{"eval of an unregistered function", &wire.Eval{Name: "hostile-no-such-function"}},
 		// A connection for a grandchild with more rights than its own.
-		{"fork granting Eval", &forkMsg{flags: flagServer | flagSettings, name: hostileNil.name,
-			settings: settings{rights: uint32(RightFork | RightEval)}}},
-		{"fork granting Stop", &forkMsg{flags: flagServer | flagSettings, name: hostileNil.name,
-			settings: settings{rights: uint32(RightStop)}}},
+		{"fork granting Eval", &wire.Fork{Flags: wire.FlagServer | wire.FlagSettings, Name: hostileNil.name,
+			Settings: wire.Settings{Rights: uint32(RightFork | RightEval)}}},
+		{"fork granting Stop", &wire.Fork{Flags: wire.FlagServer | wire.FlagSettings, Name: hostileNil.name,
+			Settings: wire.Settings{Rights: uint32(RightStop)}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			hc := e.dial(t)
 			id := uint32(i + 1)
-			hc.send(t, appendFrame(nil, id, tc.m))
-			hc.reply(t, id, codePermission)
+			hc.send(t, wire.AppendFrame(nil, id, tc.m))
+			hc.reply(t, id, wire.CodePermission)
 			hc.alive(t, id+10)
 			if st := e.measure(t, false); st.Children != 0 {
 				t.Errorf("a refused request left %d children", st.Children)
@@ -497,9 +499,9 @@ func TestHostileFlood(t *testing.T) {
 			var b []byte
 			for id := uint32(1); id <= uint32(tc.n); id++ {
 				if id%2 == 0 {
-					b = appendFrame(b, id, &killAllMsg{})
+					b = wire.AppendFrame(b, id, &wire.KillAll{})
 				} else {
-					b = appendFrame(b, id, &signalMsg{pid: 1}) // no child of the server
+					b = wire.AppendFrame(b, id, &wire.Signal{Pid: 1}) // no child of the server
 				}
 			}
 			throttles := e.measure(t, false).Throttles
@@ -521,13 +523,13 @@ func TestHostileFlood(t *testing.T) {
 			endEcho(t, p)
 
 			for id := uint32(1); id <= uint32(tc.n); id++ {
-				code := codeOK
+				code := wire.CodeOK
 				if id%2 == 1 {
-					code = codeProcessDone
+					code = wire.CodeProcessDone
 				}
 				f := hc.next(t)
-				r, ok := f.msg.(*replyMsg)
-				if !ok || f.id != id || r.code != code {
+				r, ok := f.msg.(*wire.Reply)
+				if !ok || f.id != id || r.Code != code {
 					t.Fatalf("frame %d: a %T for id %d (%+v), want the reply to %d with code %d", id, f.msg, f.id, f.msg, id, code)
 				}
 			}
@@ -561,23 +563,23 @@ func TestHostileConnChurn(t *testing.T) {
 	for exited < n {
 		for outstanding < window && sent < n {
 			sent++
-			hc.send(t, appendFrame(nil, uint32(sent), &forkMsg{
-				flags: flagServer, name: hostileChurn.name, arg: []byte{byte(sent % hostileChurnModes)}}))
+			hc.send(t, wire.AppendFrame(nil, uint32(sent), &wire.Fork{
+				Flags: wire.FlagServer, Name: hostileChurn.name, Arg: []byte{byte(sent % hostileChurnModes)}}))
 			outstanding++
 		}
 		f := hc.next(t)
 		switch m := f.msg.(type) {
-		case *replyMsg:
-			if m.code != codeOK {
-				t.Fatalf("fork %d: code %d (%q)", f.id, m.code, m.text)
+		case *wire.Reply:
+			if m.Code != wire.CodeOK {
+				t.Fatalf("fork %d: code %d (%q)", f.id, m.Code, m.Text)
 			}
-			pids[f.id] = m.value
-		case *exitMsg:
-			if pids[f.id] == 0 || pids[f.id] != m.pid {
-				t.Fatalf("exit of %d (pid %d) before its fork's reply", f.id, m.pid)
+			pids[f.id] = m.Value
+		case *wire.Exit:
+			if pids[f.id] == 0 || pids[f.id] != m.Pid {
+				t.Fatalf("exit of %d (pid %d) before its fork's reply", f.id, m.Pid)
 			}
 			if x := exitFromMsg(m); !x.Success() {
-				t.Fatalf("churn child %d (mode %d): %s", m.pid, f.id%hostileChurnModes, x)
+				t.Fatalf("churn child %d (mode %d): %s", m.Pid, f.id%hostileChurnModes, x)
 			}
 			exited++
 			outstanding--
@@ -600,8 +602,8 @@ func TestHostileForkSocketServerAndFiles(t *testing.T) {
 		flags  uint32
 		nfiles uint16
 	}{
-		{"standard output", flagSocket | flagServer | flagStdout, 0},
-		{"a file", flagSocket | flagServer, 1},
+		{"standard output", wire.FlagSocket | wire.FlagServer | wire.FlagStdout, 0},
+		{"a file", wire.FlagSocket | wire.FlagServer, 1},
 		{"standard input, output and error and 64 files", hostileFdFlags, MaxFiles},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -643,11 +645,11 @@ func TestHostileForkWhileStopping(t *testing.T) {
 	before := e.resting(t)
 	talk(t, p.conn)
 
-	for i, flags := range []uint32{0, flagServer, flagSocket | flagServer} {
+	for i, flags := range []uint32{0, wire.FlagServer, wire.FlagSocket | wire.FlagServer} {
 		id := uint32(i + 1)
-		m := &forkMsg{flags: flags, name: hostileNil.name}
+		m := &wire.Fork{Flags: flags, Name: hostileNil.name}
 		var fds []int
-		if flags&flagSocket != 0 {
+		if flags&wire.FlagSocket != 0 {
 			c, fd, err := socketConnPair()
 			if err != nil {
 				t.Fatal(err)
@@ -656,8 +658,8 @@ func TestHostileForkWhileStopping(t *testing.T) {
 			defer syscall.Close(fd)
 			fds = []int{fd}
 		}
-		hc.send(t, appendFrame(nil, id, m), fds...)
-		hc.reply(t, id, codeClosed)
+		hc.send(t, wire.AppendFrame(nil, id, m), fds...)
+		hc.reply(t, id, wire.CodeClosed)
 	}
 	e.base = before
 	e.settle(t)
@@ -713,16 +715,16 @@ func TestHostilePool(t *testing.T) {
 
 	t.Run("the most descriptors a fork takes", func(t *testing.T) {
 		hc := e.dial(t)
-		hc.forkFiles(t, hostileFdFlags&^flagServer, MaxFiles)
+		hc.forkFiles(t, hostileFdFlags&^wire.FlagServer, MaxFiles)
 		hc.Close()
 		settle(t)
 	})
 	t.Run("unregistered function with descriptors", func(t *testing.T) {
 		hc := e.dial(t)
 		pipe := newHostilePipe(t)
-		m := &forkMsg{flags: hostileFdFlags, nfiles: 3, name: "hostile-no-such-function"}
-		hc.send(t, appendFrame(nil, 1, m), pipe.fds(m.numFds())...)
-		hc.reply(t, 1, codeUnknownFunc)
+		m := &wire.Fork{Flags: hostileFdFlags, NumFiles: 3, Name: "hostile-no-such-function"}
+		hc.send(t, wire.AppendFrame(nil, 1, m), pipe.fds(m.NumFds())...)
+		hc.reply(t, 1, wire.CodeUnknownFunc)
 		pipe.expectAllClosed(t)
 		hc.alive(t, 2)
 		hc.Close()
@@ -731,7 +733,7 @@ func TestHostilePool(t *testing.T) {
 	t.Run("too few descriptors with a fork", func(t *testing.T) {
 		hc := e.dial(t)
 		pipe := newHostilePipe(t)
-		hc.send(t, appendFrame(nil, 1, &forkMsg{flags: flagStdout | flagStderr, name: hostileNil.name}), pipe.fd)
+		hc.send(t, wire.AppendFrame(nil, 1, &wire.Fork{Flags: wire.FlagStdout | wire.FlagStderr, Name: hostileNil.name}), pipe.fd)
 		hc.expectClosed(t, true)
 		pipe.expectAllClosed(t)
 		settle(t)
@@ -741,17 +743,17 @@ func TestHostilePool(t *testing.T) {
 		pipe := newHostilePipe(t)
 		const n = 4 * poolSize
 		for id := uint32(1); id <= n; id++ {
-			hc.send(t, appendFrame(nil, id, &forkMsg{flags: flagStdout | flagServer, name: hostileNil.name}), pipe.fd)
+			hc.send(t, wire.AppendFrame(nil, id, &wire.Fork{Flags: wire.FlagStdout | wire.FlagServer, Name: hostileNil.name}), pipe.fd)
 		}
 		exited := 0
 		for exited < n {
 			f := hc.next(t)
 			switch m := f.msg.(type) {
-			case *replyMsg:
-				if m.code != codeOK {
-					t.Fatalf("fork %d: code %d (%q)", f.id, m.code, m.text)
+			case *wire.Reply:
+				if m.Code != wire.CodeOK {
+					t.Fatalf("fork %d: code %d (%q)", f.id, m.Code, m.Text)
 				}
-			case *exitMsg:
+			case *wire.Exit:
 				if x := exitFromMsg(m); !x.Success() {
 					t.Errorf("child %d: %s", x.Pid, x)
 				}

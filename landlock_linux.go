@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"unsafe"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
 // Landlock's system calls, numbered alike on every architecture, and
@@ -126,7 +128,7 @@ var startFiles = sync.OnceValue(func() []string {
 
 // pathRulesets creates a Landlock ruleset for each of layers, which also
 // lets the child start. The caller closes them.
-func pathRulesets(layers []pathLayer) ([]int, error) {
+func pathRulesets(layers []wire.PathLayer) ([]int, error) {
 	abi, _ := landlockABI()
 	handled := handledRights(abi)
 	var rulesets []int
@@ -149,10 +151,10 @@ func pathRulesets(layers []pathLayer) ([]int, error) {
 		rulesets = append(rulesets, int(fd))
 		err := addRules(int(fd), startFiles(), handled&(llExecute|llReadFile), true)
 		if err == nil {
-			err = addRules(int(fd), l.readOnly, handled&llRead, false)
+			err = addRules(int(fd), l.ReadOnly, handled&llRead, false)
 		}
 		if err == nil {
-			err = addRules(int(fd), l.readWrite, handled, false)
+			err = addRules(int(fd), l.ReadWrite, handled, false)
 		}
 		if err != nil {
 			closeFds(rulesets)
@@ -206,8 +208,8 @@ func addRules(ruleset int, paths []string, access uint64, optional bool) error {
 // that child does to its files later cannot widen what its children may
 // reach.
 func (l *launch) layerRulesets() error {
-	if n := len(l.from.rulesets) + len(l.st.pathLayers); n > maxLayers {
-		return errorf("Paths: %d nested policies exceed the kernel's %d", n, maxLayers)
+	if n := len(l.from.rulesets) + len(l.st.PathLayers); n > wire.MaxLayers {
+		return errorf("Paths: %d nested policies exceed the kernel's %d", n, wire.MaxLayers)
 	}
 	for _, fd := range l.from.rulesets {
 		dup, err := dupCloexec(fd)
@@ -216,10 +218,10 @@ func (l *launch) layerRulesets() error {
 		}
 		l.rulesets = append(l.rulesets, dup)
 	}
-	if len(l.st.pathLayers) == 0 {
+	if len(l.st.PathLayers) == 0 {
 		return nil
 	}
-	own, err := pathRulesets(l.st.pathLayers)
+	own, err := pathRulesets(l.st.PathLayers)
 	l.rulesets = append(l.rulesets, own...)
 	return err
 }
@@ -238,8 +240,8 @@ func enterLandlock() error {
 	}
 	os.Unsetenv(landlockEnv)
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > maxLayers {
-		return errorf("%s=%q: want 1 to %d rulesets", landlockEnv, v, maxLayers)
+	if err != nil || n < 1 || n > wire.MaxLayers {
+		return errorf("%s=%q: want 1 to %d rulesets", landlockEnv, v, wire.MaxLayers)
 	}
 	runtime.LockOSThread() // for good: the execution ends the process's other threads
 	for fd := rulesetFd; fd < rulesetFd+n; fd++ {

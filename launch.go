@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
 // How the server creates a child for a Fork or an Exec request: admitting
@@ -16,14 +18,14 @@ import (
 // launch is a Fork or Exec in flight, from its request to the recording of
 // the child it creates.
 type launch struct {
-	from   *client  // the connection that asked
-	id     uint32   // the request's id, which the reply and the exit event carry
-	exit   int      // the request's exit pipe, which the launch owns; -1 if none
-	st     settings // confined to what from may ask for
-	std    [3]int   // the child's descriptors 0 to 2; -1: the server's own
-	socket []int    // the requester's socket, then the child's connection, as asked for
-	files  []int    // Attr.Files
-	own    *client  // the child's connection to the server, if it asked for one
+	from   *client       // the connection that asked
+	id     uint32        // the request's id, which the reply and the exit event carry
+	exit   int           // the request's exit pipe, which the launch owns; -1 if none
+	st     wire.Settings // confined to what from may ask for
+	std    [3]int        // the child's descriptors 0 to 2; -1: the server's own
+	socket []int         // the requester's socket, then the child's connection, as asked for
+	files  []int         // Attr.Files
+	own    *client       // the child's connection to the server, if it asked for one
 	// rulesets are the Landlock rulesets the child enters: see
 	// layerRulesets.
 	rulesets []int
@@ -48,7 +50,7 @@ func newLaunch(cl *client, id uint32, flags uint32, fds []int) (*launch, error) 
 
 // answer sends r, the reply to l's request, on its exit pipe if it came
 // with one, else on its connection.
-func (l *launch) answer(r *replyMsg) {
+func (l *launch) answer(r *wire.Reply) {
 	if l.exit >= 0 {
 		notifyPipe(l.exit, l.id, r)
 	} else {
@@ -82,10 +84,10 @@ func (l *launch) fail(err error) {
 // the child ran and ended already, so that its pid may be another's now.
 // The child's entry takes l's exit pipe, and its place among the children
 // counted toward l's requester's bounds. sv.mu must be held.
-func (sv *supervisor) record(l *launch, pid int, exited *exitMsg) {
-	l.answer(&replyMsg{value: uint32(pid)})
+func (sv *supervisor) record(l *launch, pid int, exited *wire.Exit) {
+	l.answer(&wire.Reply{Value: uint32(pid)})
 	if exited == nil {
-		e := &entry{owner: l.from, id: l.id, exit: l.exit, group: l.st.set&(setSetsid|setSetpgid) != 0}
+		e := &entry{owner: l.from, id: l.id, exit: l.exit, group: l.st.Set&(wire.SetSetsid|wire.SetSetpgid) != 0}
 		if pooled := sv.children[pid]; pooled != nil {
 			e.gone = pooled.gone
 		}
@@ -144,18 +146,18 @@ func (sv *supervisor) handleLaunch(cl *client, id uint32, flags uint32, fds []in
 
 // fork creates the child of a Fork, from the pool when one waits there and
 // the settings allow, cold otherwise.
-func (sv *supervisor) fork(l *launch, m *forkMsg) error {
-	if lookup(m.name) == nil {
+func (sv *supervisor) fork(l *launch, m *wire.Fork) error {
+	if lookup(m.Name) == nil {
 		return ErrUnknownFunc
 	}
-	l.st = m.settings
+	l.st = m.Settings
 	if err := l.from.admit(&l.st, false); err != nil {
 		return err
 	}
 	if err := l.layerRulesets(); err != nil {
 		return err
 	}
-	if m.flags&flagServer != 0 {
+	if m.Flags&wire.FlagServer != 0 {
 		end, err := sv.childClient(l)
 		if err != nil {
 			return err
@@ -163,29 +165,29 @@ func (sv *supervisor) fork(l *launch, m *forkMsg) error {
 		defer closeFds([]int{end})
 		l.socket = append(l.socket, end)
 	}
-	a := &assignMsg{flags: m.flags&^(stdFlags|flagSettings|flagExit) | l.st.flag(), nfiles: m.nfiles, serverPid: uint32(os.Getpid()), name: m.name, arg: m.arg, settings: l.st}
+	a := &wire.Assign{Flags: m.Flags&^(stdFlags|wire.FlagSettings|wire.FlagExit) | l.st.Flag(), NumFiles: m.NumFiles, ServerPid: uint32(os.Getpid()), Name: m.Name, Arg: m.Arg, Settings: l.st}
 	return sv.forkChild(l, a)
 }
 
 // forkChild hands the assignment a to a pooled child when l's settings
 // allow, or starts one cold.
-func (sv *supervisor) forkChild(l *launch, a *assignMsg) error {
-	frame := appendFrame(nil, 0, a)
-	if len(frame)-headerLen > maxBody {
-		return errorf("assignment of %d bytes exceeds the limit of %d", len(frame)-headerLen, maxBody)
+func (sv *supervisor) forkChild(l *launch, a *wire.Assign) error {
+	frame := wire.AppendFrame(nil, 0, a)
+	if len(frame)-wire.HeaderSize > wire.MaxBody {
+		return errorf("assignment of %d bytes exceeds the limit of %d", len(frame)-wire.HeaderSize, wire.MaxBody)
 	}
-	if l.st.namespaces == 0 && l.st.set&setNoNewPrivs == 0 && len(l.rulesets) == 0 {
+	if l.st.Namespaces == 0 && l.st.Set&wire.SetNoNewPrivs == 0 && len(l.rulesets) == 0 {
 		// A pooled child was executed with the server's standard
 		// descriptors and gets other ones in its assignment.
 		pa := *a
 		var stdio []int
 		for i, fd := range l.std {
 			if fd >= 0 {
-				pa.flags |= flagStdin << i
+				pa.Flags |= wire.FlagStdin << i
 				stdio = append(stdio, fd)
 			}
 		}
-		if sv.assignPooled(appendFrame(nil, 0, &pa), concat(l.socket, stdio, l.files), l) {
+		if sv.assignPooled(wire.AppendFrame(nil, 0, &pa), concat(l.socket, stdio, l.files), l) {
 			return nil
 		}
 	}
@@ -202,7 +204,7 @@ func (sv *supervisor) forkChild(l *launch, a *assignMsg) error {
 			}
 			attr.Env = append(attr.Env, landlockEnv+"="+strconv.Itoa(len(l.rulesets)))
 		}
-		err = sv.spawn(sv.exe, os.Args, attr, l.st.set&setNoNewPrivs != 0, sv.adopt(l))
+		err = sv.spawn(sv.exe, os.Args, attr, l.st.Set&wire.SetNoNewPrivs != 0, sv.adopt(l))
 	}
 	closeFds([]int{childCtl})
 	if err == nil {
@@ -230,11 +232,11 @@ func childEnv() []string { return append(os.Environ(), roleEnv+"="+roleChild) }
 // at most those of the requester, and it confines what is forked through
 // it to those settings and l's standard descriptors.
 func (sv *supervisor) childClient(l *launch) (int, error) {
-	rights := Rights(l.st.rights)
+	rights := Rights(l.st.Rights)
 	if rights == 0 {
 		rights = rightsChild
 	}
-	limit := int(l.st.children)
+	limit := int(l.st.Children)
 	if bound := l.from.bound(); rights&^l.from.rights != 0 || bound > 0 && limit > bound {
 		return -1, ErrPermission
 	}
@@ -269,11 +271,11 @@ func (sv *supervisor) childClient(l *launch) (int, error) {
 // exec starts the external program of an Exec: its descriptors 0 to 2
 // are as a Fork's, Attr.Files follow from 3, and the socket, if asked for,
 // comes after them.
-func (sv *supervisor) exec(l *launch, m *execMsg) error {
-	if b := l.from.base; len(l.from.rulesets) > 0 || b != nil && b.syscalls != 0 {
+func (sv *supervisor) exec(l *launch, m *wire.Exec) error {
+	if b := l.from.base; len(l.from.rulesets) > 0 || b != nil && b.Syscalls != 0 {
 		return ErrPermission // its children run under Paths or DenySyscalls, which an external program cannot be given
 	}
-	l.st = m.settings
+	l.st = m.Settings
 	if err := l.from.admit(&l.st, true); err != nil {
 		return err
 	}
@@ -282,18 +284,18 @@ func (sv *supervisor) exec(l *launch, m *execMsg) error {
 		return err
 	}
 	env := os.Environ()
-	if l.st.set&setEnv != 0 {
-		env = l.st.env
+	if l.st.Set&wire.SetEnv != 0 {
+		env = l.st.Env
 	}
-	attr := &syscall.ProcAttr{Dir: l.st.dir, Env: mergeEnv(env, l.st.extraEnv), Files: stdFds(l.std), Sys: sys}
+	attr := &syscall.ProcAttr{Dir: l.st.Dir, Env: mergeEnv(env, l.st.ExtraEnv), Files: stdFds(l.std), Sys: sys}
 	for _, fd := range concat(l.files, l.socket) {
 		attr.Files = append(attr.Files, uintptr(fd))
 	}
-	return sv.spawn(m.path, m.argv, attr, l.st.set&setNoNewPrivs != 0, sv.adopt(l))
+	return sv.spawn(m.Path, m.Argv, attr, l.st.Set&wire.SetNoNewPrivs != 0, sv.adopt(l))
 }
 
 // stdFlags are the flags of the standard descriptors, 0 to 2 in order.
-const stdFlags = flagStdin | flagStdout | flagStderr
+const stdFlags = wire.FlagStdin | wire.FlagStdout | wire.FlagStderr
 
 // splitFds splits the descriptors of a Fork or Exec request by role, in
 // the order they travel. Each part is a slice of fds that cannot grow into
@@ -305,8 +307,8 @@ func splitFds(flags uint32, fds []int) (socket, exit, stdio, files []int) {
 		next += n
 		return part
 	}
-	socket = take(bits.OnesCount32(flags & flagSocket))
-	exit = take(bits.OnesCount32(flags & flagExit))
+	socket = take(bits.OnesCount32(flags & wire.FlagSocket))
+	exit = take(bits.OnesCount32(flags & wire.FlagExit))
 	stdio = take(bits.OnesCount32(flags & stdFlags))
 	return socket, exit, stdio, fds[next:]
 }
@@ -317,7 +319,7 @@ func splitFds(flags uint32, fds []int) (socket, exit, stdio, files []int) {
 func (cl *client) childStdio(flags uint32, given []int) [3]int {
 	std := cl.std
 	for i := range std {
-		if flags&(flagStdin<<i) != 0 {
+		if flags&(wire.FlagStdin<<i) != 0 {
 			std[i], given = given[0], given[1:]
 		}
 	}

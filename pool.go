@@ -6,6 +6,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
 // A warm pool: children already executed, initialised and blocked reading
@@ -19,9 +21,9 @@ import (
 // pooled is a child waiting in the pool.
 type pooled struct {
 	pid   int
-	ctl   int      // the server's end of its descriptor 3, blocking
-	taken bool     // taken from the pool to be assigned
-	exit  *exitMsg // its exit, if it ended after it was taken
+	ctl   int        // the server's end of its descriptor 3, blocking
+	taken bool       // taken from the pool to be assigned
+	exit  *wire.Exit // its exit, if it ended after it was taken
 }
 
 // assignPooled writes the assignment frame, with fds, to a child from the
@@ -132,7 +134,7 @@ func (sv *supervisor) handOff(pc *pooled) bool {
 	id := 1<<31 | sv.nextWarm // requesters number their own requests below 1<<31
 	sv.children[pc.pid] = &entry{owner: sv.program, id: id, exit: w, warm: true, gone: sv.children[pc.pid].gone}
 	sv.handed++
-	sv.program.sendFds(id, &warmMsg{pidBody{uint32(pc.pid)}}, []int{pc.ctl, r})
+	sv.program.sendFds(id, &wire.Warm{Pid: uint32(pc.pid)}, []int{pc.ctl, r})
 	return true
 }
 
@@ -148,11 +150,11 @@ func (sv *supervisor) handOffPooled() {
 // taken records that cl assigned the warm child m.pid it was handed: the
 // child is in its scope from now on, and leads a process group if m says
 // so.
-func (sv *supervisor) taken(cl *client, m *takenMsg) {
+func (sv *supervisor) taken(cl *client, m *wire.Taken) {
 	sv.mu.Lock()
 	defer sv.mu.Unlock()
-	if e := sv.children[int(m.pid)]; e != nil && e.owner == cl {
-		e.group = m.group
+	if e := sv.children[int(m.Pid)]; e != nil && e.owner == cl {
+		e.group = m.Group
 		sv.assigned(e)
 	}
 }

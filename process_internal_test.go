@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"testing"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
 // TestAwaitLaunchEnded: a launch abandoned by its ctx is awaited in the
@@ -15,7 +17,7 @@ import (
 func TestAwaitLaunchEnded(t *testing.T) {
 	p := &Process{exitFd: -1, done: make(chan struct{})}
 	p.finish(nil, ErrClosed)
-	_, err := new(Server).awaitLaunch(context.Background(), p, &call{reply: make(chan *replyMsg)})
+	_, err := new(Server).awaitLaunch(context.Background(), p, &call{reply: make(chan *wire.Reply)})
 	if !errors.Is(err, ErrClosed) {
 		t.Fatalf("awaitLaunch of an ended Process: %v, want ErrClosed", err)
 	}

@@ -18,6 +18,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
 // Wait waits for the child to exit and returns how it ended. A child that
@@ -43,7 +45,7 @@ func (p *Process) Wait() (*Exit, error) {
 		return nil, opError("wait", "", errNoProcess)
 	}
 	if f, ok, err := p.readPipe(context.Background()); ok && err == nil {
-		if m, isExit := f.msg.(*exitMsg); isExit {
+		if m, isExit := f.msg.(*wire.Exit); isExit {
 			p.srv.mu.Lock()
 			closed := errors.Is(p.srv.err, ErrClosed)
 			p.srv.mu.Unlock()
@@ -107,7 +109,7 @@ func (p *Process) sendSignal(op string, sig os.Signal, group bool) error {
 	if err != nil {
 		return opError(op, p.name, err)
 	}
-	_, err = p.srv.roundTrip(context.Background(), op, p.name, &signalMsg{pid: uint32(p.Pid), sig: uint32(s), group: group})
+	_, err = p.srv.roundTrip(context.Background(), op, p.name, &wire.Signal{Pid: uint32(p.Pid), Sig: uint32(s), Group: group})
 	return err
 }
 
@@ -117,7 +119,7 @@ func sysSignal(sig os.Signal) (syscall.Signal, error) {
 	switch {
 	case !ok:
 		return 0, errorf("unsupported signal type %T", sig)
-	case s < 0 || s > maxSignal:
+	case s < 0 || s > wire.MaxSignal:
 		return 0, errorf("signal %d out of range", int(s))
 	}
 	return s, nil

@@ -10,11 +10,13 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
 // roundTrip sends m, which carries no descriptors, and waits for its reply;
 // an error names op on name.
-func (s *Server) roundTrip(ctx context.Context, op, name string, m message) (*replyMsg, error) {
+func (s *Server) roundTrip(ctx context.Context, op, name string, m wire.Message) (*wire.Reply, error) {
 	r, err := s.call(ctx, m)
 	if err != nil {
 		return nil, opError(op, name, err)
@@ -22,7 +24,7 @@ func (s *Server) roundTrip(ctx context.Context, op, name string, m message) (*re
 	return r, nil
 }
 
-func (s *Server) call(ctx context.Context, m message) (*replyMsg, error) {
+func (s *Server) call(ctx context.Context, m wire.Message) (*wire.Reply, error) {
 	c, err := s.post(m)
 	if err != nil {
 		return nil, err
@@ -37,8 +39,8 @@ func (s *Server) call(ctx context.Context, m message) (*replyMsg, error) {
 }
 
 // post sends m, which carries no descriptors, as a call awaiting its reply.
-func (s *Server) post(m message) (*call, error) {
-	c := &call{reply: make(chan *replyMsg, 1), final: m.kind() == tStop || m.kind() == tDetach, eval: m.kind() == tEval}
+func (s *Server) post(m wire.Message) (*call, error) {
+	c := &call{reply: make(chan *wire.Reply, 1), final: m.Type() == wire.TypeStop || m.Type() == wire.TypeDetach, eval: m.Type() == wire.TypeEval}
 	var err error
 	c.id, err = s.newID(func(id uint32) { s.calls[id] = c })
 	if err == nil {
@@ -53,7 +55,7 @@ func (s *Server) post(m message) (*call, error) {
 
 // outcome returns the reply r, or the error it stands for; ok false means
 // the connection ended first.
-func (s *Server) outcome(r *replyMsg, ok bool) (*replyMsg, error) {
+func (s *Server) outcome(r *wire.Reply, ok bool) (*wire.Reply, error) {
 	if !ok {
 		return nil, s.failure(nil)
 	}
@@ -89,10 +91,10 @@ func (s *Server) forget(id uint32) {
 }
 
 // write writes the request m, with fds, after the notices queued before it.
-func (s *Server) write(id uint32, m message, fds []int) error {
-	buf := appendFrame(nil, id, m)
-	if len(buf)-headerLen > maxBody {
-		return errorf("request of %d bytes exceeds the limit of %d", len(buf)-headerLen, maxBody)
+func (s *Server) write(id uint32, m wire.Message, fds []int) error {
+	buf := wire.AppendFrame(nil, id, m)
+	if len(buf)-wire.HeaderSize > wire.MaxBody {
+		return errorf("request of %d bytes exceeds the limit of %d", len(buf)-wire.HeaderSize, wire.MaxBody)
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -116,9 +118,9 @@ func (s *Server) write(id uint32, m message, fds []int) error {
 // queueNotice queues the notice m, which has no reply, to go before the next
 // request: the server learns it before anything that request could make
 // depend on it, without a write of its own.
-func (s *Server) queueNotice(m message) {
+func (s *Server) queueNotice(m wire.Message) {
 	s.wmu.Lock()
-	s.notices = appendFrame(s.notices, 0, m)
+	s.notices = wire.AppendFrame(s.notices, 0, m)
 	s.wmu.Unlock()
 }
 
@@ -133,27 +135,27 @@ func (s *Server) failure(cause error) error {
 }
 
 // replyErr turns a reply into the error it stands for.
-func (s *Server) replyErr(r *replyMsg) error {
-	switch r.code {
-	case codeOK:
+func (s *Server) replyErr(r *wire.Reply) error {
+	switch r.Code {
+	case wire.CodeOK:
 		return nil
-	case codeErrno:
-		if op, path, ok := strings.Cut(r.text, " "); ok {
-			return &os.PathError{Op: op, Path: path, Err: syscall.Errno(r.value)}
+	case wire.CodeErrno:
+		if op, path, ok := strings.Cut(r.Text, " "); ok {
+			return &os.PathError{Op: op, Path: path, Err: syscall.Errno(r.Value)}
 		}
-		return os.NewSyscallError(r.text, syscall.Errno(r.value))
-	case codeUnknownFunc:
+		return os.NewSyscallError(r.Text, syscall.Errno(r.Value))
+	case wire.CodeUnknownFunc:
 		return ErrUnknownFunc // the caller names the function
-	case codePermission:
+	case wire.CodePermission:
 		return ErrPermission
-	case codeProcessDone:
+	case wire.CodeProcessDone:
 		return os.ErrProcessDone
-	case codeClosed:
+	case wire.CodeClosed:
 		return ErrClosed
-	case codeChildLimit:
+	case wire.CodeChildLimit:
 		return ErrChildLimit
 	}
-	return errors.New(r.text)
+	return errors.New(r.Text)
 }
 
 // readLoop reads what the server sends until the connection ends, then
@@ -192,11 +194,11 @@ func (s *Server) readLoop(r *frameReader) {
 
 func (s *Server) dispatch(f frame) error {
 	switch m := f.msg.(type) {
-	case *replyMsg:
+	case *wire.Reply:
 		s.mu.Lock()
 		c := s.calls[f.id]
 		delete(s.calls, f.id)
-		if c != nil && c.final && m.code == codeOK && s.err == nil {
+		if c != nil && c.final && m.Code == wire.CodeOK && s.err == nil {
 			s.err = ErrClosed // the server exits now: that is no lost connection
 		}
 		if c != nil && c.eval {
@@ -206,7 +208,7 @@ func (s *Server) dispatch(f frame) error {
 		if c != nil { // else a call given up on
 			c.reply <- m
 		}
-	case *exitMsg:
+	case *wire.Exit:
 		s.mu.Lock()
 		p := s.procs[f.id]
 		delete(s.procs, f.id)
@@ -218,15 +220,15 @@ func (s *Server) dispatch(f frame) error {
 		if p != nil {
 			p.finish(exitFromMsg(m), nil)
 		}
-	case *warmMsg:
+	case *wire.Warm:
 		s.mu.Lock()
-		s.warm = append(s.warm, warmChild{id: f.id, pid: int(m.pid), ctl: f.fds[0], exit: f.fds[1]})
+		s.warm = append(s.warm, warmChild{id: f.id, pid: int(m.Pid), ctl: f.fds[0], exit: f.fds[1]})
 		s.warmGotten++
 		s.wakeWarmWaiters()
 		s.mu.Unlock()
 	default:
 		closeFds(f.fds)
-		return errorf("%w: unexpected frame type %d from the server", errMalformed, f.msg.kind())
+		return errorf("%w: unexpected frame type %d from the server", wire.ErrMalformed, f.msg.Type())
 	}
 	return nil
 }
@@ -263,9 +265,9 @@ func startServer(env []string) (*Server, error) {
 	}
 	f, err := newFrameReader(conn).read()
 	if err == nil {
-		if h, ok := f.msg.(*helloMsg); !ok || int(h.pid) != pid {
+		if h, ok := f.msg.(*wire.Hello); !ok || int(h.Pid) != pid {
 			closeFds(f.fds)
-			err = errorf("%w: the server's first frame is not its hello", errMalformed)
+			err = errorf("%w: the server's first frame is not its hello", wire.ErrMalformed)
 		}
 	}
 	if err != nil {

@@ -2,12 +2,14 @@ package forkserver
 
 import (
 	"errors"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
 // sandboxAdmissible refuses path policies and system call groups: macOS
 // has neither Landlock nor seccomp.
-func sandboxAdmissible(st *settings, external bool) error {
-	if len(st.pathLayers) > 0 || st.syscalls != 0 {
+func sandboxAdmissible(st *wire.Settings, external bool) error {
+	if len(st.PathLayers) > 0 || st.Syscalls != 0 {
 		return errorf("Paths and DenySyscalls: %w", errors.ErrUnsupported)
 	}
 	return nil

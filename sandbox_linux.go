@@ -1,20 +1,22 @@
 package forkserver
 
+import "github.com/forkserver/forkserver/internal/wire"
+
 // sandboxAdmissible checks that the kernel can enforce st's path layers
 // and system call groups, which only a Go child can be given.
-func sandboxAdmissible(st *settings, external bool) error {
-	if len(st.pathLayers) == 0 && st.syscalls == 0 {
+func sandboxAdmissible(st *wire.Settings, external bool) error {
+	if len(st.PathLayers) == 0 && st.Syscalls == 0 {
 		return nil
 	}
 	if external {
 		return errExecSandbox
 	}
-	if len(st.pathLayers) > 0 {
+	if len(st.PathLayers) > 0 {
 		if err := landlockSupported(); err != nil {
 			return err
 		}
 	}
-	if st.syscalls != 0 {
+	if st.Syscalls != 0 {
 		if err := seccompSupported(); err != nil {
 			return err
 		}

@@ -3,6 +3,8 @@ package forkserver
 import (
 	"net"
 	"sync"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
 // Server is a connection to a fork server: the one Start returns, or the
@@ -68,9 +70,9 @@ func (s *Server) Pid() int { return s.pid }
 
 type call struct {
 	id    uint32
-	reply chan *replyMsg // gets the reply, or is closed when the connection ends
-	final bool           // a Stop or Detach: once it succeeds, the server exits
-	eval  bool           // an Eval: the warm children held before it are stale
+	reply chan *wire.Reply // gets the reply, or is closed when the connection ends
+	final bool             // a Stop or Detach: once it succeeds, the server exits
+	eval  bool             // an Eval: the warm children held before it are stale
 }
 
 // warmChild is a child the server handed over: executed, waiting for the

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
 // Start starts a fork server: a new execution of this program's binary
@@ -202,9 +204,9 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 	if err != nil {
 		return nil, opError(op, fn.name, err)
 	}
-	m := &forkMsg{flags: attr.fileFlags() | st.flag(), nfiles: uint16(len(attr.Files)), name: fn.name, arg: attr.Arg, settings: st}
+	m := &wire.Fork{Flags: attr.fileFlags() | st.Flag(), NumFiles: uint16(len(attr.Files)), Name: fn.name, Arg: attr.Arg, Settings: st}
 	if attr.Server {
-		m.flags |= flagServer
+		m.Flags |= wire.FlagServer
 	}
 	p, err := s.forkWarm(m, attr)
 	if err != nil {
@@ -212,7 +214,7 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 		return nil, opError(op, fn.name, err)
 	}
 	if p == nil {
-		m.flags |= flagExit
+		m.Flags |= wire.FlagExit
 		p, err = s.startChild(ctx, op, fn.name, m, attr)
 		switch {
 		case err == nil:
@@ -226,7 +228,7 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 			// The room may have gone to a warm child the server handed
 			// over just before: the refusal comes after it, so it is here
 			// now.
-			m.flags &^= flagExit
+			m.Flags &^= wire.FlagExit
 			switch q, werr := s.forkWarm(m, attr); {
 			case werr != nil:
 				err = opError(op, fn.name, werr)
@@ -270,8 +272,8 @@ func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Att
 	if err := ctx.Err(); err != nil {
 		return nil, opError(op, path, err)
 	}
-	if path == "" || len(path) > maxPath || len(argv) > maxList {
-		return nil, opError(op, path, errorf("path of 1 to %d bytes and at most %d arguments required", maxPath, maxList))
+	if path == "" || len(path) > wire.MaxPath || len(argv) > wire.MaxList {
+		return nil, opError(op, path, errorf("path of 1 to %d bytes and at most %d arguments required", wire.MaxPath, wire.MaxList))
 	}
 	for _, a := range argv {
 		if len(a) > MaxArg {
@@ -298,7 +300,7 @@ func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Att
 	if err != nil {
 		return nil, opError(op, path, err)
 	}
-	m := &execMsg{flags: attr.fileFlags() | flagExit | st.flag(), nfiles: uint16(len(attr.Files)), path: path, argv: argv, settings: st}
+	m := &wire.Exec{Flags: attr.fileFlags() | wire.FlagExit | st.Flag(), NumFiles: uint16(len(attr.Files)), Path: path, Argv: argv, Settings: st}
 	p, err := s.startChild(ctx, op, path, m, attr)
 	if err != nil {
 		std.abort()
@@ -320,7 +322,7 @@ func (s *Server) signalChildren(op string, sig os.Signal, groups bool) error {
 	if err != nil {
 		return opError(op, "", err)
 	}
-	_, err = s.roundTrip(context.Background(), op, "", &killAllMsg{sig: uint32(n), groups: groups})
+	_, err = s.roundTrip(context.Background(), op, "", &wire.KillAll{Sig: uint32(n), Groups: groups})
 	return err
 }
 
@@ -343,7 +345,7 @@ func (s *Server) Eval(ctx context.Context, fn Func, arg []byte) error {
 	if err := checkCall(fn, arg); err != nil {
 		return opError("eval", fn.name, err)
 	}
-	_, err := s.roundTrip(ctx, "eval", fn.name, &evalMsg{name: fn.name, arg: arg})
+	_, err := s.roundTrip(ctx, "eval", fn.name, &wire.Eval{Name: fn.name, Arg: arg})
 	return err
 }
 
@@ -354,12 +356,12 @@ func (s *Server) Eval(ctx context.Context, fn Func, arg []byte) error {
 // returns. When Stop returns, the server has exited and s is closed; a
 // refusal ([ErrPermission]) leaves s as it was.
 func (s *Server) Stop(ctx context.Context) error {
-	c, err := s.post(&stopMsg{})
+	c, err := s.post(&wire.Stop{})
 	if err != nil {
 		return opError("stop", "", err)
 	}
 	var ctxErr error
-	r, ok := (*replyMsg)(nil), false
+	r, ok := (*wire.Reply)(nil), false
 	select {
 	case r, ok = <-c.reply:
 	case <-ctx.Done():
@@ -378,7 +380,7 @@ func (s *Server) Stop(ctx context.Context) error {
 // as daemons. Processes not yet exited report [ErrClosed] from Wait. When
 // Detach returns the server has exited and s is closed.
 func (s *Server) Detach() error {
-	if _, err := s.roundTrip(context.Background(), "detach", "", &detachMsg{}); err != nil {
+	if _, err := s.roundTrip(context.Background(), "detach", "", &wire.Detach{}); err != nil {
 		return err
 	}
 	s.closeWith(ErrClosed)

@@ -8,12 +8,14 @@ import (
 	"io"
 	"path/filepath"
 	"syscall"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
 // startChild sends the Fork or Exec request m, which asks for an exit pipe,
 // with the descriptors attr gives, in the order [Attr.fileFlags] says, and
 // returns the new Process once the reply has come on that pipe.
-func (s *Server) startChild(ctx context.Context, op, name string, m message, attr *Attr) (*Process, error) {
+func (s *Server) startChild(ctx context.Context, op, name string, m wire.Message, attr *Attr) (*Process, error) {
 	r, w, err := pipe()
 	if err != nil {
 		return nil, opError(op, name, err)
@@ -21,7 +23,7 @@ func (s *Server) startChild(ctx context.Context, op, name string, m message, att
 	p := &Process{srv: s, name: name, done: make(chan struct{}), exitFd: r}
 	// The server answers on the pipe, or on the connection if it could
 	// not receive the pipe.
-	c := &call{reply: make(chan *replyMsg, 1)}
+	c := &call{reply: make(chan *wire.Reply, 1)}
 	fds := []int{w}
 	if attr.Socket {
 		var theirs int
@@ -72,9 +74,9 @@ func (s *Server) awaitLaunch(ctx context.Context, p *Process, c *call) (int, err
 	}
 	switch {
 	case err == nil:
-		r, ok := f.msg.(*replyMsg)
+		r, ok := f.msg.(*wire.Reply)
 		if !ok {
-			return 0, errorf("%w: type %d where a reply belongs", errMalformed, f.msg.kind())
+			return 0, errorf("%w: type %d where a reply belongs", wire.ErrMalformed, f.msg.Type())
 		}
 		s.mu.Lock()
 		delete(s.calls, p.id)
@@ -82,21 +84,21 @@ func (s *Server) awaitLaunch(ctx context.Context, p *Process, c *call) (int, err
 		if err := s.replyErr(r); err != nil {
 			return 0, err
 		}
-		return int(r.value), nil
+		return int(r.Value), nil
 	case err == io.EOF: // the server did not get the pipe, or died
 		select {
 		case r, ok := <-c.reply:
 			if _, err := s.outcome(r, ok); err != nil {
 				return 0, err
 			}
-			return 0, errorf("%w: a reply without its pipe", errMalformed)
+			return 0, errorf("%w: a reply without its pipe", wire.ErrMalformed)
 		case <-ctx.Done():
 			return 0, fmt.Errorf("%w", ctx.Err()) // nothing to abandon: no child was created
 		}
 	case err == ctx.Err():
 		go func() { // abandoned: the reply still comes
 			if pid, err := s.awaitLaunch(context.Background(), p, c); err == nil {
-				s.roundTrip(context.Background(), "kill", "", &signalMsg{pid: uint32(pid), sig: uint32(syscall.SIGKILL)})
+				s.roundTrip(context.Background(), "kill", "", &wire.Signal{Pid: uint32(pid), Sig: uint32(syscall.SIGKILL)})
 			}
 			s.forget(p.id)
 			p.finish(nil, ctx.Err())
@@ -109,8 +111,8 @@ func (s *Server) awaitLaunch(ctx context.Context, p *Process, c *call) (int, err
 // forkWarm assigns m to a warm child the server handed over, writing the
 // assignment to the child itself, and returns nil if it holds none that can
 // take m: the request then goes to the server.
-func (s *Server) forkWarm(m *forkMsg, attr *Attr) (*Process, error) {
-	st := &m.settings
+func (s *Server) forkWarm(m *wire.Fork, attr *Attr) (*Process, error) {
+	st := &m.Settings
 	if !warmEligible(m) {
 		return nil, nil
 	}
@@ -123,8 +125,8 @@ func (s *Server) forkWarm(m *forkMsg, attr *Attr) (*Process, error) {
 	if err := admissible(st, false); err != nil {
 		return nil, err
 	}
-	frame := appendFrame(nil, 0, &assignMsg{flags: m.flags, nfiles: m.nfiles, serverPid: uint32(s.pid), name: m.name, arg: m.arg, settings: *st})
-	if len(frame)-headerLen > maxBody {
+	frame := wire.AppendFrame(nil, 0, &wire.Assign{Flags: m.Flags, NumFiles: m.NumFiles, ServerPid: uint32(s.pid), Name: m.Name, Arg: m.Arg, Settings: *st})
+	if len(frame)-wire.HeaderSize > wire.MaxBody {
 		return nil, nil // the server says why
 	}
 	for {
@@ -132,14 +134,14 @@ func (s *Server) forkWarm(m *forkMsg, attr *Attr) (*Process, error) {
 		if p == nil {
 			return nil, nil
 		}
-		p.name = m.name
+		p.name = m.Name
 		err := p.assign(ctl, frame, attr)
 		syscall.Close(ctl)
 		if err == nil {
 			// The child tells the server it runs; the program tells it the
 			// child is its own, in scope of KillAll and SignalGroup, before
 			// its next request.
-			s.queueNotice(&takenMsg{pid: uint32(p.Pid), group: st.set&(setSetsid|setSetpgid) != 0})
+			s.queueNotice(&wire.Taken{Pid: uint32(p.Pid), Group: st.Set&(wire.SetSetsid|wire.SetSetpgid) != 0})
 			s.mu.Lock()
 			s.stats.WarmForks++
 			s.mu.Unlock()
@@ -153,9 +155,9 @@ func (s *Server) forkWarm(m *forkMsg, attr *Attr) (*Process, error) {
 
 // warmEligible reports whether a warm child may take m: not if the server
 // must create the child, or judge a path as it sees it.
-func warmEligible(m *forkMsg) bool {
-	st := &m.settings
-	return m.flags&flagServer == 0 && st.namespaces == 0 && st.set&setNoNewPrivs == 0 && (st.dir == "" || filepath.IsAbs(st.dir))
+func warmEligible(m *wire.Fork) bool {
+	st := &m.Settings
+	return m.Flags&wire.FlagServer == 0 && st.Namespaces == 0 && st.Set&wire.SetNoNewPrivs == 0 && (st.Dir == "" || filepath.IsAbs(st.Dir))
 }
 
 // takeWarm takes a warm child from those s holds and returns it as a

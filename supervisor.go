@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
 // errExecSettings: an external program cannot be set up after it starts.
@@ -112,7 +114,7 @@ func runServer() int {
 			running = sv
 			sv.watchExits()
 			sv.program = root
-			root.send(0, &helloMsg{pid: uint32(os.Getpid())}) // before any warm child
+			root.send(0, &wire.Hello{Pid: uint32(os.Getpid())}) // before any warm child
 			go sv.refill()
 			go func() {
 				// On Linux the program's death sends SIGTERM (see
@@ -258,8 +260,8 @@ func (sv *supervisor) stop(cl *client, id uint32) {
 }
 
 // eval runs a registered function in the server.
-func eval(m *evalMsg) (err error) {
-	fn := lookup(m.name)
+func eval(m *wire.Eval) (err error) {
+	fn := lookup(m.Name)
 	if fn == nil {
 		return ErrUnknownFunc
 	}
@@ -268,5 +270,5 @@ func eval(m *evalMsg) (err error) {
 			err = fmt.Errorf("panic: %v", r)
 		}
 	}()
-	return fn(context.Background(), &Child{arg: m.arg})
+	return fn(context.Background(), &Child{arg: m.Arg})
 }

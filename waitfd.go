@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"syscall"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
 // pollFd is the system's struct pollfd.
@@ -21,29 +23,29 @@ const pollIn = 0x1
 // readFrameFd reads one frame, which carries no descriptors, from the
 // blocking descriptor fd. io.EOF means the writer closed it between frames.
 func readFrameFd(fd int) (frame, error) {
-	var hdr [headerLen]byte
+	var hdr [wire.HeaderSize]byte
 	if err := readFullFd(fd, hdr[:]); err != nil {
 		return frame{}, err
 	}
 	h, err := parseHeader(hdr[:])
-	if err == nil && h.nfds != 0 {
-		err = errorf("%w: %d descriptors on an exit pipe", errMalformed, h.nfds)
+	if err == nil && h.NumFds != 0 {
+		err = errorf("%w: %d descriptors on an exit pipe", wire.ErrMalformed, h.NumFds)
 	}
 	if err != nil {
 		return frame{}, err
 	}
-	body := make([]byte, h.len)
+	body := make([]byte, h.Len)
 	if err := readFullFd(fd, body); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
 		return frame{}, err
 	}
-	m, err := decodeBody(h.typ, body)
+	m, err := decodeBody(h.Type, body)
 	if err != nil {
 		return frame{}, err
 	}
-	return frame{id: h.id, msg: m}, nil
+	return frame{id: h.ID, msg: m}, nil
 }
 
 func readFullFd(fd int, p []byte) error {

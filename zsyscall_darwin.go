@@ -8,6 +8,8 @@ import (
 	"os"
 	"syscall"
 	"unsafe"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
 // fdDir lists the open descriptors of the process reading it.
@@ -46,23 +48,23 @@ func dup2(oldfd, newfd int) error { return syscall.Dup2(oldfd, newfd) }
 // sysProcAttr returns what the kernel must apply as it creates a child
 // with st: on macOS, only what an external program cannot apply itself.
 // Linux namespaces, no_new_privs and the parent-death signal do not exist.
-func sysProcAttr(st *settings, external bool) (*syscall.SysProcAttr, error) {
-	if st.namespaces != 0 || len(st.uidMaps) > 0 || len(st.gidMaps) > 0 || st.pdeathsig != 0 || st.set&setNoNewPrivs != 0 {
+func sysProcAttr(st *wire.Settings, external bool) (*syscall.SysProcAttr, error) {
+	if st.Namespaces != 0 || len(st.UidMaps) > 0 || len(st.GidMaps) > 0 || st.Pdeathsig != 0 || st.Set&wire.SetNoNewPrivs != 0 {
 		return nil, errorf("namespaces, NoNewPrivs and Pdeathsig: %w", errors.ErrUnsupported)
 	}
 	if !external {
 		return nil, nil
 	}
-	if len(st.rlimits) > 0 {
+	if len(st.Rlimits) > 0 {
 		return nil, errExecSettings
 	}
 	sys := &syscall.SysProcAttr{
-		Setsid:  st.set&setSetsid != 0,
-		Setpgid: st.set&setSetpgid != 0,
-		Chroot:  st.chroot,
+		Setsid:  st.Set&wire.SetSetsid != 0,
+		Setpgid: st.Set&wire.SetSetpgid != 0,
+		Chroot:  st.Chroot,
 	}
-	if st.set&setCredential != 0 {
-		sys.Credential = &syscall.Credential{Uid: st.uid, Gid: st.gid, Groups: st.groups}
+	if st.Set&wire.SetCredential != 0 {
+		sys.Credential = &syscall.Credential{Uid: st.Uid, Gid: st.Gid, Groups: st.Groups}
 	}
 	return sys, nil
 }

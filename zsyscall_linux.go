@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"unsafe"
+
+	"github.com/forkserver/forkserver/internal/wire"
 )
 
 // fdDir lists the open descriptors of the process reading it.
@@ -52,31 +54,31 @@ var cloneFlags = map[Namespace]uintptr{
 // sysProcAttr returns what the kernel must apply as it creates a child with
 // st: the namespaces, and for an external program, which cannot apply
 // anything itself, every setting it can.
-func sysProcAttr(st *settings, external bool) (*syscall.SysProcAttr, error) {
+func sysProcAttr(st *wire.Settings, external bool) (*syscall.SysProcAttr, error) {
 	sys := new(syscall.SysProcAttr)
 	for ns, flag := range cloneFlags {
-		if Namespace(st.namespaces)&ns != 0 {
+		if Namespace(st.Namespaces)&ns != 0 {
 			sys.Cloneflags |= flag
 		}
 	}
-	for _, m := range st.uidMaps {
-		sys.UidMappings = append(sys.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.container), HostID: int(m.host), Size: int(m.size)})
+	for _, m := range st.UidMaps {
+		sys.UidMappings = append(sys.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
 	}
-	for _, m := range st.gidMaps {
-		sys.GidMappings = append(sys.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.container), HostID: int(m.host), Size: int(m.size)})
+	for _, m := range st.GidMaps {
+		sys.GidMappings = append(sys.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
 	}
 	if !external {
 		return sys, nil
 	}
-	if len(st.rlimits) > 0 {
+	if len(st.Rlimits) > 0 {
 		return nil, errExecSettings
 	}
-	sys.Setsid = st.set&setSetsid != 0
-	sys.Setpgid = st.set&setSetpgid != 0
-	sys.Chroot = st.chroot
-	sys.Pdeathsig = syscall.Signal(st.pdeathsig)
-	if st.set&setCredential != 0 {
-		sys.Credential = &syscall.Credential{Uid: st.uid, Gid: st.gid, Groups: st.groups}
+	sys.Setsid = st.Set&wire.SetSetsid != 0
+	sys.Setpgid = st.Set&wire.SetSetpgid != 0
+	sys.Chroot = st.Chroot
+	sys.Pdeathsig = syscall.Signal(st.Pdeathsig)
+	if st.Set&wire.SetCredential != 0 {
+		sys.Credential = &syscall.Credential{Uid: st.Uid, Gid: st.Gid, Groups: st.Groups}
 	}
 	return sys, nil
 }

@@ -1,12 +1,9 @@
-package forkserver
+package wire
 
-import (
-	"encoding/binary"
-)
+import "encoding/binary"
 
-// Frames and the primitives of the wire format: the header, fixed-width
-// integers, length-prefixed strings and bounded counts, decoded with every
-// length checked before use.
+// The primitives of the wire format: fixed-width integers, length-prefixed
+// strings and bounded counts, decoded with every length checked before use.
 
 // decoder reads a body front to back; the first error sticks and every
 // later read returns zero values.
@@ -17,7 +14,7 @@ type decoder struct {
 
 func (d *decoder) fail(format string, args ...any) {
 	if d.err == nil {
-		d.err = errorf("%w: "+format, append([]any{errMalformed}, args...)...)
+		d.err = malformed(format, args...)
 	}
 	d.b = nil
 }
@@ -84,14 +81,14 @@ func (d *decoder) str(what string, lo, hi int) string {
 	return string(d.take(n))
 }
 
-func (d *decoder) path() string { return d.str("path", 0, maxPath) }
+func (d *decoder) path() string { return d.str("path", 0, MaxPath) }
 func (d *decoder) name() string { return d.str("name", 1, MaxName) }
-func (d *decoder) text() string { return d.str("text", 0, maxText) }
+func (d *decoder) text() string { return d.str("text", 0, MaxText) }
 
 // strings reads a u16 count of u32-prefixed strings, each at most MaxArg
 // bytes. An empty list decodes as nil.
 func (d *decoder) strings() []string {
-	n := d.count(maxList, 4)
+	n := d.count(MaxList, 4)
 	if n == 0 {
 		return nil
 	}
@@ -146,7 +143,7 @@ func (d *decoder) pid() uint32 {
 
 func (d *decoder) signal() uint32 {
 	s := d.u32()
-	if s > maxSignal {
+	if s > MaxSignal {
 		d.fail("signal %d out of range", s)
 	}
 	return s
@@ -169,77 +166,4 @@ func appendStrings(b []byte, list []string) []byte {
 func appendArg(b []byte, p []byte) []byte {
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(p)))
 	return append(b, p...)
-}
-
-// appendFrame appends m's frame, header and body, to b.
-func appendFrame(b []byte, id uint32, m message) []byte {
-	start := len(b)
-	b = append(b, protoVersion, byte(m.kind()))
-	b = binary.LittleEndian.AppendUint16(b, uint16(m.numFds()))
-	b = binary.LittleEndian.AppendUint32(b, id)
-	b = append(b, 0, 0, 0, 0) // body length, set below
-	b = m.appendBody(b)
-	binary.LittleEndian.PutUint32(b[start+8:], uint32(len(b)-start-headerLen))
-	return b
-}
-
-// parseHeader decodes a frame header. It bounds the body length before
-// anyone allocates a buffer for it.
-func parseHeader(b []byte) (header, error) {
-	if len(b) < headerLen {
-		return header{}, errorf("%w: short header (%d bytes)", errMalformed, len(b))
-	}
-	if b[0] != protoVersion {
-		return header{}, errorf("%w: protocol version %d, want %d", errMalformed, b[0], protoVersion)
-	}
-	h := header{
-		typ:  msgType(b[1]),
-		nfds: binary.LittleEndian.Uint16(b[2:]),
-		id:   binary.LittleEndian.Uint32(b[4:]),
-		len:  binary.LittleEndian.Uint32(b[8:]),
-	}
-	if newMessage(h.typ) == nil {
-		return header{}, errorf("%w: unknown type %d", errMalformed, h.typ)
-	}
-	if h.len > maxBody {
-		return header{}, errorf("%w: body of %d bytes exceeds %d", errMalformed, h.len, maxBody)
-	}
-	if h.nfds > maxFds {
-		return header{}, errorf("%w: %d descriptors exceed %d", errMalformed, h.nfds, maxFds)
-	}
-	return h, nil
-}
-
-// decodeBody decodes the body of a frame of type t. The caller checks the
-// descriptor count against the result's numFds.
-func decodeBody(t msgType, body []byte) (message, error) {
-	m := newMessage(t)
-	if m == nil {
-		return nil, errorf("%w: unknown type %d", errMalformed, t)
-	}
-	d := decoder{b: body}
-	m.parseBody(&d)
-	if d.err == nil && len(d.b) != 0 {
-		d.fail("%d trailing bytes", len(d.b))
-	}
-	if d.err != nil {
-		return nil, d.err
-	}
-	return m, nil
-}
-
-// decodeFrame decodes a whole frame held in b.
-func decodeFrame(b []byte) (header, message, error) {
-	h, err := parseHeader(b)
-	if err != nil {
-		return h, nil, err
-	}
-	if uint64(len(b)-headerLen) != uint64(h.len) {
-		return h, nil, errorf("%w: body is %d bytes, header says %d", errMalformed, len(b)-headerLen, h.len)
-	}
-	m, err := decodeBody(h.typ, b[headerLen:])
-	if err == nil && m.numFds() != int(h.nfds) {
-		err = errorf("%w: type %d carries %d descriptors, header says %d", errMalformed, h.typ, m.numFds(), h.nfds)
-	}
-	return h, m, err
 }
