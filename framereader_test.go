@@ -331,8 +331,8 @@ func fzReadFrames(tb testing.TB, mk *fzMarker, nfd int, data []byte) []fzFrameRe
 	return results
 }
 
-// FuzzFrameReader: frameReader.read returns what the codec decodes from
-// the same bytes and descriptors, and leaves no descriptor open.
+// FuzzFrameReader checks that frameReader.read returns what the codec
+// decodes from the same bytes and descriptors, and leaves none open.
 func FuzzFrameReader(f *testing.F) {
 	mk := newFzMarker(f)
 	var all []byte
@@ -360,8 +360,8 @@ func FuzzFrameReader(f *testing.F) {
 	})
 }
 
-// TestFrameReaderHugeBody: the frame reader rejects a header claiming
-// 4 GiB before it allocates a body, and closes what came with it.
+// TestFrameReaderHugeBody checks that the frame reader rejects a header
+// claiming 4 GiB before it allocates a body, and closes what came with it.
 func TestFrameReaderHugeBody(t *testing.T) {
 	mk := newFzMarker(t)
 	// The frame reader must reject the header before it allocates a body.
@@ -390,9 +390,9 @@ func TestFrameReaderHugeBody(t *testing.T) {
 	}
 }
 
-// TestFrameReaderNfdsMismatch: over a socket, the header must count the
-// descriptors that arrive and the body must call for them; either way every
-// one is closed.
+// TestFrameReaderNfdsMismatch checks that the header must count the
+// descriptors that arrive and the body call for them, and that either way
+// every one is closed.
 func TestFrameReaderNfdsMismatch(t *testing.T) {
 	mk := newFzMarker(t)
 	fork3 := wire.AppendFrame(nil, 1, &wire.Fork{Flags: wire.FlagStdin, NumFiles: 2, Name: "f"})

@@ -15,8 +15,8 @@ import (
 	"testing"
 )
 
-// TestHeaderHugeBody: a header claiming a 4 GiB body is malformed, for
-// every type.
+// TestHeaderHugeBody checks that a header claiming a 4 GiB body is
+// malformed, for every type.
 func TestHeaderHugeBody(t *testing.T) {
 	for _, typ := range fzKinds {
 		b := rawHeader(Version, typ, 0, 1, 0xffffffff)
@@ -30,8 +30,8 @@ func TestHeaderHugeBody(t *testing.T) {
 
 }
 
-// TestHeaderBounds: the body length and descriptor count are bounded by
-// MaxBody and MaxFds, inclusive.
+// TestHeaderBounds checks that the body length and descriptor count are
+// bounded by MaxBody and MaxFds, inclusive.
 func TestHeaderBounds(t *testing.T) {
 	for _, tc := range []struct {
 		b  []byte
@@ -52,7 +52,8 @@ func TestHeaderBounds(t *testing.T) {
 	}
 }
 
-// TestHeaderUnknownVersion: a frame of another version is malformed.
+// TestHeaderUnknownVersion checks that a frame of another version is
+// malformed.
 func TestHeaderUnknownVersion(t *testing.T) {
 	for _, v := range []byte{0, Version + 1, 0x80, 0xff} {
 		b := rawHeader(v, TypeStop, 0, 1, 0)
@@ -65,7 +66,8 @@ func TestHeaderUnknownVersion(t *testing.T) {
 	}
 }
 
-// TestHeaderUnknownType: every type byte but the known ones is malformed.
+// TestHeaderUnknownType checks that every type byte but the known ones is
+// malformed.
 func TestHeaderUnknownType(t *testing.T) {
 	known := map[Type]bool{}
 	for _, k := range fzKinds {
@@ -89,8 +91,8 @@ func TestHeaderUnknownType(t *testing.T) {
 	}
 }
 
-// TestDecodeTrailingBytes: a byte after a body, or after a frame, is
-// malformed.
+// TestDecodeTrailingBytes checks that a byte after a body, or after a
+// frame, is malformed.
 func TestDecodeTrailingBytes(t *testing.T) {
 	for _, s := range fzSeeds() {
 		body := append(s.msg.appendBody(nil), 0)
@@ -109,8 +111,8 @@ func TestDecodeTrailingBytes(t *testing.T) {
 	}
 }
 
-// TestDecodeUnknownFlags: a Fork or Assign accepts its own flag bits and
-// no other.
+// TestDecodeUnknownFlags checks that a Fork or Assign accepts its own flag
+// bits and no other.
 func TestDecodeUnknownFlags(t *testing.T) {
 	for bit := range 32 {
 		f := uint32(1) << bit
@@ -148,7 +150,7 @@ func fzWithName(t Type, name string, arg []byte) Message {
 	panic("no name in this type")
 }
 
-// TestDecodeNameLength: a name is 1 to MaxName bytes.
+// TestDecodeNameLength checks that a name is 1 to MaxName bytes.
 func TestDecodeNameLength(t *testing.T) {
 	for _, typ := range []Type{TypeFork, TypeEval, TypeAssign} {
 		for _, n := range []int{0, 1, MaxName, MaxName + 1, 0xffff} {
@@ -165,9 +167,9 @@ func TestDecodeNameLength(t *testing.T) {
 	}
 }
 
-// TestDecodeArgLength: an argument is at most MaxArg bytes, a length
-// prefix is checked before allocating, and the largest assignment fits in
-// MaxBody.
+// TestDecodeArgLength checks that an argument is at most MaxArg bytes, that
+// its length prefix is checked before anything is allocated, and that the
+// largest assignment fits in MaxBody.
 func TestDecodeArgLength(t *testing.T) {
 	for _, typ := range []Type{TypeFork, TypeEval, TypeAssign} {
 		for _, n := range []int{0, MaxArg, MaxArg + 1} {
@@ -211,8 +213,8 @@ func TestDecodeArgLength(t *testing.T) {
 	}
 }
 
-// TestDecodeOtherBounds: pids, signals, reply codes, texts and file counts
-// are bounded, and every body cut short is malformed.
+// TestDecodeOtherBounds checks that pids, signals, reply codes, texts and
+// file counts are bounded, and that every body cut short is malformed.
 func TestDecodeOtherBounds(t *testing.T) {
 	for _, tc := range []struct {
 		what string
@@ -252,8 +254,8 @@ func TestDecodeOtherBounds(t *testing.T) {
 	}
 }
 
-// TestFrameNfdsMismatch: a header must count exactly the descriptors its
-// body calls for.
+// TestFrameNfdsMismatch checks that a header must count exactly the
+// descriptors its body calls for.
 func TestFrameNfdsMismatch(t *testing.T) {
 	for _, s := range fzSeeds() {
 		b := AppendFrame(nil, s.id, s.msg)

@@ -118,8 +118,8 @@ func rawHeader(version byte, typ Type, nfds uint16, id, n uint32) []byte {
 	return binary.LittleEndian.AppendUint32(b, n)
 }
 
-// FuzzParseHeader: a header parses only within its bounds and re-encodes
-// as the bytes it came from.
+// FuzzParseHeader checks that a header parses only within its bounds and
+// re-encodes as the bytes it came from.
 func FuzzParseHeader(f *testing.F) {
 	fzAddFrames(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -152,8 +152,8 @@ func FuzzParseHeader(f *testing.F) {
 	})
 }
 
-// FuzzDecodeBody: a body decodes only if it re-encodes to the same bytes,
-// and a decoded message decodes again to itself.
+// FuzzDecodeBody checks that a body decodes only if it re-encodes to the
+// same bytes, and that a decoded message decodes again to itself.
 func FuzzDecodeBody(f *testing.F) {
 	for _, s := range fzSeeds() {
 		f.Add(byte(s.msg.Type()), AppendFrame(nil, s.id, s.msg)[HeaderSize:])
@@ -194,8 +194,8 @@ func FuzzDecodeBody(f *testing.F) {
 	})
 }
 
-// FuzzDecodeFrame: a frame decodes only if its header and body agree and
-// it re-encodes to the same bytes, after any prefix.
+// FuzzDecodeFrame checks that a frame decodes only if its header and body
+// agree and it re-encodes to the same bytes, after any prefix.
 func FuzzDecodeFrame(f *testing.F) {
 	fzAddFrames(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -334,8 +334,8 @@ func fzList(p []byte) []string {
 	return list
 }
 
-// FuzzRoundTrip: every valid message decodes from its encoding to itself,
-// under the header it was sent with.
+// FuzzRoundTrip checks that every valid message decodes from its encoding
+// to itself, under the header it was sent with.
 func FuzzRoundTrip(f *testing.F) {
 	for k := range fzKinds {
 		f.Add(byte(k), uint32(k), uint32(0x1f), uint32(15), uint16(3), "worker", []byte("arg"))
