@@ -211,7 +211,7 @@ func apply(st *wire.Settings, serverPid int) error {
 		}
 	}
 	if st.Pdeathsig != 0 {
-		if err := enablePdeathsig(syscall.Signal(st.Pdeathsig)); err != nil {
+		if err := prctlPdeathsig(syscall.Signal(st.Pdeathsig)); err != nil {
 			return err
 		}
 		if ppid := os.Getppid(); ppid != serverPid && ppid != 0 { // 0: the server is outside a new PID namespace

@@ -100,10 +100,7 @@ func sendMsgFd(fd int, p []byte, fds []int) error {
 		oob = syscall.UnixRights(fds...)
 	}
 	for len(p) > 0 {
-		n, err := syscall.SendmsgN(fd, p, oob, nil, 0)
-		if err == syscall.EINTR {
-			continue
-		}
+		n, err := sendmsg(fd, p, oob)
 		if err != nil {
 			return os.NewSyscallError("sendmsg", err)
 		}
@@ -137,12 +134,8 @@ func connRecv(c *net.UnixConn) recvFunc {
 // recvmsg itself, with no hand-over through the runtime's poller.
 func fdRecv(fd int) recvFunc {
 	return func(p, oob []byte) (n, oobn, flags int, err error) {
-		for {
-			n, oobn, flags, _, err = syscall.Recvmsg(fd, p, oob, recvmsgFlags)
-			if err != syscall.EINTR {
-				return n, oobn, flags, os.NewSyscallError("recvmsg", err)
-			}
-		}
+		n, oobn, flags, err = recvmsg(fd, p, oob)
+		return n, oobn, flags, os.NewSyscallError("recvmsg", err)
 	}
 }
 
@@ -348,9 +341,9 @@ func socketConnPair() (*net.UnixConn, int, error) {
 
 // dupCloexec returns a close-on-exec duplicate of fd.
 func dupCloexec(fd int) (int, error) {
-	nfd, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_DUPFD_CLOEXEC, 0)
-	if errno != 0 {
-		return -1, os.NewSyscallError("fcntl(F_DUPFD_CLOEXEC)", errno)
+	nfd, err := fcntl(fd, syscall.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("fcntl(F_DUPFD_CLOEXEC)", err)
 	}
-	return int(nfd), nil
+	return nfd, nil
 }

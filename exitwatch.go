@@ -34,10 +34,7 @@ func (sv *supervisor) reapExited() {
 	for {
 		var ws syscall.WaitStatus
 		var ru syscall.Rusage
-		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, &ru)
-		if err == syscall.EINTR {
-			continue
-		}
+		pid, err := wait4(-1, &ws, syscall.WNOHANG, &ru)
 		if err != nil || pid <= 0 {
 			break
 		}
@@ -129,9 +126,8 @@ func exitPipe(fd int) error {
 // time.
 func notifyPipe(fd int, id uint32, m wire.Message) {
 	b := wire.AppendFrame(nil, id, m)
-	for {
-		if _, err := syscall.Write(fd, b); err != syscall.EINTR {
-			return
-		}
-	}
+	ignoringEINTR(func() error {
+		_, err := syscall.Write(fd, b)
+		return err
+	})
 }

@@ -284,10 +284,6 @@ func startServer(env []string) (*Server, error) {
 // waitPid waits for the process pid, a child of this one, to end.
 func waitPid(pid int) syscall.WaitStatus {
 	var ws syscall.WaitStatus
-	for {
-		_, err := syscall.Wait4(pid, &ws, 0, nil)
-		if err != syscall.EINTR {
-			return ws
-		}
-	}
+	wait4(pid, &ws, 0, nil)
+	return ws
 }

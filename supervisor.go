@@ -151,8 +151,8 @@ func closeInherited() {
 		if err != nil || fd <= 3 {
 			continue
 		}
-		flags, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0)
-		if errno == 0 && flags&syscall.FD_CLOEXEC == 0 {
+		flags, err := fcntl(fd, syscall.F_GETFD, 0)
+		if err == nil && flags&syscall.FD_CLOEXEC == 0 {
 			syscall.Close(fd)
 		}
 	}

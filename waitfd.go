@@ -11,15 +11,6 @@ import (
 	"github.com/forkserver/forkserver/internal/wire"
 )
 
-// pollFd is the system's struct pollfd.
-type pollFd struct {
-	fd      int32
-	events  int16
-	revents int16
-}
-
-const pollIn = 0x1
-
 // readFrameFd reads one frame, which carries no descriptors, from the
 // blocking descriptor fd. io.EOF means the writer closed it between frames.
 func readFrameFd(fd int) (frame, error) {
@@ -50,10 +41,12 @@ func readFrameFd(fd int) (frame, error) {
 
 func readFullFd(fd int, p []byte) error {
 	for n := 0; n < len(p); {
-		m, err := syscall.Read(fd, p[n:])
+		var m int
+		err := ignoringEINTR(func() (err error) {
+			m, err = syscall.Read(fd, p[n:])
+			return err
+		})
 		switch {
-		case err == syscall.EINTR:
-			continue
 		case err != nil:
 			return os.NewSyscallError("read", err)
 		case m == 0 && n == 0:
@@ -91,8 +84,6 @@ func waitReadable(ctx context.Context, fd int) error {
 	for {
 		err := poll(pfds)
 		switch {
-		case err == syscall.EINTR:
-			continue
 		case err != nil:
 			return os.NewSyscallError("poll", err)
 		case pfds[0].revents != 0:

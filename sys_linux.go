@@ -1,0 +1,75 @@
+package forkserver
+
+// The system calls that package syscall lacks or spells differently on
+// Linux, by name, one wrapper each, and the numbers it lacks. Written by
+// hand; policy lives with the role that decides it.
+
+import (
+	"os"
+	"syscall"
+	"unsafe"
+)
+
+// prSetNoNewPrivs is PR_SET_NO_NEW_PRIVS, which package syscall lacks.
+const prSetNoNewPrivs = 38
+
+// fdDir lists the open descriptors of the process reading it.
+const fdDir = "/proc/self/fd"
+
+// executable names the running binary in a way an upgrade on disk cannot
+// change: the server and every child run exactly this program's code.
+func executable() (string, error) { return "/proc/self/exe", nil }
+
+// recvmsgFlags makes every descriptor received close-on-exec from birth.
+const recvmsgFlags = syscall.MSG_CMSG_CLOEXEC
+
+// socketpair returns a connected pair of close-on-exec stream sockets.
+func socketpair() (int, int, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, -1, os.NewSyscallError("socketpair", err)
+	}
+	return fds[0], fds[1], nil
+}
+
+// pipe returns a close-on-exec pipe: its read end, then its write end.
+func pipe() (r, w int, err error) {
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+		return -1, -1, os.NewSyscallError("pipe2", err)
+	}
+	return p[0], p[1], nil
+}
+
+// dup2 makes newfd a copy of oldfd that is not close-on-exec.
+func dup2(oldfd, newfd int) error { return syscall.Dup3(oldfd, newfd, 0) }
+
+// poll waits, with no timeout, until one of pfds has an event, retrying
+// on EINTR. It blocks the calling thread, never the runtime's poller.
+func poll(pfds []pollFd) error {
+	return ignoringEINTR(func() error {
+		_, _, errno := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfds[0])), uintptr(len(pfds)), 0, 0, 0, 0)
+		if errno != 0 {
+			return errno
+		}
+		return nil
+	})
+}
+
+// prctlNoNewPrivs sets no_new_privs on the calling thread.
+func prctlNoNewPrivs() error {
+	_, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetNoNewPrivs, 1, 0)
+	if errno != 0 {
+		return os.NewSyscallError("prctl(PR_SET_NO_NEW_PRIVS)", errno)
+	}
+	return nil
+}
+
+// prctlPdeathsig asks for sig when the parent dies.
+func prctlPdeathsig(sig syscall.Signal) error {
+	_, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(sig), 0)
+	if errno != 0 {
+		return os.NewSyscallError("prctl(PR_SET_PDEATHSIG)", errno)
+	}
+	return nil
+}
