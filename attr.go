@@ -3,6 +3,8 @@
 package forkserver
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"os"
 	"slices"
@@ -50,7 +52,7 @@ func (a *Attr) settings() (wire.Settings, error) {
 	}
 	for _, r := range a.Rlimits {
 		if r.Resource < 0 || r.Resource > 1<<16 {
-			return st, errorf("Rlimit resource %d out of range", r.Resource)
+			return st, fmt.Errorf("Rlimit resource %d out of range", r.Resource)
 		}
 		st.Rlimits = append(st.Rlimits, wire.Rlimit{Resource: uint32(r.Resource), Cur: r.Cur, Max: r.Max})
 	}
@@ -58,30 +60,30 @@ func (a *Attr) settings() (wire.Settings, error) {
 	case len(a.Files) > MaxFiles:
 		return st, errTooManyFiles
 	case len(a.Dir) > wire.MaxPath || len(a.Chroot) > wire.MaxPath:
-		return st, errorf("Dir or Chroot longer than %d bytes", wire.MaxPath)
+		return st, fmt.Errorf("Dir or Chroot longer than %d bytes", wire.MaxPath)
 	case len(a.Env) > wire.MaxList || len(a.ExtraEnv) > wire.MaxList:
-		return st, errorf("more than %d environment entries", wire.MaxList)
+		return st, fmt.Errorf("more than %d environment entries", wire.MaxList)
 	case len(st.Groups) > wire.MaxGroups:
-		return st, errorf("more than %d groups", wire.MaxGroups)
+		return st, fmt.Errorf("more than %d groups", wire.MaxGroups)
 	case len(st.UidMaps) > wire.MaxIDMaps || len(st.GidMaps) > wire.MaxIDMaps:
-		return st, errorf("more than %d ID mappings", wire.MaxIDMaps)
+		return st, fmt.Errorf("more than %d ID mappings", wire.MaxIDMaps)
 	case len(st.Rlimits) > wire.MaxRlimits:
-		return st, errorf("more than %d rlimits", wire.MaxRlimits)
+		return st, fmt.Errorf("more than %d rlimits", wire.MaxRlimits)
 	case a.Pdeathsig < 0 || a.Pdeathsig > wire.MaxSignal:
-		return st, errorf("Pdeathsig %d out of range", a.Pdeathsig)
+		return st, fmt.Errorf("Pdeathsig %d out of range", a.Pdeathsig)
 	case a.Namespaces&^allNamespaces != 0 || a.ServerRights&^allRights != 0:
-		return st, newError("unknown Namespace or Rights bits")
+		return st, errors.New("unknown Namespace or Rights bits")
 	case a.ServerMaxChildren < 0 || int64(a.ServerMaxChildren) > math.MaxUint32:
-		return st, errorf("ServerMaxChildren %d out of range", a.ServerMaxChildren)
+		return st, fmt.Errorf("ServerMaxChildren %d out of range", a.ServerMaxChildren)
 	case a.DenySyscalls&^allSyscallGroups != 0:
-		return st, newError("unknown SyscallGroup bits")
+		return st, errors.New("unknown SyscallGroup bits")
 	case a.Setsid && a.Setpgid:
-		return st, newError("Setsid and Setpgid exclude each other: a session leader leads its group")
+		return st, errors.New("Setsid and Setpgid exclude each other: a session leader leads its group")
 	}
 	for _, list := range [][]string{a.Env, a.ExtraEnv} {
 		for _, kv := range list {
 			if len(kv) > MaxArg {
-				return st, errorf("%w: an environment entry of %d bytes", ErrArgTooLarge, len(kv))
+				return st, fmt.Errorf("%w: an environment entry of %d bytes", ErrArgTooLarge, len(kv))
 			}
 		}
 	}
@@ -101,11 +103,11 @@ func (p *PathPolicy) layer() (wire.PathLayer, error) {
 		out   *[]string
 	}{{p.ReadOnly, &l.ReadOnly}, {p.ReadWrite, &l.ReadWrite}} {
 		if len(list.paths) > wire.MaxRules {
-			return l, errorf("Paths: more than %d paths in a list", wire.MaxRules)
+			return l, fmt.Errorf("Paths: more than %d paths in a list", wire.MaxRules)
 		}
 		for _, path := range list.paths {
 			if !strings.HasPrefix(path, "/") || len(path) > wire.MaxPath || strings.IndexByte(path, 0) >= 0 {
-				return l, errorf("Paths: %q is not an absolute path of at most %d bytes", path, wire.MaxPath)
+				return l, fmt.Errorf("Paths: %q is not an absolute path of at most %d bytes", path, wire.MaxPath)
 			}
 		}
 		if len(list.paths) > 0 {

@@ -42,11 +42,11 @@ func runChild(pooled bool) int {
 	case err == io.EOF:
 		return 0 // a pooled child the server sent away
 	case err != nil:
-		fmt.Fprintf(os.Stderr, "forkserver: child: %s\n", causeText(err))
+		fmt.Fprintf(os.Stderr, "forkserver: child: %s\n", err)
 		return 2
 	}
 	if err := apply(&a.Settings, int(a.ServerPid)); err != nil {
-		fmt.Fprintf(os.Stderr, "forkserver: child %s: %s\n", a.Name, causeText(err))
+		fmt.Fprintf(os.Stderr, "forkserver: child %s: %s\n", a.Name, err)
 		return 127
 	}
 	name := a.Name
@@ -96,17 +96,17 @@ func readAssignment(ctx context.Context) (*Child, func(context.Context, *Child) 
 		return nil, nil, nil, err
 	}
 	if err != nil {
-		return nil, nil, nil, errorf("reading the assignment: %w", err)
+		return nil, nil, nil, fmt.Errorf("reading the assignment: %w", err)
 	}
 	a, ok := f.msg.(*wire.Assign)
 	if !ok {
 		closeFds(f.fds)
-		return nil, nil, nil, errorf("%w: expected an assignment, got type %d", wire.ErrMalformed, f.msg.Type())
+		return nil, nil, nil, fmt.Errorf("%w: expected an assignment, got type %d", wire.ErrMalformed, f.msg.Type())
 	}
 	fn := lookup(a.Name)
 	if fn == nil {
 		closeFds(f.fds)
-		return nil, nil, nil, errorf("%w %q", ErrUnknownFunc, a.Name)
+		return nil, nil, nil, fmt.Errorf("%w %q", ErrUnknownFunc, a.Name)
 	}
 	c := &Child{arg: a.Arg}
 	fds := f.fds
@@ -151,7 +151,7 @@ func runRole(role string) {
 		os.Exit(runServer())
 	case roleChild:
 		if err := enterLandlock(); err != nil {
-			fmt.Fprintf(os.Stderr, "forkserver: child: %s\n", causeText(err))
+			fmt.Fprintf(os.Stderr, "forkserver: child: %s\n", err)
 			os.Exit(127)
 		}
 		os.Exit(runChild(false))

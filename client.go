@@ -278,7 +278,7 @@ func replyFor(err error) *wire.Reply {
 	case errors.As(err, &pe) && errors.As(err, &errno):
 		return &wire.Reply{Code: wire.CodeErrno, Value: uint32(errno), Text: truncate(pe.Op + " " + pe.Path)}
 	}
-	return &wire.Reply{Code: wire.CodeFailed, Text: truncate(causeText(err))}
+	return &wire.Reply{Code: wire.CodeFailed, Text: truncate(err.Error())}
 }
 
 func truncate(s string) string {

@@ -14,9 +14,9 @@ import (
 )
 
 var (
-	errNoData      = newError("descriptors need at least one byte of data to travel with")
-	errTruncated   = newError("descriptors truncated: more were sent than the reader accepts, or it has none free")
-	errUnwantedFds = newError("descriptors sent where none belong")
+	errNoData      = errors.New("descriptors need at least one byte of data to travel with")
+	errTruncated   = errors.New("descriptors truncated: more were sent than the reader accepts, or it has none free")
+	errUnwantedFds = errors.New("descriptors sent where none belong")
 
 	// errFdsLost: a frame's descriptors could not be received for want of
 	// free descriptors; the frame itself was read.
@@ -25,15 +25,19 @@ var (
 
 // WriteFds writes all of data to c and passes files with its first byte, so
 // that a ReadFds on the other end receives them. It does not close files.
-// Data must not be empty when files are given.
+// Data must not be empty when files are given. An error is an [*Error]
+// naming the operation "write fds".
 func WriteFds(c *net.UnixConn, data []byte, files ...*os.File) error {
-	return withFds(files, func(fds []int) error { return writeMsg(c, data, fds) })
+	return opError("write fds", "", withFds(files, func(fds []int) error { return writeMsg(c, data, fds) }))
 }
 
 // ReadFds reads exactly len(data) bytes from c, as io.ReadFull does, and
 // returns the descriptors that came with them, at most max of them, as files
 // the caller owns. When more than max descriptors arrive, or any other error
-// occurs, every descriptor received is closed and no file is returned.
+// occurs, every descriptor received is closed and no file is returned. The
+// end of the stream is io.EOF, or io.ErrUnexpectedEOF partway through data,
+// unwrapped as io.ReadFull and os.File.Read return it; any other error is
+// an [*Error] naming the operation "read fds".
 func ReadFds(c *net.UnixConn, data []byte, max int) (n int, files []*os.File, err error) {
 	var oob []byte
 	if max > 0 {
@@ -43,7 +47,10 @@ func ReadFds(c *net.UnixConn, data []byte, max int) (n int, files []*os.File, er
 	for _, fd := range fds {
 		files = append(files, os.NewFile(uintptr(fd), fmt.Sprintf("forkserver-fd-%d", fd)))
 	}
-	return n, files, err
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return n, files, err
+	}
+	return n, files, opError("read fds", "", err)
 }
 
 // withFds calls fn with the descriptors of files, keeping each file from
@@ -57,7 +64,7 @@ func withFds(files []*os.File, fn func(fds []int) error) error {
 			return fn(fds)
 		}
 		if files[i] == nil {
-			return errorf("file %d is nil", i)
+			return fmt.Errorf("file %d is nil", i)
 		}
 		rc, err := files[i].SyscallConn()
 		if err != nil {
@@ -210,7 +217,7 @@ func closeFds(fds []int) {
 func parseHeader(b []byte) (wire.Header, error) {
 	h, err := wire.ParseHeader(b)
 	if err != nil {
-		return h, errorf("%w", err)
+		return h, fmt.Errorf("%w", err)
 	}
 	return h, nil
 }
@@ -218,7 +225,7 @@ func parseHeader(b []byte) (wire.Header, error) {
 func decodeBody(t wire.Type, body []byte) (wire.Message, error) {
 	m, err := wire.DecodeBody(t, body)
 	if err != nil {
-		return m, errorf("%w", err)
+		return m, fmt.Errorf("%w", err)
 	}
 	return m, nil
 }
@@ -268,7 +275,7 @@ func (r *frameReader) read() (frame, error) {
 		return f, err
 	}
 	if err == nil && int(h.NumFds) != len(fds) {
-		err = errorf("%w: header says %d descriptors, %d arrived", wire.ErrMalformed, h.NumFds, len(fds))
+		err = fmt.Errorf("%w: header says %d descriptors, %d arrived", wire.ErrMalformed, h.NumFds, len(fds))
 	}
 	if err != nil {
 		closeFds(fds)
@@ -298,7 +305,7 @@ func (r *frameReader) readBody(h wire.Header, fds []int, check bool) (frame, err
 		m, err = decodeBody(h.Type, body)
 	}
 	if err == nil && check && m.NumFds() != len(fds) {
-		err = errorf("%w: type %d carries %d descriptors, %d arrived", wire.ErrMalformed, h.Type, m.NumFds(), len(fds))
+		err = fmt.Errorf("%w: type %d carries %d descriptors, %d arrived", wire.ErrMalformed, h.Type, m.NumFds(), len(fds))
 	}
 	if err != nil {
 		closeFds(fds)
@@ -319,7 +326,7 @@ func unixConn(fd int) (*net.UnixConn, error) {
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
 		c.Close()
-		return nil, errorf("descriptor %d is not a unix socket", fd)
+		return nil, fmt.Errorf("descriptor %d is not a unix socket", fd)
 	}
 	return uc, nil
 }

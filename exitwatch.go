@@ -3,6 +3,7 @@
 package forkserver
 
 import (
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -115,7 +116,7 @@ func exitPipe(fd int) error {
 		return os.NewSyscallError("fstat", err)
 	}
 	if st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
-		return errorf("%w: the exit descriptor is not a pipe", wire.ErrMalformed)
+		return fmt.Errorf("%w: the exit descriptor is not a pipe", wire.ErrMalformed)
 	}
 	return os.NewSyscallError("setnonblock", syscall.SetNonblock(fd, true))
 }

@@ -45,6 +45,7 @@ package forkserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -68,37 +69,38 @@ const (
 	MaxName = wire.MaxName
 )
 
-// Errors returned by this package, to be matched with errors.Is. Most
-// reach the caller as the cause of an [*Error].
+// Errors of this package, to be matched with errors.Is. They reach the
+// caller as the cause of an [*Error], which names the package and the
+// operation; their own text names neither.
 var (
 	// [ErrClosed]: the Server was closed, stopped or detached, or the
 	// server is stopping and takes no new children.
-	ErrClosed = newError("server closed")
+	ErrClosed = errors.New("server closed")
 
 	// [ErrConnLost]: the connection to the server broke, most often because
 	// the server process died.
-	ErrConnLost = newError("connection to the server lost")
+	ErrConnLost = errors.New("connection to the server lost")
 
 	// [ErrUnknownFunc]: no function is registered under the name given.
-	ErrUnknownFunc = newError("unknown function")
+	ErrUnknownFunc = errors.New("unknown function")
 
 	// [ErrArgTooLarge]: an argument is longer than [MaxArg].
-	ErrArgTooLarge = newError("argument too large")
+	ErrArgTooLarge = errors.New("argument too large")
 
 	// [ErrPermission]: the connection lacks the right for the operation, or
 	// the process named is outside its scope.
-	ErrPermission = newError("operation not permitted on this connection")
+	ErrPermission = errors.New("operation not permitted on this connection")
 
 	// [ErrNoMain]: Start was called in a process where Main has not run.
-	ErrNoMain = newError("Main was not called at the start of main")
+	ErrNoMain = errors.New("Main was not called at the start of main")
 
 	// [ErrChildLimit]: a Fork or Exec would take the children alive past
 	// [Config.MaxChildren] or the [Attr.ServerMaxChildren] of the connection
 	// it came through or of one that connection was handed out through.
-	ErrChildLimit = newError("limit on children alive reached")
+	ErrChildLimit = errors.New("limit on children alive reached")
 
-	errTooManyFiles = errorf("more than %d files", MaxFiles)
-	errNoProcess    = newError("the Process was not returned by Fork or Exec")
+	errTooManyFiles = fmt.Errorf("more than %d files", MaxFiles)
+	errNoProcess    = errors.New("the Process was not returned by Fork or Exec")
 )
 
 // roleEnv tells a process started by this package which role it plays;

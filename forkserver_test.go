@@ -607,7 +607,7 @@ func TestStartWithoutMain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(string(out), "true forkserver: Main was not called") {
+	if !strings.HasPrefix(string(out), "true forkserver: start: Main was not called") {
 		t.Errorf("Start without Main: %q", out)
 	}
 }

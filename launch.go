@@ -4,6 +4,7 @@ package forkserver
 
 import (
 	"errors"
+	"fmt"
 	"math/bits"
 	"os"
 	"strconv"
@@ -174,7 +175,7 @@ func (sv *supervisor) fork(l *launch, m *wire.Fork) error {
 func (sv *supervisor) forkChild(l *launch, a *wire.Assign) error {
 	frame := wire.AppendFrame(nil, 0, a)
 	if len(frame)-wire.HeaderSize > wire.MaxBody {
-		return errorf("assignment of %d bytes exceeds the limit of %d", len(frame)-wire.HeaderSize, wire.MaxBody)
+		return fmt.Errorf("assignment of %d bytes exceeds the limit of %d", len(frame)-wire.HeaderSize, wire.MaxBody)
 	}
 	if l.st.Namespaces == 0 && l.st.Set&wire.SetNoNewPrivs == 0 && len(l.rulesets) == 0 {
 		// A pooled child was executed with the server's standard

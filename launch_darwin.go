@@ -4,6 +4,7 @@ package forkserver
 
 import (
 	"errors"
+	"fmt"
 	"syscall"
 
 	"github.com/forkserver/forkserver/internal/wire"
@@ -14,7 +15,7 @@ import (
 // Linux namespaces, no_new_privs and the parent-death signal do not exist.
 func sysProcAttr(st *wire.Settings, external bool) (*syscall.SysProcAttr, error) {
 	if st.Namespaces != 0 || len(st.UidMaps) > 0 || len(st.GidMaps) > 0 || st.Pdeathsig != 0 || st.Set&wire.SetNoNewPrivs != 0 {
-		return nil, errorf("namespaces, NoNewPrivs and Pdeathsig: %w", errors.ErrUnsupported)
+		return nil, fmt.Errorf("namespaces, NoNewPrivs and Pdeathsig: %w", errors.ErrUnsupported)
 	}
 	if !external {
 		return nil, nil

@@ -19,22 +19,26 @@ import (
 // ends first, the child is sent [Attr.Cancel], and the error matches ctx's
 // error as well as *ExitError.
 func (s *Server) Output(ctx context.Context, fn Func, attr *Attr) ([]byte, error) {
-	return output("fork", fn.name, attr, func(a *Attr) (*Process, error) { return s.Fork(ctx, fn, a) })
+	out, err := output(attr, func(a *Attr) (*Process, error) { return s.Fork(ctx, fn, a) })
+	return out, opError("fork", fn.name, err)
 }
 
 // ExecOutput is Output for an external program, which it starts as Exec
 // does.
 func (s *Server) ExecOutput(ctx context.Context, path string, argv []string, attr *Attr) ([]byte, error) {
-	return output("exec", path, attr, func(a *Attr) (*Process, error) { return s.Exec(ctx, path, argv, a) })
+	out, err := output(attr, func(a *Attr) (*Process, error) { return s.Exec(ctx, path, argv, a) })
+	return out, opError("exec", path, err)
 }
 
-func output(op, name string, attr *Attr, start func(*Attr) (*Process, error)) ([]byte, error) {
+// output runs the child start creates and returns its output. The errors
+// of start and Wait name their operation already.
+func output(attr *Attr, start func(*Attr) (*Process, error)) ([]byte, error) {
 	var a Attr
 	if attr != nil {
 		a = *attr
 	}
 	if !unset(a.Stdout) || a.Socket {
-		return nil, opError(op, name, newError("Output captures Stdout and gives no Socket: leave both unset"))
+		return nil, errors.New("Output captures Stdout and gives no Socket: leave both unset")
 	}
 	var out bytes.Buffer
 	a.Stdout = &out
@@ -63,10 +67,7 @@ func output(op, name string, attr *Attr, start func(*Attr) (*Process, error)) ([
 			cause = fmt.Errorf("%w (%w)", waitErr.Err, cause)
 		}
 	}
-	if cause == nil {
-		return out.Bytes(), nil
-	}
-	return out.Bytes(), opError(op, name, cause)
+	return out.Bytes(), cause
 }
 
 // stderrKept is how much of a child's standard error Output keeps from its

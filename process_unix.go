@@ -15,6 +15,7 @@ package forkserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"syscall"
 	"time"
@@ -41,8 +42,13 @@ import (
 // Like os/exec, a program that blocks many goroutines in Wait at once may
 // use a thread for each; [Process.Done] uses none.
 func (p *Process) Wait() (*Exit, error) {
+	exit, err := p.wait()
+	return exit, opError("wait", p.name, err)
+}
+
+func (p *Process) wait() (*Exit, error) {
 	if p.srv == nil {
-		return nil, opError("wait", "", errNoProcess)
+		return nil, errNoProcess
 	}
 	if f, ok, err := p.readPipe(context.Background()); ok && err == nil {
 		if m, isExit := f.msg.(*wire.Exit); isExit {
@@ -59,7 +65,7 @@ func (p *Process) Wait() (*Exit, error) {
 	<-p.Done() // the reader learns what the pipe could not tell; and the copying ends
 	if p.stdio != nil {
 		if err := p.stdio.result(); p.err == nil && err != nil {
-			return p.exit, opError("wait", p.name, err)
+			return p.exit, err
 		}
 	}
 	return p.exit, p.err
@@ -76,17 +82,7 @@ func (e *Exit) SystemTime() time.Duration { return time.Duration(e.Rusage.Stime.
 // reuse of its pid. It returns an error matching os.ErrProcessDone if the
 // child has already exited.
 func (p *Process) Signal(sig os.Signal) error {
-	if p.srv == nil {
-		return opError("signal", "", errNoProcess)
-	}
-	select {
-	case <-p.done:
-		if p.exit != nil {
-			return opError("signal", p.name, os.ErrProcessDone)
-		}
-	default:
-	}
-	return p.sendSignal("signal", sig, false)
+	return opError("signal", p.name, p.sendSignal(sig, false))
 }
 
 // Kill sends SIGKILL to the child, as Signal does.
@@ -98,18 +94,28 @@ func (p *Process) Kill() error { return p.Signal(syscall.SIGKILL) }
 // The server refuses once the child has exited, since the group id could
 // then be reused.
 func (p *Process) SignalGroup(sig os.Signal) error {
-	if p.srv == nil {
-		return opError("signal group", "", errNoProcess)
-	}
-	return p.sendSignal("signal group", sig, true)
+	return opError("signal group", p.name, p.sendSignal(sig, true))
 }
 
-func (p *Process) sendSignal(op string, sig os.Signal, group bool) error {
+// sendSignal sends sig to the child, or to its group.
+func (p *Process) sendSignal(sig os.Signal, group bool) error {
+	if p.srv == nil {
+		return errNoProcess
+	}
+	if !group {
+		select {
+		case <-p.done:
+			if p.exit != nil {
+				return os.ErrProcessDone
+			}
+		default:
+		}
+	}
 	s, err := sysSignal(sig)
 	if err != nil {
-		return opError(op, p.name, err)
+		return err
 	}
-	_, err = p.srv.roundTrip(context.Background(), op, p.name, &wire.Signal{Pid: uint32(p.Pid), Sig: uint32(s), Group: group})
+	_, err = p.srv.call(context.Background(), &wire.Signal{Pid: uint32(p.Pid), Sig: uint32(s), Group: group})
 	return err
 }
 
@@ -118,9 +124,9 @@ func sysSignal(sig os.Signal) (syscall.Signal, error) {
 	s, ok := sig.(syscall.Signal)
 	switch {
 	case !ok:
-		return 0, errorf("unsupported signal type %T", sig)
+		return 0, fmt.Errorf("unsupported signal type %T", sig)
 	case s < 0 || s > wire.MaxSignal:
-		return 0, errorf("signal %d out of range", int(s))
+		return 0, fmt.Errorf("signal %d out of range", int(s))
 	}
 	return s, nil
 }
@@ -157,7 +163,7 @@ func cancelSignal(attr *Attr) (syscall.Signal, error) {
 	}
 	sig, err := sysSignal(attr.Cancel)
 	if err != nil {
-		return 0, errorf("Attr.Cancel: %w", err)
+		return 0, fmt.Errorf("Attr.Cancel: %w", err)
 	}
 	return sig, nil
 }
@@ -172,7 +178,7 @@ func (p *Process) cancel(cause error, sig os.Signal, delay time.Duration) {
 	}
 	p.cancelErr = cause // before the signal, so that the exit it causes reports it
 	p.mu.Unlock()
-	err := p.Signal(sig)
+	err := p.sendSignal(sig, false)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
@@ -205,7 +211,7 @@ func (p *Process) finish(exit *Exit, err error) {
 		return
 	}
 	if err == nil && p.cancelErr != nil {
-		err = &Error{Op: "wait", Name: p.name, Err: p.cancelErr}
+		err = p.cancelErr
 	}
 	p.exit, p.err = exit, err
 	close(p.done)

@@ -5,6 +5,7 @@ package forkserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"slices"
@@ -14,16 +15,7 @@ import (
 	"github.com/forkserver/forkserver/internal/wire"
 )
 
-// roundTrip sends m, which carries no descriptors, and waits for its reply;
-// an error names op on name.
-func (s *Server) roundTrip(ctx context.Context, op, name string, m wire.Message) (*wire.Reply, error) {
-	r, err := s.call(ctx, m)
-	if err != nil {
-		return nil, opError(op, name, err)
-	}
-	return r, nil
-}
-
+// call sends m, which carries no descriptors, and waits for its reply.
 func (s *Server) call(ctx context.Context, m wire.Message) (*wire.Reply, error) {
 	c, err := s.post(m)
 	if err != nil {
@@ -94,7 +86,7 @@ func (s *Server) forget(id uint32) {
 func (s *Server) write(id uint32, m wire.Message, fds []int) error {
 	buf := wire.AppendFrame(nil, id, m)
 	if len(buf)-wire.HeaderSize > wire.MaxBody {
-		return errorf("request of %d bytes exceeds the limit of %d", len(buf)-wire.HeaderSize, wire.MaxBody)
+		return fmt.Errorf("request of %d bytes exceeds the limit of %d", len(buf)-wire.HeaderSize, wire.MaxBody)
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -131,7 +123,7 @@ func (s *Server) failure(cause error) error {
 	if s.err != nil {
 		return s.err
 	}
-	return errorf("%w: %v", ErrConnLost, cause)
+	return fmt.Errorf("%w: %v", ErrConnLost, cause)
 }
 
 // replyErr turns a reply into the error it stands for.
@@ -171,7 +163,7 @@ func (s *Server) readLoop(r *frameReader) {
 	}
 	s.mu.Lock()
 	if s.err == nil {
-		s.err = errorf("%w: %v", ErrConnLost, err)
+		s.err = fmt.Errorf("%w: %v", ErrConnLost, err)
 	}
 	calls, procs := s.calls, s.procs
 	s.calls, s.procs = nil, nil
@@ -228,7 +220,7 @@ func (s *Server) dispatch(f frame) error {
 		s.mu.Unlock()
 	default:
 		closeFds(f.fds)
-		return errorf("%w: unexpected frame type %d from the server", wire.ErrMalformed, f.msg.Type())
+		return fmt.Errorf("%w: unexpected frame type %d from the server", wire.ErrMalformed, f.msg.Type())
 	}
 	return nil
 }
@@ -267,14 +259,14 @@ func startServer(env []string) (*Server, error) {
 	if err == nil {
 		if h, ok := f.msg.(*wire.Hello); !ok || int(h.Pid) != pid {
 			closeFds(f.fds)
-			err = errorf("%w: the server's first frame is not its hello", wire.ErrMalformed)
+			err = fmt.Errorf("%w: the server's first frame is not its hello", wire.ErrMalformed)
 		}
 	}
 	if err != nil {
 		conn.Close()
 		status := waitPid(pid)
 		if errors.Is(err, io.EOF) {
-			return nil, errorf("the server exited before it was ready (%s)", (&Exit{Status: status}).String())
+			return nil, fmt.Errorf("the server exited before it was ready (%s)", (&Exit{Status: status}).String())
 		}
 		return nil, err
 	}

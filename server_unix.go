@@ -5,6 +5,7 @@ package forkserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strconv"
@@ -26,6 +27,14 @@ import (
 // leaving a value the environment gives that option as it is: otherwise
 // the server and every child would sleep a second as they exit.
 func Start(cfg *Config) (*Server, error) {
+	s, err := startFrom(cfg)
+	if err != nil {
+		return nil, opError("start", "", err)
+	}
+	return s, nil
+}
+
+func startFrom(cfg *Config) (*Server, error) {
 	if !mainCalled.Load() {
 		return nil, ErrNoMain
 	}
@@ -37,7 +46,7 @@ func Start(cfg *Config) (*Server, error) {
 		env = os.Environ()
 	}
 	if cfg.PoolSize < 0 || cfg.MaxChildren < 0 {
-		return nil, opError("start", "", errorf("negative PoolSize %d or MaxChildren %d", cfg.PoolSize, cfg.MaxChildren))
+		return nil, fmt.Errorf("negative PoolSize %d or MaxChildren %d", cfg.PoolSize, cfg.MaxChildren)
 	}
 	env = append(withoutRole(env), roleEnv+"=server", poolEnv+"="+strconv.Itoa(cfg.PoolSize), maxChildrenEnv+"="+strconv.Itoa(cfg.MaxChildren))
 	if raceEnabled {
@@ -45,7 +54,7 @@ func Start(cfg *Config) (*Server, error) {
 	}
 	s, err := startServer(env)
 	if err != nil {
-		return nil, opError("start", "", err)
+		return nil, err
 	}
 	s.path, _ = lastPath(env)
 	s.poolSize = cfg.PoolSize
@@ -112,11 +121,15 @@ func newServer(pid int, conn *net.UnixConn, root bool) *Server {
 // [Config.MaxChildren]: while the children alive leave no room for them,
 // WaitWarm waits for room.
 func (s *Server) WaitWarm(ctx context.Context) error {
+	return opError("wait warm", "", s.waitWarm(ctx))
+}
+
+func (s *Server) waitWarm(ctx context.Context) error {
 	for {
 		s.mu.Lock()
 		if err := s.err; err != nil {
 			s.mu.Unlock()
-			return opError("wait warm", "", err)
+			return err
 		}
 		if len(s.warm) >= s.poolSize {
 			s.mu.Unlock()
@@ -130,7 +143,7 @@ func (s *Server) WaitWarm(ctx context.Context) error {
 		select {
 		case <-warmed:
 		case <-ctx.Done():
-			return opError("wait warm", "", ctx.Err())
+			return ctx.Err()
 		}
 	}
 }
@@ -182,27 +195,34 @@ func (s *Server) Stats() Stats {
 // the Process is optional: one that is never waited for leaks nothing once
 // the child has exited.
 func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error) {
+	p, err := s.forkProcess(ctx, fn, attr)
+	if err != nil {
+		return nil, opError("fork", fn.name, err)
+	}
+	return p, nil
+}
+
+func (s *Server) forkProcess(ctx context.Context, fn Func, attr *Attr) (*Process, error) {
 	if attr == nil {
 		attr = new(Attr)
 	}
-	const op = "fork"
 	if err := ctx.Err(); err != nil {
-		return nil, opError(op, fn.name, err)
+		return nil, err
 	}
 	if err := checkCall(fn, attr.Arg); err != nil {
-		return nil, opError(op, fn.name, err)
+		return nil, err
 	}
 	sig, err := cancelSignal(attr)
 	if err != nil {
-		return nil, opError(op, fn.name, err)
+		return nil, err
 	}
 	st, err := attr.settings()
 	if err != nil {
-		return nil, opError(op, fn.name, err)
+		return nil, err
 	}
 	std, attr, err := newStdio(attr)
 	if err != nil {
-		return nil, opError(op, fn.name, err)
+		return nil, err
 	}
 	m := &wire.Fork{Flags: attr.fileFlags() | st.Flag(), NumFiles: uint16(len(attr.Files)), Name: fn.name, Arg: attr.Arg, Settings: st}
 	if attr.Server {
@@ -211,11 +231,11 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 	p, err := s.forkWarm(m, attr)
 	if err != nil {
 		std.abort()
-		return nil, opError(op, fn.name, err)
+		return nil, err
 	}
 	if p == nil {
 		m.Flags |= wire.FlagExit
-		p, err = s.startChild(ctx, op, fn.name, m, attr)
+		p, err = s.startChild(ctx, fn.name, m, attr)
 		switch {
 		case err == nil:
 			s.mu.Lock()
@@ -231,7 +251,7 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 			m.Flags &^= wire.FlagExit
 			switch q, werr := s.forkWarm(m, attr); {
 			case werr != nil:
-				err = opError(op, fn.name, werr)
+				err = werr
 			case q != nil:
 				p, err = q, nil
 			}
@@ -265,48 +285,57 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 // used as it is, a relative one from the child's working directory: name
 // a program in the current directory "./prog".
 func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Attr) (*Process, error) {
+	p, name, err := s.execProcess(ctx, path, argv, attr)
+	if err != nil {
+		return nil, opError("exec", name, err)
+	}
+	return p, nil
+}
+
+// execProcess is Exec; its error is of the program named, which is path or,
+// once looked up, the path found.
+func (s *Server) execProcess(ctx context.Context, path string, argv []string, attr *Attr) (*Process, string, error) {
 	if attr == nil {
 		attr = new(Attr)
 	}
-	const op = "exec"
 	if err := ctx.Err(); err != nil {
-		return nil, opError(op, path, err)
+		return nil, path, err
 	}
 	if path == "" || len(path) > wire.MaxPath || len(argv) > wire.MaxList {
-		return nil, opError(op, path, errorf("path of 1 to %d bytes and at most %d arguments required", wire.MaxPath, wire.MaxList))
+		return nil, path, fmt.Errorf("path of 1 to %d bytes and at most %d arguments required", wire.MaxPath, wire.MaxList)
 	}
 	for _, a := range argv {
 		if len(a) > MaxArg {
-			return nil, opError(op, path, errorf("%w: an argument of %d bytes", ErrArgTooLarge, len(a)))
+			return nil, path, fmt.Errorf("%w: an argument of %d bytes", ErrArgTooLarge, len(a))
 		}
 	}
 	if attr.Server || len(attr.Arg) > 0 || attr.Paths != nil || attr.DenySyscalls != 0 {
-		return nil, opError(op, path, newError("Attr.Server, Arg, Paths and DenySyscalls are for Fork only"))
+		return nil, path, errors.New("Attr.Server, Arg, Paths and DenySyscalls are for Fork only")
 	}
 	sig, err := cancelSignal(attr)
 	if err != nil {
-		return nil, opError(op, path, err)
+		return nil, path, err
 	}
 	found, err := s.lookPath(path, attr)
 	if err != nil {
-		return nil, opError(op, path, err)
+		return nil, path, err
 	}
-	path = found
+	path = found // errors from here on name what was found
 	st, err := attr.settings()
 	if err != nil {
-		return nil, opError(op, path, err)
+		return nil, path, err
 	}
 	std, attr, err := newStdio(attr)
 	if err != nil {
-		return nil, opError(op, path, err)
+		return nil, path, err
 	}
 	m := &wire.Exec{Flags: attr.fileFlags() | wire.FlagExit | st.Flag(), NumFiles: uint16(len(attr.Files)), Path: path, Argv: argv, Settings: st}
-	p, err := s.startChild(ctx, op, path, m, attr)
+	p, err := s.startChild(ctx, path, m, attr)
 	if err != nil {
 		std.abort()
-		return nil, err
+		return nil, path, err
 	}
-	return p.begin(ctx, std, sig, attr.WaitDelay), nil
+	return p.begin(ctx, std, sig, attr.WaitDelay), path, nil
 }
 
 // KillAll sends sig to every child created through this connection and,
@@ -314,15 +343,15 @@ func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Att
 // connection Start returns, that is every child of the server.
 // sig must be a syscall.Signal.
 func (s *Server) KillAll(sig os.Signal) error {
-	return s.signalChildren("kill all", sig, false)
+	return opError("kill all", "", s.signalChildren(sig, false))
 }
 
-func (s *Server) signalChildren(op string, sig os.Signal, groups bool) error {
+func (s *Server) signalChildren(sig os.Signal, groups bool) error {
 	n, err := sysSignal(sig)
 	if err != nil {
-		return opError(op, "", err)
+		return err
 	}
-	_, err = s.roundTrip(context.Background(), op, "", &wire.KillAll{Sig: uint32(n), Groups: groups})
+	_, err = s.call(context.Background(), &wire.KillAll{Sig: uint32(n), Groups: groups})
 	return err
 }
 
@@ -330,7 +359,7 @@ func (s *Server) signalChildren(op string, sig os.Signal, groups bool) error {
 // ([Attr.Setsid] or [Attr.Setpgid]) gets sig sent to its whole group, which
 // reaches what it started in the group, grandchildren included.
 func (s *Server) KillAllGroups(sig os.Signal) error {
-	return s.signalChildren("kill all groups", sig, true)
+	return opError("kill all groups", "", s.signalChildren(sig, true))
 }
 
 // Eval runs fn in the server process, with arg as [Child.Arg] and no
@@ -342,23 +371,27 @@ func (s *Server) KillAllGroups(sig os.Signal) error {
 // fn must not start processes and wait for them itself: the server reaps
 // every child it has.
 func (s *Server) Eval(ctx context.Context, fn Func, arg []byte) error {
-	if err := checkCall(fn, arg); err != nil {
-		return opError("eval", fn.name, err)
+	err := checkCall(fn, arg)
+	if err == nil {
+		_, err = s.call(ctx, &wire.Eval{Name: fn.name, Arg: arg})
 	}
-	_, err := s.roundTrip(ctx, "eval", fn.name, &wire.Eval{Name: fn.name, Arg: arg})
-	return err
+	return opError("eval", fn.name, err)
 }
 
 // Stop stops every child and then the server. It sends SIGTERM to every
 // child, which cancels the context of a child's function, and waits for all
 // of them to exit; if ctx ends first, it sends SIGKILL to those left and
-// returns ctx's error once they are gone. Their exits reach Wait before Stop
+// returns an error matching ctx's once they are gone. Their exits reach Wait before Stop
 // returns. When Stop returns, the server has exited and s is closed; a
 // refusal ([ErrPermission]) leaves s as it was.
 func (s *Server) Stop(ctx context.Context) error {
+	return opError("stop", "", s.stopServer(ctx))
+}
+
+func (s *Server) stopServer(ctx context.Context) error {
 	c, err := s.post(&wire.Stop{})
 	if err != nil {
-		return opError("stop", "", err)
+		return err
 	}
 	var ctxErr error
 	r, ok := (*wire.Reply)(nil), false
@@ -366,11 +399,11 @@ func (s *Server) Stop(ctx context.Context) error {
 	case r, ok = <-c.reply:
 	case <-ctx.Done():
 		ctxErr = ctx.Err()
-		s.KillAll(syscall.SIGKILL) // an error here shows in the reply
+		s.signalChildren(syscall.SIGKILL, false) // an error here shows in the reply
 		r, ok = <-c.reply
 	}
 	if _, err := s.outcome(r, ok); err != nil {
-		return opError("stop", "", err)
+		return err
 	}
 	s.closeWith(ErrClosed)
 	return ctxErr
@@ -380,8 +413,8 @@ func (s *Server) Stop(ctx context.Context) error {
 // as daemons. Processes not yet exited report [ErrClosed] from Wait. When
 // Detach returns the server has exited and s is closed.
 func (s *Server) Detach() error {
-	if _, err := s.roundTrip(context.Background(), "detach", "", &wire.Detach{}); err != nil {
-		return err
+	if _, err := s.call(context.Background(), &wire.Detach{}); err != nil {
+		return opError("detach", "", err)
 	}
 	s.closeWith(ErrClosed)
 	return nil
@@ -409,10 +442,10 @@ func (s *Server) closeWith(err error) {
 
 func checkCall(fn Func, arg []byte) error {
 	if fn.name == "" {
-		return errorf("%w: the zero Func", ErrUnknownFunc)
+		return fmt.Errorf("%w: the zero Func", ErrUnknownFunc)
 	}
 	if len(arg) > MaxArg {
-		return errorf("%w: %d bytes, at most %d", ErrArgTooLarge, len(arg), MaxArg)
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrArgTooLarge, len(arg), MaxArg)
 	}
 	return nil
 }

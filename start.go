@@ -15,10 +15,10 @@ import (
 // startChild sends the Fork or Exec request m, which asks for an exit pipe,
 // with the descriptors attr gives, in the order [Attr.fileFlags] says, and
 // returns the new Process once the reply has come on that pipe.
-func (s *Server) startChild(ctx context.Context, op, name string, m wire.Message, attr *Attr) (*Process, error) {
+func (s *Server) startChild(ctx context.Context, name string, m wire.Message, attr *Attr) (*Process, error) {
 	r, w, err := pipe()
 	if err != nil {
-		return nil, opError(op, name, err)
+		return nil, err
 	}
 	p := &Process{srv: s, name: name, done: make(chan struct{}), exitFd: r}
 	// The server answers on the pipe, or on the connection if it could
@@ -52,7 +52,7 @@ func (s *Server) startChild(ctx context.Context, op, name string, m wire.Message
 		if p.conn != nil {
 			p.conn.Close()
 		}
-		return nil, opError(op, name, err)
+		return nil, err
 	}
 	return p, nil
 }
@@ -76,7 +76,7 @@ func (s *Server) awaitLaunch(ctx context.Context, p *Process, c *call) (int, err
 	case err == nil:
 		r, ok := f.msg.(*wire.Reply)
 		if !ok {
-			return 0, errorf("%w: type %d where a reply belongs", wire.ErrMalformed, f.msg.Type())
+			return 0, fmt.Errorf("%w: type %d where a reply belongs", wire.ErrMalformed, f.msg.Type())
 		}
 		s.mu.Lock()
 		delete(s.calls, p.id)
@@ -91,14 +91,14 @@ func (s *Server) awaitLaunch(ctx context.Context, p *Process, c *call) (int, err
 			if _, err := s.outcome(r, ok); err != nil {
 				return 0, err
 			}
-			return 0, errorf("%w: a reply without its pipe", wire.ErrMalformed)
+			return 0, fmt.Errorf("%w: a reply without its pipe", wire.ErrMalformed)
 		case <-ctx.Done():
 			return 0, fmt.Errorf("%w", ctx.Err()) // nothing to abandon: no child was created
 		}
 	case err == ctx.Err():
 		go func() { // abandoned: the reply still comes
 			if pid, err := s.awaitLaunch(context.Background(), p, c); err == nil {
-				s.roundTrip(context.Background(), "kill", "", &wire.Signal{Pid: uint32(pid), Sig: uint32(syscall.SIGKILL)})
+				s.call(context.Background(), &wire.Signal{Pid: uint32(pid), Sig: uint32(syscall.SIGKILL)})
 			}
 			s.forget(p.id)
 			p.finish(nil, ctx.Err())

@@ -8,6 +8,7 @@ package forkserver
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -118,7 +119,7 @@ func copyStdin(w *os.File, r io.Reader) func() error {
 			err = cerr
 		}
 		if err != nil {
-			return errorf("copying to the child's standard input: %w", err)
+			return fmt.Errorf("copying to the child's standard input: %w", err)
 		}
 		return nil
 	}
@@ -131,7 +132,7 @@ func copyOutput(what string, w io.Writer, r *os.File) func() error {
 		_, err := io.Copy(w, r)
 		r.Close()
 		if err != nil {
-			return errorf("copying the child's standard %s: %w", what, err)
+			return fmt.Errorf("copying the child's standard %s: %w", what, err)
 		}
 		return nil
 	}

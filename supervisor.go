@@ -4,6 +4,7 @@ package forkserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -18,7 +19,7 @@ import (
 )
 
 // errExecSettings: an external program cannot be set up after it starts.
-var errExecSettings = newError("Rlimits apply to Fork only")
+var errExecSettings = errors.New("Rlimits apply to Fork only")
 
 // rightsChild are the rights of a connection handed to a child that asked
 // for none in particular.
@@ -212,7 +213,7 @@ func (sv *supervisor) signal(cl *client, pid int, sig syscall.Signal, group bool
 	}
 	if group {
 		if !e.group {
-			return errorf("process %d leads no process group: fork it with Setsid or Setpgid", pid)
+			return fmt.Errorf("process %d leads no process group: fork it with Setsid or Setpgid", pid)
 		}
 		pid = -pid
 	}

@@ -4,6 +4,7 @@ package forkserver
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"syscall"
@@ -20,7 +21,7 @@ func readFrameFd(fd int) (frame, error) {
 	}
 	h, err := parseHeader(hdr[:])
 	if err == nil && h.NumFds != 0 {
-		err = errorf("%w: %d descriptors on an exit pipe", wire.ErrMalformed, h.NumFds)
+		err = fmt.Errorf("%w: %d descriptors on an exit pipe", wire.ErrMalformed, h.NumFds)
 	}
 	if err != nil {
 		return frame{}, err
