@@ -123,7 +123,7 @@ func readAssignment(ctx context.Context) (*Child, func(context.Context, *Child) 
 			closeFds(fds[1:])
 			return nil, nil, nil, err
 		}
-		c.server = newServer(int(a.ServerPid), conn, false)
+		c.server = newServer(int(a.ServerPid), conn, 0)
 		fds = fds[1:]
 	}
 	// A pooled child was executed before anyone asked for it and gets its
@@ -149,6 +149,8 @@ func runRole(role string) {
 	switch role {
 	case "server":
 		os.Exit(runServer())
+	case roleKeeper:
+		os.Exit(runKeeper())
 	case roleChild:
 		if err := enterLandlock(); err != nil {
 			fmt.Fprintf(os.Stderr, "forkserver: child: %s\n", err)

@@ -223,7 +223,7 @@ func (cl *client) handle(f frame) bool {
 		sv.mu.Lock()
 		sv.stopping = true
 		sv.mu.Unlock()
-		cl.exitAfter(f.id)
+		cl.exitAfter(f.id, exitDetached)
 	}
 	return true
 }
@@ -239,16 +239,21 @@ func (cl *client) within(scope *client) bool {
 	return false
 }
 
+// exitDetached is the server's exit code after a Detach: it tells the
+// keeper to leave the children be.
+const exitDetached = 3
+
 // exitAfter answers the request id, waits until every queued frame, the
-// exit events before it included, is written, and exits the server.
-func (cl *client) exitAfter(id uint32) {
+// exit events before it included, is written, and exits the server with
+// code.
+func (cl *client) exitAfter(id uint32, code int) {
 	cl.reply(id, nil)
 	cl.mu.Lock()
 	for (cl.flushing || len(cl.out) > 0) && !cl.broken {
 		cl.cond.Wait()
 	}
 	cl.mu.Unlock()
-	os.Exit(0)
+	os.Exit(code)
 }
 
 // reply answers the request id with err, nil meaning success.

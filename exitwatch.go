@@ -32,6 +32,7 @@ func (sv *supervisor) reapExited() {
 	defer sv.forkMu.Unlock()
 	sv.mu.Lock()
 	defer sv.mu.Unlock()
+	sweep := sv.dying > 0 || sv.strays > 0
 	for {
 		var ws syscall.WaitStatus
 		var ru syscall.Rusage
@@ -44,6 +45,10 @@ func (sv *supervisor) reapExited() {
 			continue
 		}
 		delete(sv.children, pid)
+		if e.killed {
+			sv.dying-- // what it leaves behind is now the server's: sweep
+			sweep = true
+		}
 		if e.gone != nil {
 			close(e.gone)
 		}
@@ -62,7 +67,10 @@ func (sv *supervisor) reapExited() {
 		}
 	}
 	sv.handOffPooled() // an exit may have made room for them
-	if len(sv.children) == 0 {
+	if sweep {
+		sv.strays = sv.killStrays()
+	}
+	if len(sv.children) == 0 && sv.strays == 0 {
 		for _, ch := range sv.idle {
 			close(ch)
 		}

@@ -94,7 +94,7 @@ func (sv *supervisor) record(l *launch, pid int, exited *wire.Exit) {
 		}
 		sv.children[pid] = e
 		if l.from.cut() { // its requester ended while it was created
-			e.kill(pid)
+			sv.killFor(pid, e)
 		}
 	} else {
 		l.from.exited(l.id, l.exit, exited)
@@ -113,8 +113,9 @@ func (sv *supervisor) record(l *launch, pid int, exited *wire.Exit) {
 func (sv *supervisor) adopt(l *launch) func(pid int) error {
 	return func(pid int) error {
 		if sv.stopping {
-			sv.children[pid] = &entry{exit: -1} // reaped, reported to no one
-			syscall.Kill(pid, syscall.SIGKILL)
+			e := &entry{exit: -1} // reaped, reported to no one
+			sv.children[pid] = e
+			sv.killFor(pid, e)
 			return ErrClosed
 		}
 		sv.record(l, pid, nil)

@@ -37,6 +37,9 @@ func TestMain(m *testing.M) {
 		benchExecChild() // in bench_harness_test.go
 	case "fault-busy":
 		faultBusyProgram() // in faults_harness_test.go
+	case containVictim:
+		forkserver.Main()
+		containVictimProgram() // in contain_test.go
 	}
 	forkserver.Main()
 	// A program built with -race sleeps a second on exit to let reports

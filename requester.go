@@ -179,7 +179,7 @@ func (s *Server) readLoop(r *frameReader) {
 	}
 	s.conn.Close()
 	if s.root {
-		waitPid(s.pid)
+		waitPid(s.reap) // on Linux the keeper, which exits once every process the server left is gone
 	}
 	close(s.done)
 }
@@ -233,9 +233,10 @@ func (s *Server) dropWarm() {
 	s.warm = nil
 }
 
-// startServer executes this binary as a fork server with env, with the
-// program's standard descriptors and its end of their connection as
-// descriptor 3, and waits for the server's hello.
+// startServer executes this binary with env, in the role env gives, the
+// keeper's on Linux, which executes it again as the server (see runKeeper),
+// with the program's standard descriptors and its end of their connection
+// as descriptor 3, and waits for the server's hello.
 func startServer(env []string) (*Server, error) {
 	exe, err := executable()
 	if err != nil {
@@ -257,7 +258,7 @@ func startServer(env []string) (*Server, error) {
 	}
 	f, err := newFrameReader(conn).read()
 	if err == nil {
-		if h, ok := f.msg.(*wire.Hello); !ok || int(h.Pid) != pid {
+		if h, ok := f.msg.(*wire.Hello); !ok || h.Pid == 0 || serverRole == "server" && int(h.Pid) != pid {
 			closeFds(f.fds)
 			err = fmt.Errorf("%w: the server's first frame is not its hello", wire.ErrMalformed)
 		}
@@ -270,7 +271,7 @@ func startServer(env []string) (*Server, error) {
 		}
 		return nil, err
 	}
-	return newServer(pid, conn, true), nil
+	return newServer(int(f.msg.(*wire.Hello).Pid), conn, pid), nil
 }
 
 // waitPid waits for the process pid, a child of this one, to end.

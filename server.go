@@ -13,6 +13,7 @@ import (
 type Server struct {
 	pid  int
 	root bool   // started by Start: this process reaps the server
+	reap int    // if root, the process it reaps: the keeper on Linux, else the server
 	path string // PATH in the environment the server started with, if root
 	conn *net.UnixConn
 	wmu  sync.Mutex // one frame at a time on conn

@@ -48,7 +48,7 @@ func startFrom(cfg *Config) (*Server, error) {
 	if cfg.PoolSize < 0 || cfg.MaxChildren < 0 {
 		return nil, fmt.Errorf("negative PoolSize %d or MaxChildren %d", cfg.PoolSize, cfg.MaxChildren)
 	}
-	env = append(withoutRole(env), roleEnv+"=server", poolEnv+"="+strconv.Itoa(cfg.PoolSize), maxChildrenEnv+"="+strconv.Itoa(cfg.MaxChildren))
+	env = append(withoutRole(env), roleEnv+"="+serverRole, poolEnv+"="+strconv.Itoa(cfg.PoolSize), maxChildrenEnv+"="+strconv.Itoa(cfg.MaxChildren))
 	if raceEnabled {
 		env = withoutExitSleep(env)
 	}
@@ -99,10 +99,13 @@ func withoutRole(env []string) []string {
 	return out
 }
 
-func newServer(pid int, conn *net.UnixConn, root bool) *Server {
+// newServer returns the Server on conn to the server pid; a non-zero reap
+// is the process Start executed, which this process reaps once conn ends.
+func newServer(pid int, conn *net.UnixConn, reap int) *Server {
 	s := &Server{
 		pid:   pid,
-		root:  root,
+		root:  reap != 0,
+		reap:  reap,
 		conn:  conn,
 		calls: make(map[uint32]*call),
 		procs: make(map[uint32]*Process),

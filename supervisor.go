@@ -62,7 +62,12 @@ type supervisor struct {
 	poolGen   int // counts drains: a child started before one is not pooled
 	refilling bool
 	stopping  bool            // no new children
-	idle      []chan struct{} // closed when children becomes empty
+	idle      []chan struct{} // closed when children becomes empty and no stray is left
+
+	// dying counts the children killed because their owner ended, not yet
+	// reaped, and strays the processes the last sweep killed: while either
+	// is not zero, every reap sweeps again (see killStrays).
+	dying, strays int
 
 	// program is the program's connection, to which pooled children are
 	// handed ahead of need, at most poolSize of them unassigned at once:
@@ -88,6 +93,7 @@ type entry struct {
 	warm   bool          // handed to owner, which has not assigned it yet
 	gone   chan struct{} // a pooled child's: closed once it is reaped
 	pooled *pooled       // while it waits in the pool or is being assigned
+	killed bool          // killed because its owner ended: counted in dying
 }
 
 // runServer runs the fork server on descriptor 3 until the program's
@@ -103,6 +109,11 @@ func runServer() int {
 
 	closeInherited()
 	exe, err := executable()
+	if err == nil {
+		// Whatever a child leaves behind comes back to the server, to be
+		// killed as its owner ends (see killStrays).
+		err = prctlChildSubreaper()
+	}
 	if err == nil {
 		var conn *net.UnixConn
 		if conn, err = unixConn(3); err == nil {
@@ -159,14 +170,20 @@ func closeInherited() {
 	}
 }
 
-// programGone kills every child and waits, for a bounded time, until they
-// are reaped, so that no child outlives the program that asked for it.
+// programGone kills every child and every stray and waits, for a bounded
+// time, until they are reaped, so that no child outlives the program that
+// asked for it, nor anything a child started.
 func (sv *supervisor) programGone() {
+	sv.forkMu.Lock()
 	sv.mu.Lock()
 	sv.stopping = true
-	sv.signalAll(nil, syscall.SIGKILL, true)
+	for pid, e := range sv.children {
+		sv.killFor(pid, e)
+	}
+	sv.strays = sv.killStrays()
 	idle := sv.whenIdle()
 	sv.mu.Unlock()
+	sv.forkMu.Unlock()
 	select {
 	case <-idle:
 	case <-time.After(reapTimeout):
@@ -176,16 +193,49 @@ func (sv *supervisor) programGone() {
 // orphan kills every child forked through cl, whose connection ended, or
 // through a connection handed out through it: a child dies with its
 // requester. A child being created through it meanwhile is killed as it is
-// recorded.
+// recorded. What the children started dies with them: see killStrays.
 func (sv *supervisor) orphan(cl *client) {
+	sv.forkMu.Lock()
+	defer sv.forkMu.Unlock()
 	sv.mu.Lock()
 	defer sv.mu.Unlock()
 	cl.ended = true
 	for pid, e := range sv.children {
 		if e.owner != nil && e.owner.within(cl) {
-			e.kill(pid)
+			sv.killFor(pid, e)
 		}
 	}
+	sv.strays = sv.killStrays()
+}
+
+// killFor kills the child pid, whose entry e is, because its owner ended,
+// and counts it in dying until it is reaped. sv.mu must be held.
+func (sv *supervisor) killFor(pid int, e *entry) {
+	e.kill(pid)
+	if !e.killed {
+		e.killed = true
+		sv.dying++
+	}
+}
+
+// killStrays sends SIGKILL to every stray: a child of the server that it
+// did not create, which the server, a child subreaper, adopted when its
+// parent died (a double fork, or what a dead child started). A stray
+// belongs to no connection: it is killed when a connection ends, when the
+// server stops, and at every reap while a child killed for its owner's
+// end is not yet reaped, so that what a dying child leaves behind, and what
+// that leaves in turn, dies with it. It returns the number of strays
+// killed. sv.forkMu and sv.mu must be held, so that every child created is
+// recorded and every pid listed still names its process.
+func (sv *supervisor) killStrays() int {
+	n := 0
+	for _, pid := range childPids() {
+		if _, ok := sv.children[pid]; !ok {
+			syscall.Kill(pid, syscall.SIGKILL)
+			n++
+		}
+	}
+	return n
 }
 
 // kill sends SIGKILL to the child pid, whose entry e is, and to the
@@ -236,11 +286,11 @@ func (sv *supervisor) signalAll(scope *client, sig syscall.Signal, groups bool) 
 	}
 }
 
-// whenIdle returns a channel closed once no child is left. sv.mu must be
-// held.
+// whenIdle returns a channel closed once no child and no stray is left.
+// sv.mu must be held.
 func (sv *supervisor) whenIdle() chan struct{} {
 	ch := make(chan struct{})
-	if len(sv.children) == 0 {
+	if len(sv.children) == 0 && sv.strays == 0 {
 		close(ch)
 	} else {
 		sv.idle = append(sv.idle, ch)
@@ -257,7 +307,7 @@ func (sv *supervisor) stop(cl *client, id uint32) {
 	idle := sv.whenIdle()
 	sv.mu.Unlock()
 	<-idle
-	cl.exitAfter(id)
+	cl.exitAfter(id, 0)
 }
 
 // eval runs a registered function in the server.

@@ -68,3 +68,6 @@ func poll(pfds []pollFd) error {
 
 // prctlPdeathsig: macOS has no parent-death signal.
 func prctlPdeathsig(sig syscall.Signal) error { return errors.ErrUnsupported }
+
+// prctlChildSubreaper does nothing: macOS has no child subreaper.
+func prctlChildSubreaper() error { return nil }

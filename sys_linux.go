@@ -73,3 +73,16 @@ func prctlPdeathsig(sig syscall.Signal) error {
 	}
 	return nil
 }
+
+// prSetChildSubreaper is PR_SET_CHILD_SUBREAPER, which package syscall lacks.
+const prSetChildSubreaper = 36
+
+// prctlChildSubreaper makes this process a child subreaper: a descendant
+// orphaned by its parent's death is reparented to it, not to init.
+func prctlChildSubreaper() error {
+	_, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0)
+	if errno != 0 {
+		return os.NewSyscallError("prctl(PR_SET_CHILD_SUBREAPER)", errno)
+	}
+	return nil
+}
