@@ -224,8 +224,9 @@ func describe(pids []int) []string {
 	return out
 }
 
-// When the server dies, SIGKILLed as the OOM killer would, every process
-// it started, and every process those started, dies with it.
+// TestContainServerKilled checks that when the server dies, SIGKILLed as
+// the OOM killer would, every process it started, and every process those
+// started, dies with it within deathBound.
 func TestContainServerKilled(t *testing.T) {
 	srv := startWith(t, &forkserver.Config{PoolSize: 2})
 	if err := srv.WaitWarm(testContext(t)); err != nil {
@@ -247,9 +248,9 @@ func TestContainServerKilled(t *testing.T) {
 	waitAllGone(t, "the server was SIGKILLed", begin, pids)
 }
 
-// When the Server Start returned is closed, every process the server
-// started, and every process those started, is gone by the time Close
-// returns.
+// TestContainClose checks that when the Server Start returned is closed,
+// every process the server started, and every process those started, is
+// gone within deathBound.
 func TestContainClose(t *testing.T) {
 	srv := startWith(t, &forkserver.Config{PoolSize: 2})
 	pids := forkEveryKind(t, srv)
@@ -261,8 +262,8 @@ func TestContainClose(t *testing.T) {
 	}
 }
 
-// When a child holding a connection exits, what was forked through that
-// connection dies, and so does what that started, a double fork included;
+// TestContainConnectionEnds checks that when a child holding a connection
+// exits, what was forked through that connection dies, and so does what that started, a double fork included;
 // a sibling and what it started, still its children, live on. (A process
 // orphaned while its owner lives, such as a sibling's double fork, belongs
 // to no connection: it dies with any.)
@@ -313,9 +314,9 @@ func containVictimProgram() {
 	select {}
 }
 
-// When the program dies, SIGKILLed, the server, every child and every
-// process a child started die with it: as root, and with the program
-// running as nobody.
+// TestContainProgramKilled checks that when the program dies, SIGKILLed,
+// the keeper, the server, every child and every process a child started
+// die with it: as root, and with the program running as nobody.
 func TestContainProgramKilled(t *testing.T) {
 	for _, as := range []string{"root", "nobody"} {
 		t.Run(as, func(t *testing.T) {

@@ -369,6 +369,11 @@ type Attr struct {
 	DenySyscalls SyscallGroup
 
 	// Pdeathsig is the signal the child gets when the server dies (Linux).
+	// It is not needed for containment: on Linux the server's keeper kills
+	// every process the server leaves behind, whatever the signal set here
+	// (see Start). It fires even when the keeper cannot, if both die at
+	// once, but only for the child, not what it started; and it is cleared
+	// when a program the child runs is set-user-ID or set-group-ID.
 	Pdeathsig syscall.Signal
 
 	// Rlimits are resource limits for the child, such as RLIMIT_NOFILE,

@@ -21,6 +21,16 @@ import (
 // Start returns; its warm children, if [Config.PoolSize] asks for some,
 // may still be starting: see [Server.WaitWarm].
 //
+// On Linux, Start executes a keeper, a small process that starts the server
+// as its own child and, as a child subreaper, kills every process the
+// server leaves behind when it dies, for any reason, SIGKILL included, and
+// when the program dies: nothing the server started, nor anything those
+// processes started, outlives the server, for any user, with no privilege.
+// The server, a subreaper too, kills what children leave behind when a
+// connection ends. The keeper and the server killed at once leave them
+// all running. On macOS there is no keeper: a killed server leaves its
+// children to init.
+//
 // In a binary built with the race detector (go test -race), Start adds
 // atexit_sleep_ms=0 to the GORACE variable of the server's environment,
 // which its children inherit, keeping the other options set there and
@@ -386,7 +396,9 @@ func (s *Server) Eval(ctx context.Context, fn Func, arg []byte) error {
 // of them to exit; if ctx ends first, it sends SIGKILL to those left and
 // returns an error matching ctx's once they are gone. Their exits reach Wait before Stop
 // returns. When Stop returns, the server has exited and s is closed; a
-// refusal ([ErrPermission]) leaves s as it was.
+// refusal ([ErrPermission]) leaves s as it was. On Linux, on the Server
+// Start returned, what the children started is SIGKILLed once the server
+// has exited, and is gone too when Stop returns (see Start).
 func (s *Server) Stop(ctx context.Context) error {
 	return opError("stop", "", s.stopServer(ctx))
 }
@@ -428,6 +440,10 @@ func (s *Server) Detach() error {
 // on a child's Server, the server kills every child forked through it, at
 // any depth, as it does when the child holding it exits. Pending calls and
 // Wait return [ErrClosed]. Close after Close, Stop or Detach does nothing.
+// On Linux, what the children started goes with them: on the Server Start
+// returned, Close returns once every process the server started, at any
+// depth, is gone (see Start); on a child's Server, what those children
+// leave behind is killed as they die.
 func (s *Server) Close() error {
 	s.closeWith(ErrClosed)
 	return nil
