@@ -66,6 +66,8 @@ func (p *Process) Wait() (*Exit, error)                               { return n
 func (p *Process) Signal(sig os.Signal) error                         { return unsupported("signal") }
 func (p *Process) SignalGroup(sig os.Signal) error                    { return unsupported("signal group") }
 func (p *Process) Kill() error                                        { return unsupported("signal") }
+func (c *Cmd) Start() error                                           { return unsupported("start") }
+func (c *Cmd) Wait() error                                            { return unsupported("wait") }
 func (e *Exit) UserTime() time.Duration                               { return 0 }
 func (e *Exit) SystemTime() time.Duration                             { return 0 }
 

@@ -26,10 +26,10 @@ import (
 	"github.com/forkserver/forkserver"
 )
 
-// TestExitStatus checks that every way a child ends (return, os.Exit,
+// TestForkExitStatus checks that every way a child ends (return, os.Exit,
 // error, panic, signal) shows in its Exit's status, pid, Success and
 // rusage, and that Signal after the exit returns os.ErrProcessDone.
-func TestExitStatus(t *testing.T) { eachPool(t, checkExitStatus) }
+func TestForkExitStatus(t *testing.T) { eachPool(t, checkExitStatus) }
 
 func checkExitStatus(t *testing.T, srv *forkserver.Server) {
 	tests := []struct {

@@ -24,6 +24,9 @@ import (
 // The test binary plays every role: TestMain dispatches a server or a child
 // through Main, and the helpers below run as programs of their own.
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == cmdHelper {
+		runCmdHelper(os.Args[2:]) // in cmd_exec_test.go
+	}
 	switch os.Getenv("FORKSERVER_TEST_PROGRAM") {
 	case "nomain":
 		_, err := forkserver.Start(nil)

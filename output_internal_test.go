@@ -14,8 +14,8 @@ func TestHeadTail(t *testing.T) {
 		{"", ""},
 		{"abc", "abc"},
 		{"abcdefgh", "abcdefgh"},
-		{"abcdefghi", "abcd\n... 1 bytes left out ...\nfghi"},
-		{"abcdefghijklmnopqrstuvwxyz", "abcd\n... 18 bytes left out ...\nwxyz"},
+		{"abcdefghi", "abcd\n... omitting 1 bytes ...\nfghi"},
+		{"abcdefghijklmnopqrstuvwxyz", "abcd\n... omitting 18 bytes ...\nwxyz"},
 	}
 	for _, tt := range tests {
 		for chunk := 1; chunk <= len(tt.in)+1; chunk++ {

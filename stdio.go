@@ -32,7 +32,8 @@ type stdio struct {
 	// exit was learned or its ctx ended, the parent's ends are closed and
 	// expired is closed, and Wait waits no longer for the copying.
 	waitDelay time.Duration
-	expiry    sync.Once
+	expiry    sync.Once // schedules expire
+	expiring  sync.Once // runs expire
 	expired   chan struct{}
 	cutShort  bool // done was closed on expired, before copied; read once done is closed
 }
@@ -184,15 +185,20 @@ func (std *stdio) expireAfter() {
 	if std.waitDelay <= 0 {
 		return
 	}
-	std.expiry.Do(func() {
-		time.AfterFunc(std.waitDelay, func() {
-			select {
-			case <-std.copied: // nothing to cut short
-			default:
-				close(std.expired) // first: the copying ends as the files close
-				closeFiles(std.parentEnds)
-			}
-		})
+	std.expiry.Do(func() { time.AfterFunc(std.waitDelay, std.expire) })
+}
+
+// expire closes the parent's ends of the pipes now, unless the copying
+// has ended: what Cmd does once its WaitDelay has passed since its ctx
+// ended. Only the first call counts.
+func (std *stdio) expire() {
+	std.expiring.Do(func() {
+		select {
+		case <-std.copied: // nothing to cut short
+		default:
+			close(std.expired) // first: the copying ends as the files close
+			closeFiles(std.parentEnds)
+		}
 	})
 }
 
