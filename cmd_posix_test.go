@@ -203,7 +203,7 @@ func TestExplicitPWD(t *testing.T) {
 	t.Parallel()
 
 	maySkipHelperCommand("pwd")
-	
+
 	cwd, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
