@@ -465,7 +465,8 @@ type Exit struct {
 	Rusage syscall.Rusage
 }
 
-// Success reports whether the child exited with status 0.
+// Success reports whether the child exited with status 0. [Process.Wait]
+// returns a nil error for a child that failed: this is the check.
 func (e *Exit) Success() bool { return e.Status.Exited() && e.Status.ExitStatus() == 0 }
 
 // ExitCode returns the child's exit status, or -1 if a signal ended it or

@@ -23,8 +23,10 @@ import (
 	"github.com/forkserver/forkserver/internal/wire"
 )
 
-// Wait waits for the child to exit and returns how it ended. A child that
-// exits non-zero or dies by a signal is not an error: see [Exit.Status].
+// Wait waits for the child to exit and returns how it ended. Unlike
+// os/exec's Cmd.Wait, and [Cmd.Wait], a child that exits non-zero or dies
+// by a signal is not an error: Wait returns its Exit and a nil error, so
+// check [Exit.Success], or run the child as a [Cmd].
 // Wait returns an error when the exit can no longer be learned: [ErrClosed]
 // after the Server was closed or detached, [ErrConnLost] when the server
 // died. And, as os/exec's does, it returns the Exit together with the error
