@@ -196,6 +196,13 @@ func (c *Cmd) Wait() error {
 	}
 	p := c.Process
 	p.wait() // its parts are read below
+	if p.stdio != nil && p.exit != nil {
+		// The copying was cut short or is done: once cut short it ends
+		// as soon as the closed pipes fail it, and os/exec's Wait waits
+		// for that too, so that nothing writes to Stdout or Stderr after
+		// Wait returns.
+		<-p.stdio.copied
+	}
 	var err error
 	switch {
 	case p.err != nil:
