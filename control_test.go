@@ -8,6 +8,7 @@ import (
 	"os"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/forkserver/forkserver"
 )
@@ -228,6 +229,74 @@ func TestForeignProcess(t *testing.T) {
 			}
 			if p.Conn() != nil {
 				t.Error("Conn is not nil")
+			}
+		})
+	}
+}
+
+// TestServerStopped checks that a server stopped by SIGSTOP cannot hang
+// the program: Stop with a 1 s ctx returns by 1.5 s and Close by 2 s, both
+// having killed the server and its child, and a pending Wait and a pending
+// Fork return ErrClosed within 2 s after that.
+func TestServerStopped(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		bound time.Duration
+		end   func(*forkserver.Server) error
+		want  error
+	}{
+		{"Stop", 1500 * time.Millisecond, func(srv *forkserver.Server) error {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			return srv.Stop(ctx)
+		}, context.DeadlineExceeded},
+		{"Close", 2 * time.Second, (*forkserver.Server).Close, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := start(t)
+			p := fork(t, srv, ignoreTerm, &forkserver.Attr{Socket: true})
+			ready(t, p)
+			if err := syscall.Kill(srv.Pid(), syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				if alive(srv.Pid()) {
+					syscall.Kill(srv.Pid(), syscall.SIGCONT)
+				}
+			})
+			pending := make(chan error, 2)
+			go func() {
+				_, err := p.Wait()
+				pending <- err
+			}()
+			go func() {
+				q, err := srv.Fork(context.Background(), returnNil, nil)
+				if err == nil {
+					_, err = q.Wait()
+				}
+				pending <- err
+			}()
+			begun := time.Now()
+			err := c.end(srv)
+			if took := time.Since(begun); took > c.bound || !errors.Is(err, c.want) {
+				t.Errorf("%s of a stopped server: %v after %v; want %v within %v", c.name, err, took, c.want, c.bound)
+			}
+			ended := time.Now()
+			for range 2 {
+				select {
+				case err := <-pending:
+					if took := time.Since(ended); took > 2*time.Second || !errors.Is(err, forkserver.ErrClosed) {
+						t.Errorf("pending call: %v %v after %s; want ErrClosed within 2s", err, took, c.name)
+					}
+				case <-time.After(hangBound):
+					t.Fatalf("a pending call still blocked %v after %s", hangBound, c.name)
+				}
+			}
+			// The keeper killed what the server left before it exited.
+			for _, pid := range []int{srv.Pid(), p.Pid} {
+				if alive(pid) {
+					t.Errorf("process %d alive after %s of the stopped server", pid, c.name)
+				}
 			}
 		})
 	}

@@ -179,6 +179,11 @@ func (s *Server) readLoop(r *frameReader) {
 	}
 	s.conn.Close()
 	if s.root {
+		waitExited(s.reap) // a zombie, its pid not reused, until s.exited is set
+		s.mu.Lock()
+		s.exited = true
+		s.server.Release()
+		s.mu.Unlock()
 		waitPid(s.reap) // on Linux the keeper, which exits once every process the server left is gone
 	}
 	close(s.done)

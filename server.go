@@ -2,6 +2,7 @@ package forkserver
 
 import (
 	"net"
+	"os"
 	"sync"
 
 	"github.com/forkserver/forkserver/internal/wire"
@@ -11,12 +12,13 @@ import (
 // one a child receives as [Child.Server]. Its methods are safe for concurrent
 // use. Every Server must end with Close, Stop or Detach.
 type Server struct {
-	pid  int
-	root bool   // started by Start: this process reaps the server
-	reap int    // if root, the process it reaps: the keeper on Linux, else the server
-	path string // PATH in the environment the server started with, if root
-	conn *net.UnixConn
-	wmu  sync.Mutex // one frame at a time on conn
+	pid    int
+	root   bool        // started by Start: this process reaps the server
+	reap   int         // if root, the process it reaps: the keeper on Linux, else the server
+	server *os.Process // if root, the server, for killServer; nil on a child's Server
+	path   string      // PATH in the environment the server started with, if root
+	conn   *net.UnixConn
+	wmu    sync.Mutex // one frame at a time on conn
 
 	notices []byte // frames with no reply, to go before the next request; under wmu
 
@@ -26,6 +28,7 @@ type Server struct {
 	procs  map[uint32]*Process // children waiting for their exit, by Fork request id
 	err    error               // why the Server no longer works; nil while it does
 	done   chan struct{}       // closed when the reader has finished and the server is reaped
+	exited bool                // the process s.reap has exited: a kill by pid could hit a reused one
 	warm   []warmChild         // handed over by the server, for Fork to assign
 
 	poolSize   int           // Config.PoolSize, for the Server Start returned

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/forkserver/forkserver/internal/wire"
 )
@@ -120,6 +121,10 @@ func newServer(pid int, conn *net.UnixConn, reap int) *Server {
 		calls: make(map[uint32]*call),
 		procs: make(map[uint32]*Process),
 		done:  make(chan struct{}),
+	}
+	if reap != 0 {
+		// Alive: it has just answered. On Linux the handle is a pidfd.
+		s.server, _ = os.FindProcess(pid)
 	}
 	go s.readLoop(newFrameReader(conn))
 	return s
@@ -399,6 +404,12 @@ func (s *Server) Eval(ctx context.Context, fn Func, arg []byte) error {
 // refusal ([ErrPermission]) leaves s as it was. On Linux, on the Server
 // Start returned, what the children started is SIGKILLed once the server
 // has exited, and is gone too when Stop returns (see Start).
+//
+// Stop returns at most a quarter of a second after ctx's end, whatever the
+// server does: a server that has not stopped by then, such as one stopped
+// by SIGSTOP or stuck, is killed with SIGKILL, as [Server.Close] kills it,
+// and Stop returns an error matching ctx's. Through a child's Server, which
+// cannot kill the server, s is then closed as Close closes it.
 func (s *Server) Stop(ctx context.Context) error {
 	return opError("stop", "", s.stopServer(ctx))
 }
@@ -414,8 +425,19 @@ func (s *Server) stopServer(ctx context.Context) error {
 	case r, ok = <-c.reply:
 	case <-ctx.Done():
 		ctxErr = ctx.Err()
-		s.signalChildren(syscall.SIGKILL, false) // an error here shows in the reply
-		r, ok = <-c.reply
+		// The children left get SIGKILL. Its reply is not waited for: a
+		// server that does not answer the Stop in time is killed itself,
+		// which also ends this write should it block.
+		go s.post(&wire.KillAll{Sig: uint32(syscall.SIGKILL)})
+		t := time.NewTimer(stopGrace)
+		select {
+		case r, ok = <-c.reply:
+		case <-t.C:
+			s.killServer()
+			s.closeWith(ErrClosed)
+			return ctxErr
+		}
+		t.Stop()
 	}
 	if _, err := s.outcome(r, ok); err != nil {
 		return err
@@ -435,20 +457,38 @@ func (s *Server) Detach() error {
 	return nil
 }
 
-// Close closes the connection. On the Server that Start returned, the
-// server then kills every child and exits, and Close returns once it has;
-// on a child's Server, the server kills every child forked through it, at
-// any depth, as it does when the child holding it exits. Pending calls and
-// Wait return [ErrClosed]. Close after Close, Stop or Detach does nothing.
-// On Linux, what the children started goes with them: on the Server Start
-// returned, Close returns once every process the server started, at any
-// depth, is gone (see Start); on a child's Server, what those children
-// leave behind is killed as they die.
+// stopGrace bounds how long Stop waits after its ctx has ended, and
+// closeTimeout how long Close waits for the server to exit, before they
+// kill the server process: the bounds their doc comments state.
+const (
+	stopGrace    = 250 * time.Millisecond
+	closeTimeout = time.Second
+)
+
+// Close closes the connection. Pending calls and Wait return [ErrClosed].
+// Close after Close, Stop or Detach does nothing.
+//
+// On the Server that Start returned, the server then kills every child and
+// exits, and Close returns once it has: if it has not within a second,
+// Close kills the server process with SIGKILL, as it must when the server
+// is stopped (SIGSTOP) or stuck, and returns once it is gone. On Linux,
+// what the children started goes with them: Close returns once every
+// process the server started, at any depth, is gone, the server killed or
+// not (see Start).
+//
+// On a child's Server, Close returns as soon as the connection is closed:
+// the server is not the child's to kill. The server kills every child
+// forked through that connection, at any depth, as it does when the child
+// holding it exits, once it reads the connection's end; on Linux, what
+// those children leave behind is killed as they die.
 func (s *Server) Close() error {
 	s.closeWith(ErrClosed)
 	return nil
 }
 
+// closeWith closes s with err as the reason calls then return, and returns
+// once the connection's reader has finished and, if s is root, the server
+// process is reaped: killed, if it has not exited within closeTimeout.
 func (s *Server) closeWith(err error) {
 	s.mu.Lock()
 	if s.err == nil {
@@ -456,7 +496,22 @@ func (s *Server) closeWith(err error) {
 	}
 	s.mu.Unlock()
 	s.conn.Close()
+	t := time.AfterFunc(closeTimeout, s.killServer)
 	<-s.done
+	t.Stop()
+}
+
+// killServer sends SIGKILL to the server process, if this process started
+// it and what it reaps has not exited. On Linux the server is the keeper's
+// child, and s.server holds a pidfd for it, so the signal cannot reach a
+// process that reused its pid; on macOS the server is this process's own
+// child, left a zombie until s.exited is set.
+func (s *Server) killServer() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.server != nil && !s.exited {
+		s.server.Kill()
+	}
 }
 
 func checkCall(fn Func, arg []byte) error {

@@ -71,3 +71,21 @@ func prctlPdeathsig(sig syscall.Signal) error { return errors.ErrUnsupported }
 
 // prctlChildSubreaper does nothing: macOS has no child subreaper.
 func prctlChildSubreaper() error { return nil }
+
+// waitExited waits until the process pid, a child of this one, has
+// exited, and leaves it a zombie for waitPid to reap, so that its pid cannot
+// be reused in between: kqueue says when it exits, and fails with ESRCH if
+// it has exited already.
+func waitExited(pid int) {
+	kq, err := syscall.Kqueue()
+	if err != nil {
+		return
+	}
+	defer syscall.Close(kq)
+	change := []syscall.Kevent_t{{Ident: uint64(pid), Filter: syscall.EVFILT_PROC, Flags: syscall.EV_ADD | syscall.EV_ONESHOT, Fflags: syscall.NOTE_EXIT}}
+	events := make([]syscall.Kevent_t, 1)
+	ignoringEINTR(func() error {
+		_, err := syscall.Kevent(kq, change, events, nil)
+		return err
+	})
+}

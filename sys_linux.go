@@ -86,3 +86,20 @@ func prctlChildSubreaper() error {
 	}
 	return nil
 }
+
+// pWaitPid is waitid's P_PID.
+const pWaitPid = 1
+
+// waitExited waits until the process pid, a child of this one, has exited,
+// and leaves it a zombie for waitPid to reap, so that its pid cannot be
+// reused in between.
+func waitExited(pid int) {
+	var info [128]byte // siginfo_t, unread
+	ignoringEINTR(func() error {
+		_, _, errno := syscall.Syscall6(syscall.SYS_WAITID, pWaitPid, uintptr(pid), uintptr(unsafe.Pointer(&info[0])), syscall.WEXITED|syscall.WNOWAIT, 0, 0)
+		if errno != 0 {
+			return errno
+		}
+		return nil
+	})
+}
