@@ -6,6 +6,9 @@ import (
 	"context"
 	"errors"
 	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -300,4 +303,69 @@ func TestServerStopped(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLaunchRace checks that a child whose exit reaches the connection's
+// reader before its Fork or Exec has read the launch's reply is reported as
+// it ended, not as a failure of the launch: many concurrent Execs of
+// /bin/true and cold Forks, in a program whose processors are all kept
+// busy, each succeed and exit 0.
+func TestLaunchRace(t *testing.T) {
+	const (
+		callers = 8
+		calls   = 2000 // in all, or as many as fit in budget
+		budget  = 8 * time.Second
+	)
+	srv := start(t)
+	ctx := testContext(t)
+	stop := make(chan struct{})
+	var spinners sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		spinners.Add(1)
+		go func() {
+			defer spinners.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		}()
+	}
+	defer spinners.Wait()
+	defer close(stop)
+	deadline := time.Now().Add(budget)
+	var next, made, failed atomic.Int64
+	var callersDone sync.WaitGroup
+	for i := range callers {
+		callersDone.Add(1)
+		go func() {
+			defer callersDone.Done()
+			for next.Add(1) <= calls && time.Now().Before(deadline) {
+				var p *forkserver.Process
+				var err error
+				if i%2 == 0 {
+					p, err = srv.Exec(ctx, "/bin/true", []string{"true"}, nil)
+				} else {
+					p, err = srv.Fork(ctx, returnNil, nil)
+				}
+				if err == nil {
+					var exit *forkserver.Exit
+					if exit, err = p.Wait(); err == nil && !exit.Success() {
+						err = errors.New(exit.String())
+					}
+				}
+				if err != nil && failed.Add(1) <= 3 {
+					t.Errorf("caller %d: %v", i, err)
+				}
+				made.Add(1)
+			}
+		}()
+	}
+	callersDone.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Errorf("%d of %d calls failed", n, made.Load())
+	}
+	t.Logf("%d calls", made.Load())
 }

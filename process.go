@@ -28,6 +28,7 @@ type Process struct {
 	mu        sync.Mutex
 	exitFd    int  // the read end of its exit pipe; -1 once closed
 	reading   bool // a goroutine is blocked reading exitFd, which it closes
+	launching bool // the launch's reply is still to come on exitFd, which stays open until it is read
 	exit      *Exit
 	err       error
 	stopWatch func() bool // stops watching the Fork's ctx

@@ -223,7 +223,18 @@ func (p *Process) finish(exit *Exit, err error) {
 	if p.killTimer != nil {
 		p.killTimer.Stop()
 	}
-	if !p.reading {
+	if !p.reading && !p.launching {
+		p.closeExitFd()
+	}
+}
+
+// launched records that the reply to p's launch has been read, or will
+// never be: from now on p's end closes its exit pipe.
+func (p *Process) launched() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.launching = false
+	if p.finished() && !p.reading {
 		p.closeExitFd()
 	}
 }

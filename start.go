@@ -20,7 +20,9 @@ func (s *Server) startChild(ctx context.Context, name string, m wire.Message, at
 	if err != nil {
 		return nil, err
 	}
-	p := &Process{srv: s, name: name, done: make(chan struct{}), exitFd: r}
+	// The child's exit may reach the connection's reader before the reply
+	// is read from the pipe: the pipe stays open for the reply until then.
+	p := &Process{srv: s, name: name, done: make(chan struct{}), exitFd: r, launching: true}
 	// The server answers on the pipe, or on the connection if it could
 	// not receive the pipe.
 	c := &call{reply: make(chan *wire.Reply, 1)}
@@ -44,11 +46,14 @@ func (s *Server) startChild(ctx context.Context, name string, m wire.Message, at
 	if err == nil {
 		p.Pid, err = s.awaitLaunch(ctx, p, c)
 	}
-	if err != nil {
-		if ctx.Err() == nil || err != ctx.Err() { // else awaitLaunch abandoned it
+	if ctx.Err() == nil || err != ctx.Err() { // else awaitLaunch abandoned it
+		if err != nil {
 			s.forget(p.id)
 			p.finish(nil, err)
 		}
+		p.launched()
+	}
+	if err != nil {
 		if p.conn != nil {
 			p.conn.Close()
 		}
@@ -102,6 +107,7 @@ func (s *Server) awaitLaunch(ctx context.Context, p *Process, c *call) (int, err
 			}
 			s.forget(p.id)
 			p.finish(nil, ctx.Err())
+			p.launched()
 		}()
 		return 0, err
 	}
