@@ -238,9 +238,15 @@ func (sv *supervisor) childClient(l *launch) (int, error) {
 	if rights == 0 {
 		rights = rightsChild
 	}
-	limit := int(l.st.Children)
-	if bound := l.from.bound(); rights&^l.from.rights != 0 || bound > 0 && limit > bound {
+	limit, bound := int(l.st.Children), l.from.bound()
+	if rights&^l.from.rights != 0 || bound > 0 && limit > bound {
 		return -1, ErrPermission
+	}
+	if limit == 0 {
+		limit = defaultLimit
+		if bound > 0 {
+			limit = min(limit, bound)
+		}
 	}
 	conn, end, err := socketConnPair()
 	if err != nil {

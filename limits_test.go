@@ -40,6 +40,22 @@ var (
 		return err
 	})
 
+	// limitsCounter starts sleep programs through its connection to the
+	// server until one is refused, writes on its socket how many it
+	// started and why the next was refused, and returns, which ends its
+	// connection and so the sleeps.
+	limitsCounter = Register("limits-counter", func(ctx context.Context, c *Child) error {
+		n := 0
+		for ; n < 1000; n++ {
+			if _, err := c.server.Exec(ctx, "/bin/sleep", []string{"sleep", "1000"}, nil); err != nil {
+				_, err = fmt.Fprintf(c.conn, "%d %v\n", n, errors.Is(err, ErrChildLimit))
+				return err
+			}
+		}
+		_, err := fmt.Fprintf(c.conn, "%d unbounded\n", n)
+		return err
+	})
+
 	// forkBomb forks itself through its connection to the server, each
 	// child with a connection of its own, in bombers goroutines as fast as
 	// it can; its children do the same. It runs until it is killed. The
@@ -152,6 +168,26 @@ func TestServerMaxChildrenBounded(t *testing.T) {
 	if _, err := srv.Fork(ctx, limitsSleeper, &Attr{Server: true, ServerMaxChildren: -1}); err == nil {
 		t.Fatal("a negative ServerMaxChildren was accepted")
 	}
+}
+
+// TestServerMaxChildrenDefault checks that a connection handed to a child
+// is bounded to 64 children alive when its requester asks for no bound,
+// and to what it asks for otherwise, above 64 too.
+func TestServerMaxChildrenDefault(t *testing.T) {
+	srv := startWith(t, nil)
+	for _, c := range []struct{ ask, want int }{{0, 64}, {70, 70}} {
+		p, err := srv.Fork(testContext(t), limitsCounter, &Attr{Socket: true, Server: true, ServerMaxChildren: c.ask})
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(p.conn).ReadString('\n')
+		p.conn.Close()
+		if want := fmt.Sprintf("%d true\n", c.want); line != want {
+			t.Errorf("ServerMaxChildren %d: the child started %q, %v; want %q: refused with ErrChildLimit beyond %d", c.ask, line, err, want, c.want)
+		}
+		waitSuccess(t, p)
+	}
+	eventually(t, "the sleeps to be killed with their requester", func() bool { return len(childrenOf(srv.Pid())) == 0 })
 }
 
 // TestChildrenDieWithRequester: a child's connection ends as it exits, and
