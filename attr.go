@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/forkserver/forkserver/internal/wire"
 )
@@ -142,6 +143,58 @@ func (a *Attr) fdFiles() []*os.File {
 		}
 	}
 	return append(files, a.Files...)
+}
+
+// checkFiles returns an error naming the first file a gives that cannot
+// be sent: nil, closed, or whose descriptor was closed under it. It is
+// checked before anything is sent or a warm child taken, so that a bad file
+// costs neither the connection nor a warm child.
+func (a *Attr) checkFiles() error {
+	for i, f := range a.stdFiles() {
+		if f != nil {
+			if err := checkFile(f); err != nil {
+				return fmt.Errorf("Attr.%s: %w", [...]string{"Stdin", "Stdout", "Stderr"}[i], err)
+			}
+		}
+	}
+	for i, f := range a.Files {
+		if f == nil {
+			return fmt.Errorf("Attr.Files[%d] is nil", i)
+		}
+		if err := checkFile(f); err != nil {
+			return fmt.Errorf("Attr.Files[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// checkFile returns an error matching os.ErrClosed if f, or its descriptor,
+// is closed.
+func checkFile(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var closed error
+	if err := rc.Control(func(fd uintptr) {
+		var st syscall.Stat_t
+		if syscall.Fstat(int(fd), &st) == syscall.EBADF {
+			closed = fmt.Errorf("descriptor %d closed under its *os.File: %w", fd, os.ErrClosed)
+		}
+	}); err != nil {
+		return os.ErrClosed // Control fails only on a closed file
+	}
+	return closed
+}
+
+// sendErr returns the error of a write of fds that failed with err: a
+// descriptor closed during the call is the caller's file, not the
+// connection or the child it was written to, and is said so.
+func sendErr(err error, fds []int) error {
+	if len(fds) > 0 && errors.Is(err, syscall.EBADF) {
+		return fmt.Errorf("a file given was closed during the call: %w", os.ErrClosed)
+	}
+	return nil
 }
 
 // stdFiles returns the files a gives as the child's descriptors 0 to 2, nil

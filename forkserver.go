@@ -217,7 +217,10 @@ type Attr struct {
 
 	// Files are passed to the child, which finds them in [Child.Files] in
 	// the same order. At most [MaxFiles]. The caller keeps ownership: Fork
-	// does not close them.
+	// does not close them. A nil or closed file fails the Fork or Exec
+	// before anything is sent, with an error naming it (Attr.Files[i])
+	// that matches os.ErrClosed if it is closed; the connection and the
+	// warm children held are untouched.
 	Files []*os.File
 
 	// Stdin, Stdout and Stderr are the child's standard input, output and

@@ -441,3 +441,30 @@ func TestBadArguments(t *testing.T) {
 	}
 	wait(t, p)
 }
+
+// TestBadFile checks that a closed *os.File in Attr.Files fails Fork and
+// Exec with an error that names it and matches os.ErrClosed, not
+// ErrConnLost, before anything is sent: the warm children held stay held
+// and the next Fork takes one.
+func TestBadFile(t *testing.T) {
+	eachPool(t, func(t *testing.T, srv *forkserver.Server) {
+		good, closed := testPipe(t)
+		closed.Close()
+		attr := &forkserver.Attr{Files: []*os.File{good, closed}}
+		before := srv.Stats()
+		_, ferr := srv.Fork(testContext(t), returnNil, attr)
+		_, eerr := srv.Exec(testContext(t), "/bin/true", []string{"true"}, attr)
+		for _, err := range []error{ferr, eerr} {
+			if !errors.Is(err, os.ErrClosed) || errors.Is(err, forkserver.ErrConnLost) || !strings.Contains(fmt.Sprint(err), "Attr.Files[1]") {
+				t.Errorf("a closed file in Files: %v; want an error naming Attr.Files[1], matching os.ErrClosed and not ErrConnLost", err)
+			}
+		}
+		if after := srv.Stats(); after.Warm != before.Warm {
+			t.Errorf("warm children held: %d before the bad Forks, %d after", before.Warm, after.Warm)
+		}
+		waitSuccess(t, fork(t, srv, returnNil, nil))
+		if after := srv.Stats(); after.WarmForks != before.WarmForks+uint64(min(before.Warm, 1)) {
+			t.Errorf("the Fork after the bad ones: %d warm Forks, want %d", after.WarmForks-before.WarmForks, min(before.Warm, 1))
+		}
+	})
+}

@@ -100,6 +100,9 @@ func (s *Server) write(id uint32, m wire.Message, fds []int) error {
 	s.notices = nil
 	if err == nil {
 		err = writeMsg(s.conn, buf, fds)
+		if bad := sendErr(err, fds); bad != nil {
+			return bad // nothing was sent: the connection is as it was
+		}
 	}
 	if err != nil {
 		return s.failure(err)

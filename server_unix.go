@@ -238,6 +238,9 @@ func (s *Server) forkProcess(ctx context.Context, fn Func, attr *Attr) (*Process
 	if err != nil {
 		return nil, err
 	}
+	if err := attr.checkFiles(); err != nil {
+		return nil, err
+	}
 	std, attr, err := newStdio(attr)
 	if err != nil {
 		return nil, err
@@ -341,6 +344,9 @@ func (s *Server) execProcess(ctx context.Context, path string, argv []string, at
 	path = found // errors from here on name what was found
 	st, err := attr.settings()
 	if err != nil {
+		return nil, path, err
+	}
+	if err := attr.checkFiles(); err != nil {
 		return nil, path, err
 	}
 	std, attr, err := newStdio(attr)

@@ -153,9 +153,13 @@ func (s *Server) forkWarm(m *wire.Fork, attr *Attr) (*Process, error) {
 			s.mu.Unlock()
 			return p, nil
 		}
-		// The child died before it could be assigned: its exit is nobody's.
+		// The child died before it could be assigned, or a file was
+		// closed under the call: its exit is nobody's.
 		s.forget(p.id)
 		p.finish(nil, err)
+		if bad := sendErr(err, []int{ctl}); bad != nil {
+			return nil, bad // the next warm child would fare no better
+		}
 	}
 }
 
