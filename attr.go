@@ -81,10 +81,13 @@ func (a *Attr) settings() (wire.Settings, error) {
 	case a.Setsid && a.Setpgid:
 		return st, errors.New("Setsid and Setpgid exclude each other: a session leader leads its group")
 	}
-	for _, list := range [][]string{a.Env, a.ExtraEnv} {
-		for _, kv := range list {
-			if len(kv) > MaxArg {
-				return st, fmt.Errorf("%w: an environment entry of %d bytes", ErrArgTooLarge, len(kv))
+	for _, list := range []struct {
+		name string
+		env  []string
+	}{{"Env", a.Env}, {"ExtraEnv", a.ExtraEnv}} {
+		for i, kv := range list.env {
+			if err := checkEnv(kv); err != nil {
+				return st, fmt.Errorf("Attr.%s[%d]: %w", list.name, i, err)
 			}
 		}
 	}
@@ -94,6 +97,25 @@ func (a *Attr) settings() (wire.Settings, error) {
 		return st, err
 	}
 	return st, nil
+}
+
+// checkEnv returns why kv cannot be an entry of a child's environment: too
+// long, a NUL byte, which would cut it short, or no name and '=', which
+// would drop it. A Go child and the kernel would each lose it silently.
+func checkEnv(kv string) error {
+	show := kv
+	if len(show) > 64 {
+		show = show[:64] + "..."
+	}
+	switch k, _, ok := strings.Cut(kv, "="); {
+	case len(kv) > MaxArg:
+		return fmt.Errorf("%w: an environment entry of %d bytes", ErrArgTooLarge, len(kv))
+	case strings.IndexByte(kv, 0) >= 0:
+		return fmt.Errorf("environment entry %q contains NUL", show)
+	case !ok || k == "":
+		return fmt.Errorf("environment entry %q is not of the form name=value", show)
+	}
+	return nil
 }
 
 // layer checks p and returns it as it travels.

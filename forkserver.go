@@ -329,7 +329,9 @@ type Attr struct {
 
 	// Env, if not nil, is the child's whole environment. ExtraEnv is added
 	// to the environment the child would otherwise have, later entries
-	// winning.
+	// winning. Every entry must be of the form name=value, with a name and
+	// no NUL byte: Fork and Exec refuse any other with an error naming it,
+	// before anything is sent.
 	Env, ExtraEnv []string
 
 	// Setsid makes the child the leader of a new session and process

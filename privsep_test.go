@@ -468,3 +468,27 @@ func TestBadFile(t *testing.T) {
 		}
 	})
 }
+
+// TestBadEnv checks that Fork and Exec refuse an Env or ExtraEnv entry
+// with a NUL byte or without a name and '=', naming it, where Fork used to
+// drop it silently in the child.
+func TestBadEnv(t *testing.T) {
+	srv := start(t)
+	for _, kv := range []string{"A=b\x00c", "NOEQUALS", "", "=value"} {
+		for _, c := range []struct {
+			field string
+			attr  *forkserver.Attr
+		}{
+			{"Env", &forkserver.Attr{Env: []string{"OK=1", kv}}},
+			{"ExtraEnv", &forkserver.Attr{ExtraEnv: []string{"OK=1", kv}}},
+		} {
+			_, ferr := srv.Fork(testContext(t), returnNil, c.attr)
+			_, eerr := srv.Exec(testContext(t), "/bin/true", []string{"true"}, c.attr)
+			for _, err := range []error{ferr, eerr} {
+				if want := fmt.Sprintf("Attr.%s[1]: environment entry %q ", c.field, kv); err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("%s entry %q: %v; want an error containing %s", c.field, kv, err, want)
+				}
+			}
+		}
+	}
+}
