@@ -14,9 +14,15 @@ import (
 // contains a slash, else the first executable file of that name in the
 // directories of the PATH the child will have, as exec.LookPath finds it.
 // A file found through a relative directory of PATH is refused with
-// exec.ErrDot, and none found is exec.ErrNotFound. With a Chroot the
-// directories are looked in inside it.
+// exec.ErrDot, and none found is exec.ErrNotFound. The names "." and ".."
+// are exec.ErrNotFound before any search, as exec.LookPath has them since
+// the fix for CVE-2025-47906: joined to a directory of PATH that names a
+// file, they would find that file. With a Chroot the directories are looked
+// in inside it.
 func (s *Server) lookPath(name string, attr *Attr) (string, error) {
+	if name == "." || name == ".." {
+		return "", exec.ErrNotFound
+	}
 	if strings.Contains(name, "/") {
 		return name, nil
 	}

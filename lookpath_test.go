@@ -100,6 +100,25 @@ func TestExecRefusesRelativePath(t *testing.T) {
 	}
 }
 
+// TestExecRefusesDots checks that Exec refuses the names "." and "..",
+// as exec.LookPath does since the fix for CVE-2025-47906, even where a
+// directory of PATH names a file that they would find.
+func TestExecRefusesDots(t *testing.T) {
+	srv := start(t)
+	dir := t.TempDir()
+	script(t, dir, "fs-file", "ran", 0o755)
+	file := filepath.Join(dir, "fs-file")
+	for _, c := range []struct{ name, path string }{
+		{".", file},               // the file itself
+		{"..", file + "/beneath"}, // its parent, the file again
+	} {
+		got, err := execOut(t, srv, c.name, &forkserver.Attr{ExtraEnv: []string{"PATH=" + c.path}})
+		if !errors.Is(err, exec.ErrNotFound) || got != "" {
+			t.Errorf("Exec %q with PATH=%s: %q, %v; want exec.ErrNotFound and nothing run", c.name, c.path, got, err)
+		}
+	}
+}
+
 // TestExecPathOfConfigEnv checks that without Env or ExtraEnv, Exec looks
 // in the PATH the server started with.
 func TestExecPathOfConfigEnv(t *testing.T) {

@@ -301,7 +301,8 @@ func (s *Server) forkProcess(ctx context.Context, fn Func, attr *Attr) (*Process
 // one there, else the server's, as it started (Eval's changes are not
 // seen; through a child's Server, the child's own PATH). With [Attr.Chroot]
 // the directories are those inside it. None found is an error matching
-// exec.ErrNotFound; one found through a relative directory of PATH is
+// exec.ErrNotFound, and so are "." and "..", refused before any search as
+// exec.LookPath refuses them; one found through a relative directory of PATH is
 // refused with exec.ErrDot, as os/exec refuses it. A path with a slash is
 // used as it is, a relative one from the child's working directory: name
 // a program in the current directory "./prog".
