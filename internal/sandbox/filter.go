@@ -1,0 +1,148 @@
+package sandbox
+
+// The seccomp program: classic BPF, assembled here for an architecture's
+// table (see arch.go), which the kernel runs on every system call of
+// every thread of the process that installs it.
+
+// Group is a set of groups of system calls to deny. The bits of Network
+// to Kernel are those of the root package's SyscallGroup constants, which
+// document each group.
+type Group uint32
+
+// The groups of system calls the program can deny.
+const (
+	Network Group = 1 << iota
+	Exec
+	Trace
+	Mount
+	Kernel
+)
+
+// Insn is one instruction of a classic BPF program, laid out as the
+// kernel's struct sock_filter.
+type Insn struct {
+	Code   uint16
+	Jt, Jf uint8
+	K      uint32
+}
+
+// The instructions the program uses, by their opcode: load a 32-bit word
+// of struct seccomp_data at an absolute offset; jump on the accumulator's
+// equality to, order against or common bits with a constant; return a
+// constant action.
+const (
+	bpfLdWAbs = 0x00 | 0x00 | 0x20 // BPF_LD | BPF_W | BPF_ABS
+	bpfJeqK   = 0x05 | 0x10 | 0x00 // BPF_JMP | BPF_JEQ | BPF_K
+	bpfJgeK   = 0x05 | 0x30 | 0x00 // BPF_JMP | BPF_JGE | BPF_K
+	bpfJsetK  = 0x05 | 0x40 | 0x00 // BPF_JMP | BPF_JSET | BPF_K
+	bpfRetK   = 0x06 | 0x00        // BPF_RET | BPF_K
+)
+
+// seccomp's actions, and the errors a denied call returns, as Linux
+// numbers them on every architecture the tables cover.
+const (
+	retAllow = 0x7fff0000 // SECCOMP_RET_ALLOW
+	retErrno = 0x00050000 // SECCOMP_RET_ERRNO, with the error in the low 16 bits
+
+	errnoEPERM  = 1
+	errnoENOSYS = 38
+)
+
+// Offsets in struct seccomp_data: the call's number, its audit
+// architecture, then the instruction pointer and six 64-bit arguments,
+// whose low half comes first on the little-endian systems the tables
+// cover.
+const (
+	dataNr   = 0
+	dataArch = 4
+	dataArgs = 16
+)
+
+// argLow returns the offset of the low 32 bits of argument i, which is
+// all the kernel reads of an int argument, and of clone's flags.
+func argLow(i int) uint32 { return dataArgs + 8*uint32(i) }
+
+// The flags of clone(2) the program looks at. CLONE_NEWTIME shares its
+// bit with the exit signal there, and clone cannot ask for it.
+const (
+	cloneNewNS     = 0x00020000
+	cloneNewCgroup = 0x02000000
+	cloneNewUTS    = 0x04000000
+	cloneNewIPC    = 0x08000000
+	cloneNewUser   = 0x10000000
+	cloneNewPID    = 0x20000000
+	cloneNewNet    = 0x40000000
+
+	cloneNamespaces = cloneNewNS | cloneNewCgroup | cloneNewUTS | cloneNewIPC | cloneNewUser | cloneNewPID | cloneNewNet
+)
+
+// afUnix is AF_UNIX.
+const afUnix = 1
+
+func stmt(code uint16, k uint32) Insn { return Insn{Code: code, K: k} }
+
+func jump(code uint16, k uint32, jt, jf uint8) Insn { return Insn{Code: code, Jt: jt, Jf: jf, K: k} }
+
+func deny(errno uint32) Insn { return stmt(bpfRetK, retErrno|errno) }
+
+// check is a test of one 32-bit word of a call's seccomp_data: the call
+// is denied with EPERM when the jump op with k takes the branch denyIf
+// says.
+type check struct {
+	offset uint32
+	op     uint16
+	k      uint32
+	denyIf bool
+}
+
+// program assembles the filter that denies groups on a. Each rule jumps
+// only within itself, so rules are laid end to end: the accumulator holds
+// the call's number between them.
+func program(a *arch, groups Group) []Insn {
+	prog := []Insn{
+		stmt(bpfLdWAbs, dataArch),
+		jump(bpfJeqK, a.auditArch, 1, 0),
+		deny(errnoEPERM), // another architecture's interface, such as 32-bit calls on amd64
+		stmt(bpfLdWAbs, dataNr),
+	}
+	if a.x32Bit != 0 {
+		prog = append(prog, jump(bpfJgeK, a.x32Bit, 0, 1), deny(errnoEPERM))
+	}
+	// argRule denies nr with EPERM when any of checks says so.
+	argRule := func(nr uint32, checks ...check) {
+		if len(checks) == 0 {
+			return
+		}
+		prog = append(prog, jump(bpfJeqK, nr, 0, uint8(3*len(checks)+1)))
+		for _, c := range checks {
+			var jt, jf uint8 = 1, 0 // to the denial when the test fails
+			if c.denyIf {
+				jt, jf = 0, 1
+			}
+			prog = append(prog, stmt(bpfLdWAbs, c.offset), jump(c.op, c.k, jt, jf), deny(errnoEPERM))
+		}
+		prog = append(prog, stmt(bpfLdWAbs, dataNr))
+	}
+	denyCall := func(nr, errno uint32) {
+		prog = append(prog, jump(bpfJeqK, nr, 0, 1), deny(errno))
+	}
+	if groups&Network != 0 {
+		argRule(a.socketpair, check{argLow(0), bpfJeqK, afUnix, false})
+	}
+	var clone []check
+	if groups&Mount != 0 {
+		clone = append(clone, check{argLow(0), bpfJsetK, cloneNamespaces, true})
+	}
+	argRule(a.clone, clone...)
+	if groups&Mount != 0 {
+		denyCall(a.clone3, errnoENOSYS) // its flags are out of the filter's sight
+	}
+	for _, g := range []Group{Network, Exec, Trace, Mount, Kernel} {
+		if groups&g != 0 {
+			for _, nr := range a.denied(g) {
+				denyCall(nr, errnoEPERM)
+			}
+		}
+	}
+	return append(prog, stmt(bpfRetK, retAllow))
+}

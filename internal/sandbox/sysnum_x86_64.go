@@ -1,0 +1,70 @@
+package sandbox
+
+// The x86-64 system call interface, from the kernel's
+// arch/x86/entry/syscalls/syscall_64.tbl: the numbers the seccomp program
+// names on amd64.
+const (
+	amd64AuditArch = 0xc000003e // AUDIT_ARCH_X86_64
+
+	// amd64X32Bit marks the x32 interface's calls, which the program
+	// denies all: their numbers differ from the ones below.
+	amd64X32Bit = 0x40000000
+
+	amd64Socket         = 41
+	amd64Connect        = 42
+	amd64Accept         = 43
+	amd64Bind           = 49
+	amd64Listen         = 50
+	amd64Socketpair     = 53
+	amd64Clone          = 56
+	amd64Fork           = 57
+	amd64Vfork          = 58
+	amd64Execve         = 59
+	amd64Ptrace         = 101
+	amd64Syslog         = 103
+	amd64PivotRoot      = 155
+	amd64Acct           = 163
+	amd64Mount          = 165
+	amd64Umount2        = 166
+	amd64Swapon         = 167
+	amd64Swapoff        = 168
+	amd64Reboot         = 169
+	amd64Iopl           = 172
+	amd64Ioperm         = 173
+	amd64InitModule     = 175
+	amd64DeleteModule   = 176
+	amd64KexecLoad      = 246
+	amd64AddKey         = 248
+	amd64RequestKey     = 249
+	amd64Keyctl         = 250
+	amd64Unshare        = 272
+	amd64Accept4        = 288
+	amd64PerfEventOpen  = 298
+	amd64Setns          = 308
+	amd64ProcessVMReadv = 310
+	amd64ProcessVMWrite = 311
+	amd64Kcmp           = 312
+	amd64FinitModule    = 313
+	amd64Seccomp        = 317
+	amd64KexecFileLoad  = 320
+	amd64Bpf            = 321
+	amd64Execveat       = 322
+	amd64Userfaultfd    = 323
+)
+
+var amd64 = arch{
+	auditArch: amd64AuditArch, x32Bit: amd64X32Bit, seccomp: amd64Seccomp,
+	socketpair: amd64Socketpair, clone: amd64Clone, clone3: sysClone3,
+	network: []uint32{amd64Socket, amd64Connect, amd64Bind, amd64Listen, amd64Accept, amd64Accept4, sysIoUringSetup},
+	exec:    []uint32{amd64Execve, amd64Execveat},
+	trace:   []uint32{amd64Ptrace, amd64ProcessVMReadv, amd64ProcessVMWrite, sysPidfdGetfd, sysProcessMadvise, amd64Kcmp},
+	mount:   append([]uint32{amd64Mount, amd64Umount2, amd64PivotRoot, amd64Unshare, amd64Setns}, mountAPI...),
+	kernel: append([]uint32{
+		amd64Bpf, amd64PerfEventOpen, amd64Userfaultfd,
+		amd64Keyctl, amd64AddKey, amd64RequestKey,
+		amd64InitModule, amd64FinitModule, amd64DeleteModule,
+		amd64KexecLoad, amd64KexecFileLoad,
+		amd64Reboot, amd64Swapon, amd64Swapoff, amd64Syslog, amd64Acct,
+		amd64Iopl, amd64Ioperm,
+	}, ioUring...),
+}
