@@ -39,12 +39,18 @@ type SyscallGroup uint32
 // covers.
 const (
 	// SyscallsNetwork: socket, for every family, AF_UNIX included (a
-	// Unix socket of another program is a way out too); socketpair for
-	// any family but AF_UNIX; connect, bind, listen, accept and accept4
-	// on any socket (the seccomp filter cannot see a socket's family);
-	// and io_uring_setup, whose requests could open connections the
-	// filter cannot see. Sockets the child already holds keep working,
-	// its Conn included, and so does a new socketpair.
+	// Unix socket of another program is a way out too); socketpair but
+	// for a Unix SOCK_STREAM or SOCK_SEQPACKET pair, which can reach
+	// nothing but each other (a datagram socket could send to any
+	// socket it names by path); connect, bind, listen, accept and
+	// accept4 on any socket (the seccomp filter cannot see a socket's
+	// family); and io_uring_setup, whose requests could open
+	// connections the filter cannot see. Sockets the child already
+	// holds keep working, its Conn included, and so does a new stream
+	// or seqpacket socketpair: a connected stream socket refuses an
+	// address to send to, and a seqpacket one ignores it. An
+	// unconnected datagram socket given to the child in Files can
+	// still send to any socket it names by path.
 	SyscallsNetwork SyscallGroup = 1 << iota
 
 	// SyscallsExec: execve and execveat. The child can still fork

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -524,4 +525,80 @@ func TestSandboxMountGroupConfines(t *testing.T) {
 	if !strings.HasPrefix(string(got), "true") {
 		t.Errorf("a new namespace through a connection under SyscallsMount: %s, want ErrPermission", got)
 	}
+}
+
+// sandboxUnixgram tries to reach the datagram socket its argument names
+// by path from sockets it may still make: a datagram pair, whose sendto
+// would pass the socket a descriptor; a seqpacket pair, which sends to
+// its peer whatever address it is given; and its own stream Conn, which
+// refuses an address. It reports what each got on its Conn.
+var sandboxUnixgram = forkserver.Register("sandbox-unixgram", func(ctx context.Context, c *forkserver.Child) error {
+	to := &syscall.SockaddrUnix{Name: string(c.Arg())}
+	res := probes{}
+	note := func(name string, err error) {
+		res[name] = ""
+		if err != nil {
+			res[name] = err.Error()
+		}
+	}
+	for _, s := range []struct {
+		name string
+		typ  int
+	}{{"dgram", syscall.SOCK_DGRAM}, {"seqpacket", syscall.SOCK_SEQPACKET}} {
+		pair, err := syscall.Socketpair(syscall.AF_UNIX, s.typ|syscall.SOCK_CLOEXEC, 0)
+		note(s.name+" socketpair", err)
+		if err != nil {
+			continue
+		}
+		note(s.name+" sendmsg", syscall.Sendmsg(pair[0], []byte(s.name), syscall.UnixRights(0), to, 0))
+		buf := make([]byte, 16)
+		n, _, err := syscall.Recvfrom(pair[1], buf, syscall.MSG_DONTWAIT)
+		if err == nil && string(buf[:n]) != s.name {
+			err = fmt.Errorf("peer got %q", buf[:n])
+		}
+		note(s.name+" peer", err)
+		syscall.Close(pair[0])
+		syscall.Close(pair[1])
+	}
+	raw, err := c.Conn().SyscallConn()
+	if err != nil {
+		return err
+	}
+	raw.Control(func(fd uintptr) { note("conn sendto", syscall.Sendto(int(fd), []byte("x"), 0, to)) })
+	return json.NewEncoder(c.Conn()).Encode(res)
+})
+
+// TestSandboxNoUnixPath: a child denied SyscallsNetwork can reach no
+// socket by its path, not even with a datagram socketpair, while its
+// stream Conn keeps working.
+func TestSandboxNoUnixPath(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "program.sock")
+	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	srv := start(t)
+	p := fork(t, srv, sandboxUnixgram, &forkserver.Attr{Socket: true, Arg: []byte(path), DenySyscalls: forkserver.SyscallsNetwork})
+	var got probes
+	if err := json.NewDecoder(p.Conn()).Decode(&got); err != nil {
+		t.Fatalf("no report on the child's Conn: %v", err)
+	}
+	waitSuccess(t, p)
+	checkProbes(t, got, probes{
+		"dgram socketpair": eperm,
+		"seqpacket peer":   "",
+		"conn sendto":      "transport endpoint is already connected", // EISCONN
+	})
+	// The child has ended: whatever it sent is queued by now.
+	raw, err := l.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.Control(func(fd uintptr) {
+		buf := make([]byte, 64)
+		if n, _, err := syscall.Recvfrom(int(fd), buf, syscall.MSG_DONTWAIT); err != syscall.EAGAIN {
+			t.Errorf("the program's socket got %q from the child (%v)", buf[:max(n, 0)], err)
+		}
+	})
 }

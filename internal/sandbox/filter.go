@@ -76,8 +76,14 @@ const (
 	cloneNamespaces = cloneNewNS | cloneNewCgroup | cloneNewUTS | cloneNewIPC | cloneNewUser | cloneNewPID | cloneNewNet
 )
 
-// afUnix is AF_UNIX.
-const afUnix = 1
+// The family and types of socketpair(2) the program looks at.
+const (
+	afUnix        = 1
+	sockStream    = 1
+	sockSeqpacket = 5
+	sockNonblock  = 0x800
+	sockCloexec   = 0x80000
+)
 
 func stmt(code uint16, k uint32) Insn { return Insn{Code: code, K: k} }
 
@@ -127,7 +133,14 @@ func program(a *arch, groups Group) []Insn {
 		prog = append(prog, jump(bpfJeqK, nr, 0, 1), deny(errno))
 	}
 	if groups&Network != 0 {
-		argRule(a.socketpair, check{argLow(0), bpfJeqK, afUnix, false})
+		// A pair of Unix stream or seqpacket sockets, which can reach
+		// nothing but each other: a stream socket refuses an address
+		// (EISCONN) and a seqpacket one ignores it, where a datagram
+		// socket would send to any socket it names by path.
+		argRule(a.socketpair,
+			check{argLow(0), bpfJeqK, afUnix, false},
+			check{argLow(1), bpfJsetK, ^uint32(sockSeqpacket | sockNonblock | sockCloexec), true},
+			check{argLow(1), bpfJsetK, sockStream, false}) // of the types left, 1 and 5
 	}
 	var clone []check
 	if groups&Mount != 0 {

@@ -79,14 +79,11 @@ const (
 
 // The flags, families and types the calls below are made with.
 const (
-	afInet       = 2
-	afNetlink    = 16
-	sockStream   = 1
-	sockDgram    = 2
-	sockRaw      = 3
-	sockSeqpack  = 5
-	sockCloexec  = 0x80000
-	sockNonblock = 0x800
+	afInet    = 2
+	afNetlink = 16
+	sockDgram = 2
+	sockRaw   = 3
+	sockRDM   = 4
 
 	cloneVM, cloneFS, cloneFiles, cloneSighand = 0x100, 0x200, 0x400, 0x800
 	cloneThread, cloneSysvsem                  = 0x10000, 0x40000
@@ -259,8 +256,14 @@ func expectations(s spec, groups Group) map[string]struct {
 		}
 		return allow
 	}
-	// socketpair: any family but AF_UNIX is a network.
-	set(call{"socketpair", n["socketpair"], []uint64{afUnix, sockStream | sockCloexec}}, allow)
+	// socketpair: a Unix stream or seqpacket pair only; any other family
+	// is a network, and a datagram socket reaches sockets by path.
+	for _, typ := range []uint64{sockStream, sockStream | sockCloexec, sockStream | sockNonblock | sockCloexec, sockSeqpacket | sockCloexec} {
+		set(call{"socketpair", n["socketpair"], []uint64{afUnix, typ}}, allow)
+	}
+	for _, typ := range []uint64{sockDgram, sockDgram | sockCloexec, sockRaw, sockRDM, 0, sockStream | 0x100000, 1<<32 | sockDgram} {
+		set(call{"socketpair", n["socketpair"], []uint64{afUnix, typ}}, ifGroup(Network, eperm))
+	}
 	set(call{"socketpair", n["socketpair"], []uint64{afInet, sockStream}}, ifGroup(Network, eperm))
 	set(call{"socketpair", n["socketpair"], []uint64{afNetlink, sockRaw}}, ifGroup(Network, eperm))
 	// clone: Go's threads always; a namespace never under Mount.
