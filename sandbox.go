@@ -53,10 +53,13 @@ const (
 	// still send to any socket it names by path.
 	SyscallsNetwork SyscallGroup = 1 << iota
 
-	// SyscallsExec: execve and execveat. The child can still fork
-	// children through its Server connection: those are created by the
-	// server, and a child forked through that connection inherits the
-	// child's groups.
+	// SyscallsExec: execve and execveat, and every way of creating a
+	// process: fork and vfork (amd64), clone but for a thread (with
+	// CLONE_THREAD, as the Go runtime makes its threads), and clone3
+	// (ENOSYS). So nothing the child starts can outlive it, nor escape
+	// its limits. The child can still fork children through its Server
+	// connection: those are created by the server, and a child forked
+	// through that connection inherits the child's groups.
 	SyscallsExec
 
 	// SyscallsTrace: ptrace, process_vm_readv, process_vm_writev,
@@ -67,9 +70,10 @@ const (
 	// SyscallsMount: mount, umount2, pivot_root, unshare, setns, the
 	// mount API (open_tree, open_tree_attr, move_mount, fsopen, fsconfig,
 	// fsmount, fspick, mount_setattr), clone with any namespace flag, and
-	// clone3, whose flags the filter cannot see (ENOSYS; threads are
-	// still made with clone). Through its Server connection, such a child
-	// cannot ask for Namespaces it does not have either.
+	// clone3, whose flags the filter cannot see (ENOSYS, as under
+	// SyscallsExec; threads are still made with clone). Through its
+	// Server connection, such a child cannot ask for Namespaces it does
+	// not have either.
 	SyscallsMount
 
 	// SyscallsKernel: kernel surfaces a parser never needs: bpf,

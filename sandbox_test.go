@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -600,5 +601,87 @@ func TestSandboxNoUnixPath(t *testing.T) {
 		if n, _, err := syscall.Recvfrom(int(fd), buf, syscall.MSG_DONTWAIT); err != syscall.EAGAIN {
 			t.Errorf("the program's socket got %q from the child (%v)", buf[:max(n, 0)], err)
 		}
+	})
+}
+
+// rawFork forks this process with the system call, never through the
+// runtime, and returns the error. Should the fork succeed, the new
+// process ends at once, in the same breath, and rawFork reaps it.
+func rawFork(nr uintptr, flags uintptr) error {
+	pid, _, errno := syscall.RawSyscall6(nr, flags, 0, 0, 0, 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	if pid == 0 { // the new process: nothing of the runtime may run here
+		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 0, 0, 0)
+	}
+	var ws syscall.WaitStatus
+	syscall.Wait4(int(pid), &ws, 0, nil)
+	return nil
+}
+
+// sysFork numbers fork where there is one.
+var sysFork = map[string]uintptr{"amd64": 57}
+
+// sandboxThreads makes threads, as many goroutines locked to their own
+// thread and blocked in a read at once, then tries to fork the process
+// with the raw system calls, and reports on its Conn: "threads N", then
+// the error of each fork.
+var sandboxThreads = forkserver.Register("sandbox-threads", func(ctx context.Context, c *forkserver.Child) error {
+	const n = 16
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+		return err
+	}
+	defer syscall.Close(p[0])
+	defer syscall.Close(p[1])
+	tids := make(chan int)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread() // and leaves it locked: the thread ends with the goroutine
+			tids <- syscall.Gettid()
+			var b [1]byte
+			syscall.Read(p[0], b[:]) // a blocking read: the thread waits in the kernel
+		}()
+	}
+	seen := map[int]bool{}
+	for range n {
+		seen[<-tids] = true
+	}
+	syscall.Write(p[1], make([]byte, n))
+	wg.Wait()
+	res := probes{"threads": strconv.Itoa(len(seen))}
+	note := func(name string, err error) {
+		res[name] = ""
+		if err != nil {
+			res[name] = err.Error()
+		}
+	}
+	note("clone", rawFork(syscall.SYS_CLONE, uintptr(syscall.SIGCHLD)))
+	note("clone vfork", rawFork(syscall.SYS_CLONE, syscall.CLONE_VFORK|uintptr(syscall.SIGCHLD)))
+	if nr, ok := sysFork[runtime.GOARCH]; ok {
+		note("fork", rawFork(nr, 0))
+	}
+	cmd := exec.Command("/bin/true")
+	note("os/exec", cmd.Run())
+	return json.NewEncoder(c.Conn()).Encode(res)
+})
+
+// TestSandboxExecNoProcesses: a child denied SyscallsExec cannot create a
+// process by any system call, while the runtime still makes its threads.
+func TestSandboxExecNoProcesses(t *testing.T) {
+	sandboxUsers(t, func(t *testing.T, cred *forkserver.Credential) {
+		srv := start(t)
+		p := fork(t, srv, sandboxThreads, &forkserver.Attr{Socket: true, Credential: cred, DenySyscalls: forkserver.SyscallsExec})
+		var got probes
+		if err := json.NewDecoder(p.Conn()).Decode(&got); err != nil {
+			t.Fatalf("no report from the child: %v", err)
+		}
+		waitSuccess(t, p)
+		want := probes{"threads": "16", "clone": eperm, "clone vfork": eperm, "fork": eperm, "os/exec": "not "}
+		checkProbes(t, got, want)
 	})
 }

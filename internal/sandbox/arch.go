@@ -13,6 +13,9 @@ type arch struct {
 
 	socketpair, clone, clone3 uint32
 
+	// The calls each group denies outright: exec holds the calls that
+	// create processes, but clone and clone3, which the program
+	// inspects.
 	network, exec, trace, mount, kernel []uint32
 }
 

@@ -65,6 +65,7 @@ func argLow(i int) uint32 { return dataArgs + 8*uint32(i) }
 // The flags of clone(2) the program looks at. CLONE_NEWTIME shares its
 // bit with the exit signal there, and clone cannot ask for it.
 const (
+	cloneThread    = 0x00010000
 	cloneNewNS     = 0x00020000
 	cloneNewCgroup = 0x02000000
 	cloneNewUTS    = 0x04000000
@@ -143,12 +144,19 @@ func program(a *arch, groups Group) []Insn {
 			check{argLow(1), bpfJsetK, sockStream, false}) // of the types left, 1 and 5
 	}
 	var clone []check
+	if groups&Exec != 0 {
+		// A thread of this process, which ends with it, and nothing
+		// else: no process that could outlive it.
+		clone = append(clone, check{argLow(0), bpfJsetK, cloneThread, false})
+	}
 	if groups&Mount != 0 {
 		clone = append(clone, check{argLow(0), bpfJsetK, cloneNamespaces, true})
 	}
 	argRule(a.clone, clone...)
-	if groups&Mount != 0 {
-		denyCall(a.clone3, errnoENOSYS) // its flags are out of the filter's sight
+	if groups&(Exec|Mount) != 0 {
+		// Its flags are out of the filter's sight; ENOSYS makes the C
+		// library fall back to clone.
+		denyCall(a.clone3, errnoENOSYS)
 	}
 	for _, g := range []Group{Network, Exec, Trace, Mount, Kernel} {
 		if groups&g != 0 {

@@ -86,7 +86,7 @@ const (
 	sockRDM   = 4
 
 	cloneVM, cloneFS, cloneFiles, cloneSighand = 0x100, 0x200, 0x400, 0x800
-	cloneThread, cloneSysvsem                  = 0x10000, 0x40000
+	cloneVfork, cloneSysvsem                   = 0x4000, 0x40000
 	sigchld                                    = 17
 
 	// goThread are the flags the Go runtime makes a thread with.
@@ -117,7 +117,7 @@ type spec struct {
 // outright (EPERM), whatever their arguments.
 var groupCalls = map[Group][]string{
 	Network: {"socket", "connect", "bind", "listen", "accept", "accept4", "io_uring_setup"},
-	Exec:    {"execve", "execveat"},
+	Exec:    {"execve", "execveat", "fork", "vfork"},
 	Trace:   {"ptrace", "process_vm_readv", "process_vm_writev", "process_madvise", "pidfd_getfd", "kcmp"},
 	Mount: {"mount", "umount2", "pivot_root", "unshare", "setns", "open_tree", "open_tree_attr", "move_mount",
 		"fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr"},
@@ -266,11 +266,22 @@ func expectations(s spec, groups Group) map[string]struct {
 	}
 	set(call{"socketpair", n["socketpair"], []uint64{afInet, sockStream}}, ifGroup(Network, eperm))
 	set(call{"socketpair", n["socketpair"], []uint64{afNetlink, sockRaw}}, ifGroup(Network, eperm))
-	// clone: Go's threads always; a namespace never under Mount.
+	// clone: Go's threads always; a process never under Exec; a
+	// namespace never under Mount. clone3: neither under either.
+	execOrMount := func(yes uint32) uint32 {
+		if groups&(Exec|Mount) != 0 {
+			return yes
+		}
+		return allow
+	}
 	set(call{"clone", n["clone"], []uint64{goThread}}, allow)
-	set(call{"clone", n["clone"], []uint64{cloneNewUser | sigchld}}, ifGroup(Mount, eperm))
+	set(call{"clone", n["clone"], []uint64{goThread | 1<<32}}, allow)
+	set(call{"clone", n["clone"], []uint64{sigchld}}, ifGroup(Exec, eperm))
+	set(call{"clone", n["clone"], []uint64{cloneVM | cloneVfork | sigchld}}, ifGroup(Exec, eperm))
+	set(call{"clone", n["clone"], []uint64{goThread&^cloneThread | 1<<32}}, ifGroup(Exec, eperm))
+	set(call{"clone", n["clone"], []uint64{cloneNewUser | sigchld}}, execOrMount(eperm))
 	set(call{"clone", n["clone"], []uint64{goThread | cloneNewNet}}, ifGroup(Mount, eperm))
-	set(call{"clone3", n["clone3"], nil}, ifGroup(Mount, enosys))
+	set(call{"clone3", n["clone3"], nil}, execOrMount(enosys))
 	return out
 }
 

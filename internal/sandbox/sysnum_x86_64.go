@@ -56,7 +56,7 @@ var amd64 = arch{
 	auditArch: amd64AuditArch, x32Bit: amd64X32Bit, seccomp: amd64Seccomp,
 	socketpair: amd64Socketpair, clone: amd64Clone, clone3: sysClone3,
 	network: []uint32{amd64Socket, amd64Connect, amd64Bind, amd64Listen, amd64Accept, amd64Accept4, sysIoUringSetup},
-	exec:    []uint32{amd64Execve, amd64Execveat},
+	exec:    []uint32{amd64Execve, amd64Execveat, amd64Fork, amd64Vfork},
 	trace:   []uint32{amd64Ptrace, amd64ProcessVMReadv, amd64ProcessVMWrite, sysPidfdGetfd, sysProcessMadvise, amd64Kcmp},
 	mount:   append([]uint32{amd64Mount, amd64Umount2, amd64PivotRoot, amd64Unshare, amd64Setns}, mountAPI...),
 	kernel: append([]uint32{
