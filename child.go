@@ -233,8 +233,5 @@ func apply(st *wire.Settings, serverPid int) error {
 	// Last, so that nothing above needs a call it denies. The path
 	// layers are in force already: the child entered them before it
 	// executed the binary again (see enterLandlock).
-	if st.Syscalls != 0 {
-		return denySyscalls(SyscallGroup(st.Syscalls))
-	}
-	return nil
+	return enterSandbox(st)
 }

@@ -357,8 +357,8 @@ type Attr struct {
 	NoNewPrivs bool
 
 	// Paths, if not nil, limits the files the child may reach to those
-	// it lists (Linux, Landlock; see [PathPolicy]), and implies
-	// NoNewPrivs. Such a Fork starts cold: the server resolves the paths
+	// it lists (Linux, Landlock and seccomp; see [PathPolicy]), and
+	// implies NoNewPrivs. Such a Fork starts cold: the server resolves the paths
 	// into rulesets, the new process enters them on its first thread and
 	// executes the binary again, so that every thread of the image that
 	// runs the function is confined from its first instruction: package

@@ -81,12 +81,20 @@ func (l *launch) layerRulesets() error {
 // for the whole new process. The server cannot confine a thread of its own
 // to create the child from, for that thread would have to end, and a
 // thread's end sends the parent-death signal to the children it created.
+//
+// The execution tells the new image that it runs confined (landlocked),
+// so that its filter also denies what Landlock does not cover: see
+// enterSandbox.
 func enterLandlock() error {
 	v, ok := os.LookupEnv(landlockEnv)
 	if !ok {
 		return nil
 	}
 	os.Unsetenv(landlockEnv)
+	if v == landlockEntered {
+		landlocked = true
+		return nil
+	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > wire.MaxLayers {
 		return fmt.Errorf("%s=%q: want 1 to %d rulesets", landlockEnv, v, wire.MaxLayers)
@@ -98,6 +106,13 @@ func enterLandlock() error {
 		}
 		syscall.Close(fd)
 	}
-	err = syscall.Exec("/proc/self/exe", os.Args, append(os.Environ(), roleEnv+"="+roleChild))
+	err = syscall.Exec("/proc/self/exe", os.Args, append(os.Environ(), roleEnv+"="+roleChild, landlockEnv+"="+landlockEntered))
 	return os.NewSyscallError("exec /proc/self/exe", err)
 }
+
+// landlockEntered is landlockEnv's value in a child that enterLandlock
+// executed confined.
+const landlockEntered = "entered"
+
+// landlocked reports whether this child runs in a Landlock domain.
+var landlocked bool

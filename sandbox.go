@@ -3,17 +3,28 @@ package forkserver
 // PathPolicy says which files a child may reach: everything outside the
 // paths it lists is denied, reading and listing included. Linux enforces
 // it with Landlock (Linux 6.2 or later, Landlock ABI 3), which needs no
-// privilege. A path is a directory, which covers everything beneath it, or
-// a single file, and is resolved by the server at each Fork, outside any
-// Chroot; one that does not exist fails the Fork.
+// privilege, and a seccomp filter (amd64 and arm64). A path is a
+// directory, which covers everything beneath it, or a single file, and is
+// resolved by the server at each Fork, outside any Chroot; one that does
+// not exist fails the Fork.
 //
 // The policy covers opening, executing, creating, removing, renaming,
 // linking and truncating files and, where the kernel has Landlock ABI 6
 // (Linux 6.12), connecting to abstract Unix sockets and signalling
-// processes outside the policy. It does not cover descriptors the child
-// already holds (its socket, its server connection, Files, standard
-// descriptors), nor connecting to a Unix socket by its path (deny socket
-// with [SyscallsNetwork] for that), and it does not hide metadata: stat,
+// processes outside the policy. Landlock does not cover changing a
+// file's metadata, so the child's filter denies every call that changes
+// a mode, an owner, times or extended attributes by path (chmod,
+// fchmodat, fchmodat2, chown, lchown, fchownat, utime, utimes,
+// futimesat, utimensat with a path, setxattr, lsetxattr, removexattr,
+// lremovexattr, setxattrat, removexattrat, file_setattr), inside the
+// paths too: there the child changes its files through descriptors it
+// opens ((*os.File).Chmod, Chown, and utimensat with no path), which a
+// file outside the paths, open at most with O_PATH, does not give.
+//
+// The policy does not cover descriptors the child already holds (its
+// socket, its server connection, Files, standard descriptors), nor
+// connecting to a Unix socket by its path (deny socket with
+// [SyscallsNetwork] for that), and it does not hide metadata: stat,
 // access and readlink still work on any path the child can name.
 type PathPolicy struct {
 	// ReadOnly are paths the child may read and execute, and list if

@@ -21,6 +21,10 @@ func sandboxAdmissible(st *wire.Settings, external bool) error {
 		if err := sandbox.LandlockSupported(); err != nil {
 			return fmt.Errorf("Paths: %w", err)
 		}
+		// The child's filter denies what Landlock does not cover.
+		if err := sandbox.SeccompSupported(); err != nil {
+			return fmt.Errorf("Paths: %w", err)
+		}
 	}
 	if st.Syscalls != 0 {
 		if err := sandbox.SeccompSupported(); err != nil {
@@ -32,11 +36,20 @@ func sandboxAdmissible(st *wire.Settings, external bool) error {
 
 var errExecSandbox = errors.New("Paths and DenySyscalls apply to Fork only")
 
-// denySyscalls installs the filter that denies groups on every thread of
-// this process.
-func denySyscalls(groups SyscallGroup) error {
-	if err := sandbox.Install(sandbox.Group(groups)); err != nil {
-		return fmt.Errorf("DenySyscalls: %w", err)
+// enterSandbox, the last of a child's settings, installs the filter
+// that denies st's system call groups on every thread of this process
+// and, in a child confined by Paths (see enterLandlock), the calls that
+// change a file's metadata by path, which Landlock does not cover.
+func enterSandbox(st *wire.Settings) error {
+	groups := sandbox.Group(st.Syscalls)
+	if landlocked {
+		groups |= sandbox.PathMetadata
+	}
+	if groups == 0 {
+		return nil
+	}
+	if err := sandbox.Install(groups); err != nil {
+		return fmt.Errorf("system call filter: %w", err)
 	}
 	return nil
 }

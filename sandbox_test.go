@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/forkserver/forkserver"
 )
@@ -683,5 +684,129 @@ func TestSandboxExecNoProcesses(t *testing.T) {
 		waitSuccess(t, p)
 		want := probes{"threads": "16", "clone": eperm, "clone vfork": eperm, "fork": eperm, "os/exec": "not "}
 		checkProbes(t, got, want)
+	})
+}
+
+// metadataFiles are the files sandbox-metadata works on.
+type metadataFiles struct {
+	Outside   string // a file outside the child's paths, the child's own
+	ReadWrite string // a directory the child may write
+}
+
+// sandboxMetadata tries to change the metadata of a file outside its
+// paths by every call that names it, and through an O_PATH descriptor of
+// it, then works on a file inside its paths, and reports on its Conn.
+var sandboxMetadata = forkserver.Register("sandbox-metadata", func(ctx context.Context, c *forkserver.Child) error {
+	var f metadataFiles
+	if err := json.Unmarshal(c.Arg(), &f); err != nil {
+		return err
+	}
+	res := probes{}
+	note := func(name string, err error) {
+		res[name] = ""
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			res[name] = errno.Error()
+		} else if err != nil {
+			res[name] = err.Error()
+		}
+	}
+	uid, gid := os.Getuid(), os.Getgid()
+	now := time.Now()
+	note("chmod", os.Chmod(f.Outside, 0o600))
+	note("chown", os.Chown(f.Outside, uid, gid))
+	note("lchown", os.Lchown(f.Outside, uid, gid))
+	note("utimensat", os.Chtimes(f.Outside, now, now))
+	note("setxattr", syscall.Setxattr(f.Outside, "user.forkserver", []byte("1"), 0))
+	note("removexattr", syscall.Removexattr(f.Outside, "user.forkserver"))
+	if runtime.GOARCH == "amd64" {
+		note("utimes", syscall.Utimes(f.Outside, []syscall.Timeval{{}, {}}))
+	}
+	// An O_PATH descriptor is all the child can open outside its paths;
+	// the calls that take a descriptor refuse it.
+	fd, err := syscall.Open(f.Outside, oPath|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	note("O_PATH fchmod", syscall.Fchmod(fd, 0o600))
+	note("O_PATH fchown", syscall.Fchown(fd, uid, gid))
+	_, _, errno := syscall.Syscall6(syscall.SYS_FSETXATTR, uintptr(fd), uintptr(unsafe.Pointer(&[]byte("user.forkserver\x00")[0])), uintptr(unsafe.Pointer(&[]byte("1")[0])), 1, 0, 0)
+	note("O_PATH fsetxattr", errnoErr(errno))
+	_, _, errno = syscall.Syscall6(syscall.SYS_UTIMENSAT, uintptr(fd), 0, 0, 0, 0, 0) // NULL path: fd itself
+	note("O_PATH futimens", errnoErr(errno))
+	empty := uintptr(unsafe.Pointer(&[]byte{0}[0]))
+	_, _, errno = syscall.Syscall6(syscall.SYS_FCHOWNAT, uintptr(fd), empty, uintptr(uid), uintptr(gid), atEmptyPath, 0)
+	note("O_PATH fchownat empty path", errnoErr(errno))
+	_, _, errno = syscall.Syscall6(sysFchmodat2, uintptr(fd), empty, 0o600, atEmptyPath, 0, 0)
+	note("O_PATH fchmodat2 empty path", errnoErr(errno))
+	// Inside its paths, the child writes and changes its files through
+	// descriptors; by path, it may not.
+	inside := filepath.Join(f.ReadWrite, fmt.Sprintf("meta-%d", os.Getpid()))
+	file, err := os.Create(inside)
+	note("create inside", err)
+	if err == nil {
+		_, err = file.WriteString("inside")
+		note("write inside", err)
+		note("fchmod inside", file.Chmod(0o600))
+		file.Close()
+	}
+	note("chmod inside", os.Chmod(inside, 0o644))
+	return json.NewEncoder(c.Conn()).Encode(res)
+})
+
+// Numbers and flags package syscall lacks.
+const (
+	oPath        = 0x200000 // O_PATH
+	atEmptyPath  = 0x1000   // AT_EMPTY_PATH
+	sysFchmodat2 = 452      // alike on every architecture
+)
+
+// TestSandboxPathMetadata: a child under Paths can change neither the
+// mode, nor the owner, nor the times, nor the extended attributes of a
+// file outside its paths, by its path or through the O_PATH descriptor
+// that is all it can open of it, as root and as its owner.
+func TestSandboxPathMetadata(t *testing.T) {
+	f := newSandboxFiles(t)
+	sandboxUsers(t, func(t *testing.T, cred *forkserver.Credential) {
+		mf := metadataFiles{Outside: filepath.Join(filepath.Dir(f.Outside), "meta-"+t.Name()[strings.LastIndexByte(t.Name(), '/')+1:]), ReadWrite: f.ReadWrite}
+		if err := os.WriteFile(mf.Outside, []byte("outside"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if cred != nil {
+			if err := os.Chown(mf.Outside, int(cred.Uid), int(cred.Gid)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before, err := os.Stat(mf.Outside)
+		if err != nil {
+			t.Fatal(err)
+		}
+		arg, err := json.Marshal(mf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := start(t)
+		p := fork(t, srv, sandboxMetadata, &forkserver.Attr{Socket: true, Arg: arg, Credential: cred, Paths: f.policy()})
+		var got probes
+		if err := json.NewDecoder(p.Conn()).Decode(&got); err != nil {
+			t.Fatalf("no report from the child: %v", err)
+		}
+		waitSuccess(t, p)
+		ebadf := syscall.EBADF.Error()
+		checkProbes(t, got, probes{
+			"chmod": eperm, "chown": eperm, "lchown": eperm, "utimensat": eperm, "utimes": eperm,
+			"setxattr": eperm, "removexattr": eperm,
+			"O_PATH fchmod": ebadf, "O_PATH fchown": ebadf, "O_PATH fsetxattr": ebadf, "O_PATH futimens": ebadf,
+			"O_PATH fchownat empty path": eperm, "O_PATH fchmodat2 empty path": eperm,
+			"chmod inside": eperm,
+		})
+		after, err := os.Stat(mf.Outside)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.Mode() != before.Mode() || !after.ModTime().Equal(before.ModTime()) {
+			t.Errorf("the file outside changed: %v %v, was %v %v", after.Mode(), after.ModTime(), before.Mode(), before.ModTime())
+		}
 	})
 }

@@ -11,12 +11,12 @@ type arch struct {
 	x32Bit    uint32 // marks the calls of a second interface with other numbers; 0 if none
 	seccomp   uint32 // seccomp(2) itself
 
-	socketpair, clone, clone3 uint32
+	socketpair, clone, clone3, utimensat uint32
 
 	// The calls each group denies outright: exec holds the calls that
 	// create processes, but clone and clone3, which the program
 	// inspects.
-	network, exec, trace, mount, kernel []uint32
+	network, exec, trace, mount, kernel, metadata []uint32
 }
 
 // denied returns the calls g denies outright on a.
@@ -32,6 +32,8 @@ func (a *arch) denied(g Group) []uint32 {
 		return a.mount
 	case Kernel:
 		return a.kernel
+	case PathMetadata:
+		return a.metadata
 	}
 	return nil
 }
@@ -60,10 +62,15 @@ const (
 	sysPidfdGetfd      = 438
 	sysProcessMadvise  = 440
 	sysMountSetattr    = 442
+	sysFchmodat2       = 452
+	sysSetxattrat      = 463
+	sysRemovexattrat   = 466
 	sysOpenTreeAttr    = 467
+	sysFileSetattr     = 469
 )
 
 var (
 	ioUring  = []uint32{sysIoUringSetup, sysIoUringEnter, sysIoUringRegister}
 	mountAPI = []uint32{sysOpenTree, sysMoveMount, sysFsopen, sysFsconfig, sysFsmount, sysFspick, sysMountSetattr, sysOpenTreeAttr}
+	metadata = []uint32{sysFchmodat2, sysSetxattrat, sysRemovexattrat, sysFileSetattr}
 )

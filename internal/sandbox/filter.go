@@ -16,6 +16,17 @@ const (
 	Trace
 	Mount
 	Kernel
+
+	// PathMetadata is no SyscallGroup of the root package: it denies the
+	// calls that change a file's metadata by path, which Landlock does
+	// not cover, to a process in a Landlock domain. Those are chmod,
+	// fchmodat, fchmodat2, chown, lchown, fchownat, utime, utimes,
+	// futimesat, utimensat with a path, setxattr, lsetxattr,
+	// removexattr, lremovexattr, setxattrat, removexattrat and
+	// file_setattr. The calls that take a descriptor stay allowed: a
+	// descriptor of a file outside the domain can only have been opened
+	// with O_PATH, which they refuse (EBADF).
+	PathMetadata Group = 1 << 31
 )
 
 // Insn is one instruction of a classic BPF program, laid out as the
@@ -61,6 +72,10 @@ const (
 // argLow returns the offset of the low 32 bits of argument i, which is
 // all the kernel reads of an int argument, and of clone's flags.
 func argLow(i int) uint32 { return dataArgs + 8*uint32(i) }
+
+// argHigh returns the offset of the high 32 bits of argument i, which a
+// pointer has.
+func argHigh(i int) uint32 { return argLow(i) + 4 }
 
 // The flags of clone(2) the program looks at. CLONE_NEWTIME shares its
 // bit with the exit signal there, and clone cannot ask for it.
@@ -158,7 +173,13 @@ func program(a *arch, groups Group) []Insn {
 		// library fall back to clone.
 		denyCall(a.clone3, errnoENOSYS)
 	}
-	for _, g := range []Group{Network, Exec, Trace, Mount, Kernel} {
+	if groups&PathMetadata != 0 {
+		// utimensat with a NULL path sets the times of its descriptor.
+		argRule(a.utimensat,
+			check{argLow(1), bpfJeqK, 0, false},
+			check{argHigh(1), bpfJeqK, 0, false})
+	}
+	for _, g := range []Group{Network, Exec, Trace, Mount, Kernel, PathMetadata} {
 		if groups&g != 0 {
 			for _, nr := range a.denied(g) {
 				denyCall(nr, errnoEPERM)

@@ -124,6 +124,8 @@ var groupCalls = map[Group][]string{
 	Kernel: {"bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register",
 		"keyctl", "add_key", "request_key", "init_module", "finit_module", "delete_module", "kexec_load",
 		"kexec_file_load", "reboot", "swapon", "swapoff", "syslog", "acct", "iopl", "ioperm"},
+	PathMetadata: {"chmod", "fchmodat", "fchmodat2", "chown", "lchown", "fchownat", "utime", "utimes", "futimesat",
+		"setxattr", "lsetxattr", "removexattr", "lremovexattr", "setxattrat", "removexattrat", "file_setattr"},
 }
 
 // common are the calls numbered alike on both architectures.
@@ -132,6 +134,7 @@ var common = map[string]uint32{
 	"open_tree": sysOpenTree, "move_mount": sysMoveMount, "fsopen": sysFsopen, "fsconfig": sysFsconfig,
 	"fsmount": sysFsmount, "fspick": sysFspick, "clone3": sysClone3, "pidfd_getfd": sysPidfdGetfd,
 	"process_madvise": sysProcessMadvise, "mount_setattr": sysMountSetattr, "open_tree_attr": sysOpenTreeAttr,
+	"fchmodat2": sysFchmodat2, "setxattrat": sysSetxattrat, "removexattrat": sysRemovexattrat, "file_setattr": sysFileSetattr,
 }
 
 func with(m map[string]uint32) map[string]uint32 {
@@ -147,12 +150,13 @@ const (
 	amd64Read, amd64Write, amd64Close, amd64Mmap, amd64RtSigreturn = 0, 1, 3, 9, 15
 	amd64Madvise, amd64Getpid, amd64Sendto, amd64Sendmsg           = 28, 39, 44, 46
 	amd64Fchmod, amd64Fchown, amd64Futex, amd64ExitGroup           = 91, 93, 202, 231
-	amd64Openat, amd64EpollPwait, amd64SchedYield                  = 257, 281, 24
+	amd64Openat, amd64EpollPwait, amd64SchedYield, amd64Fsetxattr  = 257, 281, 24, 190
 
 	arm64Fchmod, arm64Fchown, arm64Close, arm64Read, arm64Write = 52, 55, 57, 63, 64
 	arm64Openat, arm64EpollPwait, arm64ExitGroup, arm64Futex    = 56, 22, 94, 98
 	arm64SchedYield, arm64RtSigreturn, arm64Getpid              = 124, 139, 172
 	arm64Sendto, arm64Sendmsg, arm64Mmap, arm64Madvise          = 206, 211, 222, 233
+	arm64Fsetxattr                                              = 7
 )
 
 var specs = map[string]spec{
@@ -171,6 +175,10 @@ var specs = map[string]spec{
 			"kexec_load": amd64KexecLoad, "kexec_file_load": amd64KexecFileLoad, "reboot": amd64Reboot,
 			"swapon": amd64Swapon, "swapoff": amd64Swapoff, "syslog": amd64Syslog, "acct": amd64Acct,
 			"iopl": amd64Iopl, "ioperm": amd64Ioperm,
+			"chmod": amd64Chmod, "fchmodat": amd64Fchmodat, "chown": amd64Chown, "lchown": amd64Lchown,
+			"fchownat": amd64Fchownat, "utime": amd64Utime, "utimes": amd64Utimes, "futimesat": amd64Futimesat,
+			"utimensat": amd64Utimensat, "setxattr": amd64Setxattr, "lsetxattr": amd64Lsetxattr,
+			"removexattr": amd64Removexattr, "lremovexattr": amd64Lremovexattr,
 		}),
 		foreign: 0x40000003, // AUDIT_ARCH_I386
 		allowed: []call{
@@ -179,7 +187,7 @@ var specs = map[string]spec{
 			{"getpid", amd64Getpid, nil}, {"sendto", amd64Sendto, nil}, {"sendmsg", amd64Sendmsg, nil},
 			{"fchmod", amd64Fchmod, nil}, {"fchown", amd64Fchown, nil}, {"futex", amd64Futex, nil},
 			{"exit_group", amd64ExitGroup, nil}, {"openat", amd64Openat, nil}, {"epoll_pwait", amd64EpollPwait, nil},
-			{"sched_yield", amd64SchedYield, nil},
+			{"sched_yield", amd64SchedYield, nil}, {"fsetxattr", amd64Fsetxattr, nil},
 		},
 	},
 	"arm64": {
@@ -195,6 +203,8 @@ var specs = map[string]spec{
 			"init_module": arm64InitModule, "finit_module": arm64FinitModule, "delete_module": arm64DeleteModule,
 			"kexec_load": arm64KexecLoad, "kexec_file_load": arm64KexecFileLoad, "reboot": arm64Reboot,
 			"swapon": arm64Swapon, "swapoff": arm64Swapoff, "syslog": arm64Syslog, "acct": arm64Acct,
+			"fchmodat": arm64Fchmodat, "fchownat": arm64Fchownat, "utimensat": arm64Utimensat,
+			"setxattr": arm64Setxattr, "lsetxattr": arm64Lsetxattr, "removexattr": arm64Removexattr, "lremovexattr": arm64Lremovexattr,
 		}),
 		foreign: 0x40000028, // AUDIT_ARCH_ARM
 		allowed: []call{
@@ -203,7 +213,7 @@ var specs = map[string]spec{
 			{"getpid", arm64Getpid, nil}, {"sendto", arm64Sendto, nil}, {"sendmsg", arm64Sendmsg, nil},
 			{"fchmod", arm64Fchmod, nil}, {"fchown", arm64Fchown, nil}, {"futex", arm64Futex, nil},
 			{"exit_group", arm64ExitGroup, nil}, {"openat", arm64Openat, nil}, {"epoll_pwait", arm64EpollPwait, nil},
-			{"sched_yield", arm64SchedYield, nil},
+			{"sched_yield", arm64SchedYield, nil}, {"fsetxattr", arm64Fsetxattr, nil},
 		},
 	},
 }
@@ -282,6 +292,14 @@ func expectations(s spec, groups Group) map[string]struct {
 	set(call{"clone", n["clone"], []uint64{cloneNewUser | sigchld}}, execOrMount(eperm))
 	set(call{"clone", n["clone"], []uint64{goThread | cloneNewNet}}, ifGroup(Mount, eperm))
 	set(call{"clone3", n["clone3"], nil}, execOrMount(enosys))
+	// utimensat: on a descriptor (a NULL path) always; on a path, as
+	// every pointer the high half of which may be set, never under
+	// PathMetadata.
+	const atFdcwd = 1<<64 - 100
+	set(call{"utimensat", n["utimensat"], []uint64{3, 0}}, allow)
+	set(call{"utimensat", n["utimensat"], []uint64{atFdcwd, 0xc000012345}}, ifGroup(PathMetadata, eperm))
+	set(call{"utimensat", n["utimensat"], []uint64{3, 1 << 32}}, ifGroup(PathMetadata, eperm))
+	set(call{"utimensat", n["utimensat"], []uint64{3, 1}}, ifGroup(PathMetadata, eperm))
 	return out
 }
 
@@ -291,7 +309,8 @@ func expectations(s spec, groups Group) map[string]struct {
 func TestProgram(t *testing.T) {
 	for name, s := range specs {
 		t.Run(name, func(t *testing.T) {
-			for groups := Group(0); groups <= Network|Exec|Trace|Mount|Kernel; groups++ {
+			for i := range 1 << 6 { // every combination of the six groups
+				groups := Group(i&0x1f) | Group(i>>5)*PathMetadata
 				prog := program(s.arch, groups)
 				if len(prog) > 4096 { // BPF_MAXINSNS
 					t.Fatalf("groups %#x: %d instructions", groups, len(prog))

@@ -6,9 +6,16 @@ package sandbox
 const (
 	arm64AuditArch = 0xc00000b7 // AUDIT_ARCH_AARCH64
 
+	arm64Setxattr       = 5
+	arm64Lsetxattr      = 6
+	arm64Removexattr    = 14
+	arm64Lremovexattr   = 15
 	arm64Umount2        = 39
 	arm64Mount          = 40
 	arm64PivotRoot      = 41
+	arm64Fchmodat       = 53
+	arm64Fchownat       = 54
+	arm64Utimensat      = 88
 	arm64Acct           = 89
 	arm64Unshare        = 97
 	arm64KexecLoad      = 104
@@ -46,7 +53,7 @@ const (
 
 var arm64 = arch{
 	auditArch: arm64AuditArch, seccomp: arm64Seccomp, // no second interface
-	socketpair: arm64Socketpair, clone: arm64Clone, clone3: sysClone3,
+	socketpair: arm64Socketpair, clone: arm64Clone, clone3: sysClone3, utimensat: arm64Utimensat,
 	network: []uint32{arm64Socket, arm64Connect, arm64Bind, arm64Listen, arm64Accept, arm64Accept4, sysIoUringSetup},
 	exec:    []uint32{arm64Execve, arm64Execveat},
 	trace:   []uint32{arm64Ptrace, arm64ProcessVMReadv, arm64ProcessVMWrite, sysPidfdGetfd, sysProcessMadvise, arm64Kcmp},
@@ -58,4 +65,8 @@ var arm64 = arch{
 		arm64KexecLoad, arm64KexecFileLoad,
 		arm64Reboot, arm64Swapon, arm64Swapoff, arm64Syslog, arm64Acct,
 	}, ioUring...),
+	metadata: append([]uint32{
+		arm64Fchmodat, arm64Fchownat,
+		arm64Setxattr, arm64Lsetxattr, arm64Removexattr, arm64Lremovexattr,
+	}, metadata...),
 }

@@ -20,8 +20,12 @@ const (
 	amd64Fork           = 57
 	amd64Vfork          = 58
 	amd64Execve         = 59
+	amd64Chmod          = 90
+	amd64Chown          = 92
+	amd64Lchown         = 94
 	amd64Ptrace         = 101
 	amd64Syslog         = 103
+	amd64Utime          = 132
 	amd64PivotRoot      = 155
 	amd64Acct           = 163
 	amd64Mount          = 165
@@ -33,11 +37,20 @@ const (
 	amd64Ioperm         = 173
 	amd64InitModule     = 175
 	amd64DeleteModule   = 176
+	amd64Setxattr       = 188
+	amd64Lsetxattr      = 189
+	amd64Removexattr    = 197
+	amd64Lremovexattr   = 198
+	amd64Utimes         = 235
 	amd64KexecLoad      = 246
 	amd64AddKey         = 248
 	amd64RequestKey     = 249
 	amd64Keyctl         = 250
+	amd64Fchownat       = 260
+	amd64Futimesat      = 261
+	amd64Fchmodat       = 268
 	amd64Unshare        = 272
+	amd64Utimensat      = 280
 	amd64Accept4        = 288
 	amd64PerfEventOpen  = 298
 	amd64Setns          = 308
@@ -54,7 +67,7 @@ const (
 
 var amd64 = arch{
 	auditArch: amd64AuditArch, x32Bit: amd64X32Bit, seccomp: amd64Seccomp,
-	socketpair: amd64Socketpair, clone: amd64Clone, clone3: sysClone3,
+	socketpair: amd64Socketpair, clone: amd64Clone, clone3: sysClone3, utimensat: amd64Utimensat,
 	network: []uint32{amd64Socket, amd64Connect, amd64Bind, amd64Listen, amd64Accept, amd64Accept4, sysIoUringSetup},
 	exec:    []uint32{amd64Execve, amd64Execveat, amd64Fork, amd64Vfork},
 	trace:   []uint32{amd64Ptrace, amd64ProcessVMReadv, amd64ProcessVMWrite, sysPidfdGetfd, sysProcessMadvise, amd64Kcmp},
@@ -67,4 +80,9 @@ var amd64 = arch{
 		amd64Reboot, amd64Swapon, amd64Swapoff, amd64Syslog, amd64Acct,
 		amd64Iopl, amd64Ioperm,
 	}, ioUring...),
+	metadata: append([]uint32{
+		amd64Chmod, amd64Fchmodat, amd64Chown, amd64Lchown, amd64Fchownat,
+		amd64Utime, amd64Utimes, amd64Futimesat,
+		amd64Setxattr, amd64Lsetxattr, amd64Removexattr, amd64Lremovexattr,
+	}, metadata...),
 }
