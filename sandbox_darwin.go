@@ -2,6 +2,7 @@ package forkserver
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/forkserver/forkserver/internal/wire"
 )
@@ -10,7 +11,7 @@ import (
 // has neither Landlock nor seccomp.
 func sandboxAdmissible(st *wire.Settings, external bool) error {
 	if len(st.PathLayers) > 0 || st.Syscalls != 0 {
-		return errorf("Paths and DenySyscalls: %w", errors.ErrUnsupported)
+		return fmt.Errorf("Paths and DenySyscalls: %w", errors.ErrUnsupported)
 	}
 	return nil
 }
