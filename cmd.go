@@ -276,15 +276,9 @@ func (c *Cmd) CombinedOutput() ([]byte, error) {
 // starts. Wait closes it after seeing the child exit; close it sooner for
 // a child that reads its input to the end.
 func (c *Cmd) StdinPipe() (io.WriteCloser, error) {
-	if c.Stdin != nil {
-		return nil, c.error("stdin pipe", errors.New("Stdin already set"))
-	}
-	if c.Process != nil {
-		return nil, c.error("stdin pipe", errors.New("StdinPipe after process started"))
-	}
-	pr, pw, err := os.Pipe()
+	pr, pw, err := c.pipe("Stdin", c.Stdin != nil)
 	if err != nil {
-		return nil, c.error("stdin pipe", err)
+		return nil, err
 	}
 	c.Stdin = pr
 	c.childIOFiles = append(c.childIOFiles, pr)
@@ -296,15 +290,9 @@ func (c *Cmd) StdinPipe() (io.WriteCloser, error) {
 // once it starts. Wait closes it after seeing the child exit, so read all
 // of it before calling Wait, and do not use Run with it.
 func (c *Cmd) StdoutPipe() (io.ReadCloser, error) {
-	if c.Stdout != nil {
-		return nil, c.error("stdout pipe", errors.New("Stdout already set"))
-	}
-	if c.Process != nil {
-		return nil, c.error("stdout pipe", errors.New("StdoutPipe after process started"))
-	}
-	pr, pw, err := os.Pipe()
+	pr, pw, err := c.pipe("Stdout", c.Stdout != nil)
 	if err != nil {
-		return nil, c.error("stdout pipe", err)
+		return nil, err
 	}
 	c.Stdout = pw
 	c.childIOFiles = append(c.childIOFiles, pw)
@@ -314,20 +302,30 @@ func (c *Cmd) StdoutPipe() (io.ReadCloser, error) {
 
 // StderrPipe is StdoutPipe for the child's standard error.
 func (c *Cmd) StderrPipe() (io.ReadCloser, error) {
-	if c.Stderr != nil {
-		return nil, c.error("stderr pipe", errors.New("Stderr already set"))
-	}
-	if c.Process != nil {
-		return nil, c.error("stderr pipe", errors.New("StderrPipe after process started"))
-	}
-	pr, pw, err := os.Pipe()
+	pr, pw, err := c.pipe("Stderr", c.Stderr != nil)
 	if err != nil {
-		return nil, c.error("stderr pipe", err)
+		return nil, err
 	}
 	c.Stderr = pw
 	c.childIOFiles = append(c.childIOFiles, pw)
 	c.parentIOPipes = append(c.parentIOPipes, pr)
 	return pr, nil
+}
+
+// pipe returns a new pipe for the stream named, refused if the stream is
+// set already or the process has started.
+func (c *Cmd) pipe(stream string, set bool) (r, w *os.File, err error) {
+	op := strings.ToLower(stream) + " pipe"
+	switch {
+	case set:
+		return nil, nil, c.error(op, errors.New(stream+" already set"))
+	case c.Process != nil:
+		return nil, nil, c.error(op, errors.New(stream+"Pipe after process started"))
+	}
+	if r, w, err = os.Pipe(); err != nil {
+		return nil, nil, c.error(op, err)
+	}
+	return r, w, nil
 }
 
 // Environ returns a copy of the environment c would run with as it is
