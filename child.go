@@ -15,8 +15,9 @@ import (
 	"github.com/forkserver/forkserver/internal/wire"
 )
 
-// A child reads its assignment on descriptor 3; a pooled child closes
-// descriptor 4 once it has.
+// A child reads its assignment on descriptor 3; a pooled child writes a
+// byte to descriptor 4 once it is ready for it, and closes it once it has
+// read it.
 const (
 	assignFd  = 3
 	startedFd = 4
@@ -30,6 +31,11 @@ func runChild(pooled bool) int {
 	// the wait.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
+	if pooled {
+		// It is ready, inside its sandbox if it has one: only now may the
+		// server hand it out.
+		syscall.Write(startedFd, []byte{1})
+	}
 	c, fn, a, err := readAssignment(ctx)
 	if pooled {
 		// Descriptor 4 tells the server that this child runs, or is gone:
@@ -152,12 +158,19 @@ func runRole(role string) {
 	case roleKeeper:
 		os.Exit(runKeeper())
 	case roleChild:
-		if err := enterLandlock(); err != nil {
+		if err := enterLandlock(rulesetFd, roleChild); err != nil {
 			fmt.Fprintf(os.Stderr, "forkserver: child: %s\n", err)
 			os.Exit(127)
 		}
 		os.Exit(runChild(false))
 	case rolePooled:
+		// A warm child of a declared sandbox with Paths gets its rulesets
+		// after its started pipe. Should it fail to enter them, it exits
+		// before it says it is ready, and is never handed out.
+		if err := enterLandlock(startedFd+1, rolePooled); err != nil {
+			fmt.Fprintf(os.Stderr, "forkserver: warm child: %s\n", err)
+			os.Exit(127)
+		}
 		warmUp()
 		os.Exit(runChild(true))
 	}

@@ -54,8 +54,8 @@ func (sv *supervisor) reapExited() {
 		}
 		switch {
 		case e.owner != nil:
-			if e.warm { // it died unassigned: it is replaced
-				sv.handed--
+			if e.warm != nil { // it died unassigned: it is replaced
+				e.warm.handed--
 				go sv.refill()
 			}
 			e.owner.unreserve()

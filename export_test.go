@@ -50,3 +50,21 @@ func Watching(p *Process) bool {
 // RaceEnabled reports whether the test binary was built with the race
 // detector.
 const RaceEnabled = raceEnabled
+
+// WarmPids returns the pids of the warm children of kind s holds: 0 the
+// plain pool's, i those of the i-th of Config.Sandboxes.
+func WarmPids(s *Server, kind int) []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var pids []int
+	for _, w := range s.warm {
+		if w.kind == kind {
+			pids = append(pids, w.pid)
+		}
+	}
+	return pids
+}
+
+// RoleEnv is the variable that tells a process its role, which package
+// initialisation of a test can read.
+const RoleEnv = roleEnv

@@ -196,6 +196,19 @@ type Config struct {
 	// waiting child, so that children forked after it see what it changed.
 	PoolSize int
 
+	// Sandboxes declares the sandboxes the program will fork children in,
+	// each with its own warm children, which the server keeps executed,
+	// initialised and waiting inside it: see [Sandbox]. A Fork whose
+	// creation-time settings equal those of one of them takes one of its
+	// warm children, as a plain Fork takes one from PoolSize's; any
+	// other Fork is served as it would be without them. Each is refilled
+	// and paced as the plain pool is, and its warm children count toward
+	// MaxChildren as the plain pool's do. Start fails if the system or
+	// the server cannot honour one of them, with the error a Fork asking
+	// for it would get, so matching [errors.ErrUnsupported] or
+	// [ErrPermission] alike.
+	Sandboxes []Sandbox
+
 	// MaxChildren bounds the children alive at once, forked through every
 	// connection to the server; zero means no bound. A Fork or Exec beyond
 	// it fails at once with [ErrChildLimit]. Children waiting in the pool
@@ -203,6 +216,42 @@ type Config struct {
 	// count from then on, so MaxChildren should leave room above PoolSize
 	// for the children that connections handed to children may fork.
 	MaxChildren int
+}
+
+// Sandbox declares a sandbox whose children the server keeps warm (see
+// [Config.Sandboxes]).
+//
+// A sandbox is the creation-time part of an Attr: Credential,
+// Namespaces with UidMappings and GidMappings, NoNewPrivs and Paths
+// (Chroot too, which a declared sandbox cannot hold yet). A warm child of
+// the sandbox is created in it: the kernel gives it the credential, the
+// namespaces and no_new_privs as it creates it, and it enters the path
+// policy on its first thread and executes the binary again, so that every
+// layer is in force from the first instruction of the image that runs the
+// function, package initialisation included; a new network namespace and
+// the rest of what is costly is paid for in the pool, not in the Fork.
+// The paths of Paths are resolved as each warm child is created, not at
+// the Fork that takes it. Only once the child has started inside all of
+// it is it handed out; one that could not enter it exits, and the server
+// logs that and tries again later, at growing intervals.
+//
+// The rest of the Fork's Attr is applied per call, by the child, once it
+// is assigned, in the order Attr gives: Setsid or Setpgid, Rlimits, Dir,
+// Pdeathsig, Env and ExtraEnv, and DenySyscalls last, with its standard
+// descriptors, socket, files and connection.
+//
+// Only forks through the connection Start returns take warm children of
+// a sandbox; those through a connection handed to a child, whose
+// confinement the server adds to what they ask for, start cold.
+type Sandbox struct {
+	// Attr's creation-time settings are the sandbox's; its other fields
+	// are ignored, so that the Attr a program forks with can be declared
+	// as it is. A nil Attr, or one that asks for none of them, is the
+	// plain pool, which PoolSize sizes, and is refused here.
+	Attr *Attr
+
+	// Size is how many warm children of the sandbox the server keeps.
+	Size int
 }
 
 // Attr says what a child gets. The zero value, or a nil *Attr, gives a child

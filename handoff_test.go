@@ -15,7 +15,7 @@ import (
 // takeWarmChild waits until srv holds a warm child and takes it.
 func takeWarmChild(t *testing.T, srv *Server) (p *Process, ctl int) {
 	t.Helper()
-	if !await(func() bool { p, ctl = srv.takeWarm(); return p != nil }) {
+	if !await(func() bool { p, ctl = srv.takeWarm(0); return p != nil }) {
 		t.Fatalf("the server handed over no warm child in %v", hangBound)
 	}
 	return p, ctl

@@ -61,21 +61,29 @@ func (l *launch) layerRulesets() error {
 		}
 		l.rulesets = append(l.rulesets, dup)
 	}
-	if len(l.st.PathLayers) == 0 {
-		return nil
-	}
-	for _, layer := range l.st.PathLayers {
-		fd, err := sandbox.NewRuleset(layer.ReadOnly, layer.ReadWrite, startFiles())
-		if err != nil {
-			return fmt.Errorf("Paths: %w", err)
-		}
-		l.rulesets = append(l.rulesets, fd)
-	}
-	return nil
+	own, err := pathRulesets(l.st.PathLayers)
+	l.rulesets = append(l.rulesets, own...)
+	return err
 }
 
-// enterLandlock, in a child given rulesets (see layerRulesets), enforces
-// them and executes the binary again as a child, which then runs confined
+// pathRulesets creates a Landlock ruleset for each of layers, which also
+// lets the child start. The caller closes them.
+func pathRulesets(layers []wire.PathLayer) ([]int, error) {
+	var rulesets []int
+	for _, layer := range layers {
+		fd, err := sandbox.NewRuleset(layer.ReadOnly, layer.ReadWrite, startFiles())
+		if err != nil {
+			closeFds(rulesets)
+			return nil, fmt.Errorf("Paths: %w", err)
+		}
+		rulesets = append(rulesets, fd)
+	}
+	return rulesets, nil
+}
+
+// enterLandlock, in a child given rulesets (see layerRulesets) from
+// descriptor first on, enforces them and executes the binary again in
+// role, as a child or a warm child of a declared sandbox, which then runs confined
 // from its first instruction. Landlock confines only the thread that asks,
 // and a Go process has many; an execution keeps that thread's confinement
 // for the whole new process. The server cannot confine a thread of its own
@@ -85,7 +93,7 @@ func (l *launch) layerRulesets() error {
 // The execution tells the new image that it runs confined (landlocked),
 // so that its filter also denies what Landlock does not cover: see
 // enterSandbox.
-func enterLandlock() error {
+func enterLandlock(first int, role string) error {
 	v, ok := os.LookupEnv(landlockEnv)
 	if !ok {
 		return nil
@@ -100,13 +108,13 @@ func enterLandlock() error {
 		return fmt.Errorf("%s=%q: want 1 to %d rulesets", landlockEnv, v, wire.MaxLayers)
 	}
 	runtime.LockOSThread() // for good: the execution ends the process's other threads
-	for fd := rulesetFd; fd < rulesetFd+n; fd++ {
+	for fd := first; fd < first+n; fd++ {
 		if err := sandbox.RestrictSelf(fd); err != nil {
 			return err
 		}
 		syscall.Close(fd)
 	}
-	err = syscall.Exec("/proc/self/exe", os.Args, append(os.Environ(), roleEnv+"="+roleChild, landlockEnv+"="+landlockEntered))
+	err = syscall.Exec("/proc/self/exe", os.Args, append(os.Environ(), roleEnv+"="+role, landlockEnv+"="+landlockEntered))
 	return os.NewSyscallError("exec /proc/self/exe", err)
 }
 

@@ -178,10 +178,15 @@ func (sv *supervisor) forkChild(l *launch, a *wire.Assign) error {
 	if len(frame)-wire.HeaderSize > wire.MaxBody {
 		return fmt.Errorf("assignment of %d bytes exceeds the limit of %d", len(frame)-wire.HeaderSize, wire.MaxBody)
 	}
-	if l.st.Namespaces == 0 && l.st.Set&wire.SetNoNewPrivs == 0 && len(l.rulesets) == 0 {
+	if k := sv.kindFor(l); k != nil {
 		// A pooled child was executed with the server's standard
-		// descriptors and gets other ones in its assignment.
+		// descriptors and gets other ones in its assignment; one of a
+		// sandbox is in it already, and applies only what is per call.
 		pa := *a
+		if k.index > 0 {
+			pa.Settings = perCall(&a.Settings)
+			pa.Flags = pa.Flags&^wire.FlagSettings | pa.Settings.Flag()
+		}
 		var stdio []int
 		for i, fd := range l.std {
 			if fd >= 0 {
@@ -189,7 +194,7 @@ func (sv *supervisor) forkChild(l *launch, a *wire.Assign) error {
 				stdio = append(stdio, fd)
 			}
 		}
-		if sv.assignPooled(wire.AppendFrame(nil, 0, &pa), concat(l.socket, stdio, l.files), l) {
+		if sv.assignPooled(k, wire.AppendFrame(nil, 0, &pa), concat(l.socket, stdio, l.files), l) {
 			return nil
 		}
 	}

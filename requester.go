@@ -222,7 +222,11 @@ func (s *Server) dispatch(f frame) error {
 		}
 	case *wire.Warm:
 		s.mu.Lock()
-		s.warm = append(s.warm, warmChild{id: f.id, pid: int(m.Pid), ctl: f.fds[0], exit: f.fds[1]})
+		if int(m.Sandbox) >= len(s.sizes) {
+			closeFds(f.fds)
+			return fmt.Errorf("%w: a warm child of sandbox %d, of %d declared", wire.ErrMalformed, m.Sandbox, len(s.sandboxes))
+		}
+		s.warm = append(s.warm, warmChild{id: f.id, pid: int(m.Pid), kind: int(m.Sandbox), ctl: f.fds[0], exit: f.fds[1]})
 		s.warmGotten++
 		s.wakeWarmWaiters()
 		s.mu.Unlock()

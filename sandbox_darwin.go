@@ -20,7 +20,10 @@ func sandboxAdmissible(st *wire.Settings, external bool) error {
 func (l *launch) layerRulesets() error { return nil }
 
 // enterLandlock has nothing to do: no child is given rulesets.
-func enterLandlock() error { return nil }
+func enterLandlock(int, string) error { return nil }
+
+// pathRulesets is never reached: sandboxAdmissible refuses Paths.
+func pathRulesets([]wire.PathLayer) ([]int, error) { return nil, errors.ErrUnsupported }
 
 // enterSandbox has nothing to do: sandboxAdmissible refuses what would
 // ask for it.

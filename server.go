@@ -32,19 +32,24 @@ type Server struct {
 	warm   []warmChild         // handed over by the server, for Fork to assign
 
 	poolSize   int           // Config.PoolSize, for the Server Start returned
+	sandboxes  []wire.Settings // the shapes of Config.Sandboxes, in order
+	sizes      []int           // PoolSize, then each sandbox's Size: the warm children of each kind
 	warmed     chan struct{} // closed when warm grows or s.err is set; nil if nobody waits
 	stats      Stats         // the counts; its other fields are filled in by Stats
 	warmGotten uint64        // warm children handed over so far
 }
 
-// Stats are counts about a Server, for sizing [Config.PoolSize].
+// Stats are counts about a Server, for sizing [Config.PoolSize] and the
+// Size of each of [Config.Sandboxes]. The counts of warm children, Warm,
+// WarmForks, PoolMisses and Refills, cover every kind at once: the plain
+// pool's and every declared sandbox's.
 type Stats struct {
 	// PoolSize is the Config.PoolSize the Server was started with; zero
 	// on a child's Server, which is handed no warm children.
 	PoolSize int
 
 	// Warm is how many warm children the Server holds now, ready for a
-	// Fork.
+	// Fork: those of the plain pool and of every declared sandbox.
 	Warm int
 
 	// Alive is how many children forked or executed through the Server
@@ -52,7 +57,8 @@ type Stats struct {
 	// may learn it a moment after Wait does.
 	Alive int
 
-	// WarmForks counts the Forks a warm child took.
+	// WarmForks counts the Forks a warm child took, of the plain pool or
+	// of a declared sandbox.
 	WarmForks uint64
 
 	// ColdForks counts the Forks the server created, Execs left out.
@@ -60,11 +66,12 @@ type Stats struct {
 
 	// PoolMisses counts the Forks, among ColdForks, that a warm child
 	// could have taken had the Server held one. If it grows, a larger
-	// PoolSize would have served them warm.
+	// PoolSize, or Size of the sandbox they asked for, would have served
+	// them warm.
 	PoolMisses uint64
 
 	// Refills counts the warm children handed to the Server beyond the
-	// first PoolSize: those that replaced children a Fork took, that
+	// first PoolSize and sandbox Sizes: those that replaced children a Fork took, that
 	// died, or that an Eval discarded.
 	Refills uint64
 }
@@ -84,5 +91,6 @@ type call struct {
 type warmChild struct {
 	id        uint32 // the server's id for it, which its exit event carries
 	pid       int
+	kind      int // 0: the plain pool; i: the i-th of Config.Sandboxes, from 1
 	ctl, exit int // its control socket and the read end of its exit pipe
 }

@@ -59,7 +59,14 @@ func startFrom(cfg *Config) (*Server, error) {
 	if cfg.PoolSize < 0 || cfg.MaxChildren < 0 {
 		return nil, fmt.Errorf("negative PoolSize %d or MaxChildren %d", cfg.PoolSize, cfg.MaxChildren)
 	}
+	shapes, err := declare(cfg.Sandboxes)
+	if err != nil {
+		return nil, err
+	}
 	env = append(withoutRole(env), roleEnv+"="+serverRole, poolEnv+"="+strconv.Itoa(cfg.PoolSize), maxChildrenEnv+"="+strconv.Itoa(cfg.MaxChildren))
+	if len(shapes) > 0 {
+		env = append(env, sandboxesEnv+"="+encodeSandboxes(cfg.Sandboxes, shapes))
+	}
 	if raceEnabled {
 		env = withoutExitSleep(env)
 	}
@@ -69,6 +76,11 @@ func startFrom(cfg *Config) (*Server, error) {
 	}
 	s.path, _ = lastPath(env)
 	s.poolSize = cfg.PoolSize
+	s.sandboxes = shapes
+	s.sizes = []int{cfg.PoolSize}
+	for _, sb := range cfg.Sandboxes {
+		s.sizes = append(s.sizes, sb.Size)
+	}
 	return s, nil
 }
 
@@ -103,7 +115,7 @@ func withoutExitSleep(env []string) []string {
 func withoutRole(env []string) []string {
 	out := make([]string, 0, len(env)+3)
 	for _, kv := range env {
-		if k, _, _ := strings.Cut(kv, "="); k != roleEnv && k != poolEnv && k != maxChildrenEnv {
+		if k, _, _ := strings.Cut(kv, "="); k != roleEnv && k != poolEnv && k != maxChildrenEnv && k != sandboxesEnv {
 			out = append(out, kv)
 		}
 	}
@@ -131,7 +143,8 @@ func newServer(pid int, conn *net.UnixConn, reap int) *Server {
 }
 
 // WaitWarm waits until the server has handed s as many warm children as
-// [Config.PoolSize] asks for, all ready for a Fork, or until ctx ends. It
+// [Config.PoolSize] asks for, and as many of each of [Config.Sandboxes] as
+// its Size asks for, all ready for a Fork, or until ctx ends. It
 // returns at once on a Server without a pool, such as a child's. A Fork
 // takes a warm child and the server replaces it shortly after; WaitWarm
 // waits for the replacements too, and so does a call after an Eval, which
@@ -149,7 +162,7 @@ func (s *Server) waitWarm(ctx context.Context) error {
 			s.mu.Unlock()
 			return err
 		}
-		if len(s.warm) >= s.poolSize {
+		if s.warmFull() {
 			s.mu.Unlock()
 			return nil
 		}
@@ -182,8 +195,12 @@ func (s *Server) Stats() Stats {
 	st.PoolSize = s.poolSize
 	st.Warm = len(s.warm)
 	st.Alive = len(s.procs)
-	if s.warmGotten > uint64(s.poolSize) {
-		st.Refills = s.warmGotten - uint64(s.poolSize)
+	total := 0
+	for _, n := range s.sizes {
+		total += n
+	}
+	if s.warmGotten > uint64(total) {
+		st.Refills = s.warmGotten - uint64(total)
 	}
 	return st
 }
@@ -261,7 +278,7 @@ func (s *Server) forkProcess(ctx context.Context, fn Func, attr *Attr) (*Process
 		case err == nil:
 			s.mu.Lock()
 			s.stats.ColdForks++
-			if s.poolSize > 0 && warmEligible(m) {
+			if k := s.warmKind(m); k >= 0 && s.sizes[k] > 0 {
 				s.stats.PoolMisses++
 			}
 			s.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"github.com/forkserver/forkserver/internal/wire"
@@ -114,29 +115,37 @@ func (s *Server) awaitLaunch(ctx context.Context, p *Process, c *call) (int, err
 	return 0, s.failure(err) // the server broke the protocol
 }
 
-// forkWarm assigns m to a warm child the server handed over, writing the
-// assignment to the child itself, and returns nil if it holds none that can
-// take m: the request then goes to the server.
+// forkWarm assigns m to a warm child the server handed over, of the
+// plain pool or of the declared sandbox m's settings ask for, writing the
+// assignment to the child itself, and returns nil if it holds none that
+// can take m: the request then goes to the server.
 func (s *Server) forkWarm(m *wire.Fork, attr *Attr) (*Process, error) {
 	st := &m.Settings
-	if !warmEligible(m) {
+	kind := s.warmKind(m)
+	if kind < 0 {
 		return nil, nil
 	}
 	s.mu.Lock()
-	held := len(s.warm)
+	held := slices.ContainsFunc(s.warm, func(w warmChild) bool { return w.kind == kind })
 	s.mu.Unlock()
-	if held == 0 {
+	if !held {
 		return nil, nil
 	}
 	if err := admissible(st, false); err != nil {
 		return nil, err
 	}
-	frame := wire.AppendFrame(nil, 0, &wire.Assign{Flags: m.Flags, NumFiles: m.NumFiles, ServerPid: uint32(s.pid), Name: m.Name, Arg: m.Arg, Settings: *st})
+	// A child of a declared sandbox is in it already: it applies only
+	// what is per call.
+	assigned := *st
+	if kind > 0 {
+		assigned = perCall(st)
+	}
+	frame := wire.AppendFrame(nil, 0, &wire.Assign{Flags: m.Flags&^wire.FlagSettings | assigned.Flag(), NumFiles: m.NumFiles, ServerPid: uint32(s.pid), Name: m.Name, Arg: m.Arg, Settings: assigned})
 	if len(frame)-wire.HeaderSize > wire.MaxBody {
 		return nil, nil // the server says why
 	}
 	for {
-		p, ctl := s.takeWarm()
+		p, ctl := s.takeWarm(kind)
 		if p == nil {
 			return nil, nil
 		}
@@ -163,23 +172,55 @@ func (s *Server) forkWarm(m *wire.Fork, attr *Attr) (*Process, error) {
 	}
 }
 
-// warmEligible reports whether a warm child may take m: not if the server
-// must create the child, or judge a path as it sees it.
-func warmEligible(m *wire.Fork) bool {
+// warmKind returns the kind of warm child that may take m: the declared
+// sandbox whose shape equals m's, from 1, else 0, the plain pool, if m asks
+// for nothing a plain child cannot apply itself; -1 if none, because the
+// server must create the child, or judge a path as it sees it.
+func (s *Server) warmKind(m *wire.Fork) int {
 	st := &m.Settings
-	return m.Flags&wire.FlagServer == 0 && st.Namespaces == 0 && st.Set&wire.SetNoNewPrivs == 0 && (st.Dir == "" || filepath.IsAbs(st.Dir))
+	if len(s.sizes) == 0 || m.Flags&wire.FlagServer != 0 || st.Dir != "" && !filepath.IsAbs(st.Dir) {
+		return -1
+	}
+	if st.Set&shapeSet != 0 || st.Chroot != "" || st.Namespaces != 0 || len(st.PathLayers) > 0 {
+		sh := shape(st)
+		for i := range s.sandboxes {
+			if sameShape(&s.sandboxes[i], &sh) {
+				return i + 1
+			}
+		}
+	}
+	if st.Namespaces == 0 && st.Set&wire.SetNoNewPrivs == 0 {
+		return 0
+	}
+	return -1
 }
 
-// takeWarm takes a warm child from those s holds and returns it as a
-// Process, with its control socket, or nil if s holds none.
-func (s *Server) takeWarm() (*Process, int) {
+// warmFull reports whether s holds as many warm children of every kind as
+// it is to be handed. s.mu must be held.
+func (s *Server) warmFull() bool {
+	held := make([]int, len(s.sizes))
+	for _, w := range s.warm {
+		held[w.kind]++
+	}
+	for k, n := range s.sizes {
+		if held[k] < n {
+			return false
+		}
+	}
+	return true
+}
+
+// takeWarm takes a warm child of kind from those s holds and returns it as
+// a Process, with its control socket, or nil if s holds none.
+func (s *Server) takeWarm(kind int) (*Process, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.err != nil || len(s.warm) == 0 {
+	i := slices.IndexFunc(s.warm, func(w warmChild) bool { return w.kind == kind })
+	if s.err != nil || i < 0 {
 		return nil, -1
 	}
-	w := s.warm[len(s.warm)-1]
-	s.warm = s.warm[:len(s.warm)-1]
+	w := s.warm[i]
+	s.warm = slices.Delete(s.warm, i, i+1)
 	p := &Process{Pid: w.pid, srv: s, id: w.id, done: make(chan struct{}), exitFd: w.exit}
 	s.procs[w.id] = p
 	return p, w.ctl

@@ -46,8 +46,8 @@ const (
 
 // supervisor is the state of the fork server process.
 type supervisor struct {
-	exe      string
-	poolSize int
+	exe   string
+	kinds []*kind // the plain pool, then the declared sandboxes
 
 	// forkMu is held for reading across each fork and the recording of the
 	// child, and for writing while reaping: every pid reaped is known.
@@ -58,7 +58,6 @@ type supervisor struct {
 	// held: a signal sent under mu cannot reach a reused pid.
 	mu        sync.Mutex
 	children  map[int]*entry
-	pool      []*pooled
 	poolGen   int // counts drains: a child started before one is not pooled
 	refilling bool
 	stopping  bool            // no new children
@@ -70,10 +69,9 @@ type supervisor struct {
 	dying, strays int
 
 	// program is the program's connection, to which pooled children are
-	// handed ahead of need, at most poolSize of them unassigned at once:
-	// handed counts those. nextWarm numbers them.
+	// handed ahead of need, at most its kind's size of each kind
+	// unassigned at once. nextWarm numbers them.
 	program  *client
-	handed   int
 	nextWarm uint32
 
 	// throttles counts the times a client was not read from because too
@@ -90,7 +88,7 @@ type entry struct {
 	id     uint32        // its Fork request's id, which its exit event carries
 	exit   int           // with an owner: the exit pipe, or -1
 	group  bool          // it leads its own process group
-	warm   bool          // handed to owner, which has not assigned it yet
+	warm   *kind         // handed to owner, which has not assigned it yet: its pool
 	gone   chan struct{} // a pooled child's: closed once it is reaped
 	pooled *pooled       // while it waits in the pool or is being assigned
 	killed bool          // killed because its owner ended: counted in dying
@@ -118,7 +116,8 @@ func runServer() int {
 		var conn *net.UnixConn
 		if conn, err = unixConn(3); err == nil {
 			sv := &supervisor{exe: exe, children: make(map[int]*entry)}
-			sv.poolSize, _ = strconv.Atoi(os.Getenv(poolEnv))
+			size, _ := strconv.Atoi(os.Getenv(poolEnv))
+			sv.kinds = newKinds(size)
 			root := sv.newClient(conn, nil, allRights)
 			root.limit, _ = strconv.Atoi(os.Getenv(maxChildrenEnv))
 			os.Unsetenv(poolEnv)
@@ -276,7 +275,7 @@ func (sv *supervisor) signal(cl *client, pid int, sig syscall.Signal, group bool
 // held.
 func (sv *supervisor) signalAll(scope *client, sig syscall.Signal, groups bool) {
 	for pid, e := range sv.children {
-		if scope == nil || e.owner != nil && !e.warm && e.owner.within(scope) {
+		if scope == nil || e.owner != nil && e.warm == nil && e.owner.within(scope) {
 			if groups && e.group {
 				syscall.Kill(-pid, sig)
 			} else {

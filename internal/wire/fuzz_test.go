@@ -279,7 +279,7 @@ func fzBuild(kind byte, a, b uint32, c uint16, s string, p []byte) Message {
 	case TypeKillAllGroup:
 		return &KillAll{Sig: a % (MaxSignal + 1), Groups: true}
 	case TypeWarm:
-		return &Warm{Pid: fzPid(a)}
+		return &Warm{Pid: fzPid(a), Sandbox: b % (MaxSandboxes + 1)}
 	case TypeTaken:
 		return &Taken{Pid: fzPid(a), Group: b&1 != 0}
 	}

@@ -129,8 +129,16 @@ type Exit struct {
 
 // Warm hands the requester a warm child: its descriptors are the
 // child's control socket, on which the requester writes the assignment,
-// and the read end of the child's exit pipe.
-type Warm struct{ Pid uint32 }
+// and the read end of the child's exit pipe. Sandbox says which pool it
+// comes from: 0 the plain pool, i the i-th sandbox the program declared,
+// whose creation-time settings the child runs under already.
+type Warm struct {
+	Pid     uint32
+	Sandbox uint32 // at most MaxSandboxes
+}
+
+// MaxSandboxes bounds the sandboxes a program may declare.
+const MaxSandboxes = 64
 
 // Taken tells the server that the requester assigned the warm child
 // pid, which from then on is the requester's as a Fork's child is, and
@@ -321,10 +329,17 @@ func (*Detach) appendBody(b []byte) []byte { return b }
 func (*Detach) parseBody(*decoder)         {}
 
 func (m *Warm) appendBody(b []byte) []byte {
-	return binary.LittleEndian.AppendUint32(b, m.Pid)
+	b = binary.LittleEndian.AppendUint32(b, m.Pid)
+	return binary.LittleEndian.AppendUint32(b, m.Sandbox)
 }
 
-func (m *Warm) parseBody(d *decoder) { m.Pid = d.pid() }
+func (m *Warm) parseBody(d *decoder) {
+	m.Pid = d.pid()
+	m.Sandbox = d.u32()
+	if d.err == nil && m.Sandbox > MaxSandboxes {
+		d.fail("sandbox %d exceeds %d", m.Sandbox, MaxSandboxes)
+	}
+}
 
 func (m *Taken) appendBody(b []byte) []byte {
 	b = binary.LittleEndian.AppendUint32(b, m.Pid)
