@@ -31,12 +31,12 @@ type Server struct {
 	exited bool                // the process s.reap has exited: a kill by pid could hit a reused one
 	warm   []warmChild         // handed over by the server, for Fork to assign
 
-	poolSize   int           // Config.PoolSize, for the Server Start returned
+	poolSize   int             // Config.PoolSize, for the Server Start returned
 	sandboxes  []wire.Settings // the shapes of Config.Sandboxes, in order
 	sizes      []int           // PoolSize, then each sandbox's Size: the warm children of each kind
-	warmed     chan struct{} // closed when warm grows or s.err is set; nil if nobody waits
-	stats      Stats         // the counts; its other fields are filled in by Stats
-	warmGotten uint64        // warm children handed over so far
+	warmed     chan struct{}   // closed when warm grows or s.err is set; nil if nobody waits
+	stats      Stats           // the counts; its other fields are filled in by Stats
+	warmGotten uint64          // warm children handed over so far
 }
 
 // Stats are counts about a Server, for sizing [Config.PoolSize] and the
