@@ -75,12 +75,13 @@ func startFrom(cfg *Config) (*Server, error) {
 		return nil, err
 	}
 	s.path, _ = lastPath(env)
-	s.poolSize = cfg.PoolSize
-	s.sandboxes = shapes
-	s.sizes = []int{cfg.PoolSize}
+	sizes := []int{cfg.PoolSize}
 	for _, sb := range cfg.Sandboxes {
-		s.sizes = append(s.sizes, sb.Size)
+		sizes = append(sizes, sb.Size)
 	}
+	s.mu.Lock()
+	s.poolSize, s.sandboxes, s.sizes = cfg.PoolSize, shapes, sizes
+	s.mu.Unlock()
 	return s, nil
 }
 
@@ -276,9 +277,10 @@ func (s *Server) forkProcess(ctx context.Context, fn Func, attr *Attr) (*Process
 		p, err = s.startChild(ctx, fn.name, m, attr)
 		switch {
 		case err == nil:
+			k := s.warmKind(m)
 			s.mu.Lock()
 			s.stats.ColdForks++
-			if k := s.warmKind(m); k >= 0 && s.sizes[k] > 0 {
+			if k >= 0 && s.sizes[k] > 0 {
 				s.stats.PoolMisses++
 			}
 			s.mu.Unlock()

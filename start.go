@@ -178,13 +178,16 @@ func (s *Server) forkWarm(m *wire.Fork, attr *Attr) (*Process, error) {
 // server must create the child, or judge a path as it sees it.
 func (s *Server) warmKind(m *wire.Fork) int {
 	st := &m.Settings
-	if len(s.sizes) == 0 || m.Flags&wire.FlagServer != 0 || st.Dir != "" && !filepath.IsAbs(st.Dir) {
+	s.mu.Lock()
+	sizes, sandboxes := s.sizes, s.sandboxes
+	s.mu.Unlock()
+	if len(sizes) == 0 || m.Flags&wire.FlagServer != 0 || st.Dir != "" && !filepath.IsAbs(st.Dir) {
 		return -1
 	}
 	if st.Set&shapeSet != 0 || st.Chroot != "" || st.Namespaces != 0 || len(st.PathLayers) > 0 {
 		sh := shape(st)
-		for i := range s.sandboxes {
-			if sameShape(&s.sandboxes[i], &sh) {
+		for i := range sandboxes {
+			if sameShape(&sandboxes[i], &sh) {
 				return i + 1
 			}
 		}
@@ -198,7 +201,7 @@ func (s *Server) warmKind(m *wire.Fork) int {
 // warmFull reports whether s holds as many warm children of every kind as
 // it is to be handed. s.mu must be held.
 func (s *Server) warmFull() bool {
-	held := make([]int, len(s.sizes))
+	held := make([]int, wire.MaxSandboxes+1)
 	for _, w := range s.warm {
 		held[w.kind]++
 	}
