@@ -362,3 +362,74 @@ func BenchmarkLoadedProgram(b *testing.B) {
 		b.ReportMetric(perSecond(2)/(1<<20), "alloc-MiB/s")
 	}
 }
+
+// benchPrivsep are the README's privilege-separation settings: Paths
+// read-only on one directory, DenySyscalls network, exec and trace,
+// NoNewPrivs and an Rlimit.
+func benchPrivsep(dir string) *forkserver.Attr {
+	return &forkserver.Attr{
+		Paths:        &forkserver.PathPolicy{ReadOnly: []string{dir}},
+		DenySyscalls: forkserver.SyscallsNetwork | forkserver.SyscallsExec | forkserver.SyscallsTrace,
+		NoNewPrivs:   true,
+		Rlimits:      []forkserver.Rlimit{{Resource: syscall.RLIMIT_NOFILE, Cur: 256, Max: 256}},
+	}
+}
+
+// BenchmarkWarmSandbox: the README's privilege-separation settings, from
+// a declared sandbox's warm children and cold, against a plain pooled
+// child and os/exec of the same binary, interleaved: until the child
+// runs (the byte it writes first), and Fork+Wait of a child that returns
+// at once. Reported: the warm sandboxed figures, then each other's with
+// its prefix, and warm sandboxed over plain pooled and over os/exec.
+func BenchmarkWarmSandbox(b *testing.B) {
+	benchSetupLoad(b)
+	sb := benchPrivsep(b.TempDir())
+	srv := startWith(b, &forkserver.Config{PoolSize: benchPool, Sandboxes: []forkserver.Sandbox{{Attr: sb, Size: benchPool}}})
+	cold := startWith(b, nil)
+	settle := func() { benchSettlePool(b, srv.Pid(), 2*benchPool) }
+	buf := make([]byte, 1)
+	running := func(srv *forkserver.Server, attr *forkserver.Attr) func(*benchClock) {
+		return func(c *benchClock) {
+			a := *attr
+			a.Socket = true
+			c.begin()
+			p, err := srv.Fork(context.Background(), benchFirstByte, &a)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.ReadFull(p.Conn(), buf); err != nil {
+				b.Fatalf("child %d: %v", p.Pid, err)
+			}
+			c.end()
+			p.Conn().Close()
+			waitSuccess(b, p)
+		}
+	}
+	forkWait := func(srv *forkserver.Server, attr *forkserver.Attr) func(*benchClock) {
+		return func(c *benchClock) {
+			c.begin()
+			p, err := srv.Fork(context.Background(), returnNil, attr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			waitSuccess(b, p)
+			c.end()
+		}
+	}
+	command := benchExecCmd(b)
+	r := benchInterleave(b, settle,
+		benchOp{"warm sandboxed until running", running(srv, sb)},
+		benchOp{"plain pooled until running", running(srv, new(forkserver.Attr))},
+		benchOp{"cold sandboxed until running", running(cold, sb)},
+		benchOp{"os/exec until running", benchExecFirstByte(b, command)},
+		benchOp{"warm sandboxed Fork+Wait", forkWait(srv, sb)},
+		benchOp{"plain pooled Fork+Wait", forkWait(srv, new(forkserver.Attr))},
+		benchOp{"cold sandboxed Fork+Wait", forkWait(cold, sb)},
+		benchOp{"os/exec Start+Wait", benchExecRun(b, command)})
+	for i, prefix := range []string{"", "plain-", "cold-", "exec-", "wait-", "wait-plain-", "wait-cold-", "wait-exec-"} {
+		r.report(b, i, prefix)
+	}
+	r.ratio(b, "x-plain", r.p(1, 0.50))
+	r.ratio(b, "x-exec", r.p(3, 0.50))
+	b.ReportMetric(float64(r.p(4, 0.50))/float64(r.p(5, 0.50)), "wait-x-plain")
+}
