@@ -403,6 +403,9 @@ type Attr struct {
 
 	// NoNewPrivs sets Linux's no_new_privs: neither the child nor what it
 	// executes can gain privileges, through setuid binaries or otherwise.
+	// A child with NoNewPrivs, Paths or DenySyscalls also holds no
+	// capability, even as root (with Chroot, but CAP_SYS_CHROOT, which
+	// its filter makes useless by denying chroot).
 	NoNewPrivs bool
 
 	// Paths, if not nil, limits the files the child may reach to those

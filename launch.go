@@ -211,7 +211,7 @@ func (sv *supervisor) forkChild(l *launch, a *wire.Assign) error {
 			}
 			attr.Env = append(attr.Env, landlockEnv+"="+strconv.Itoa(len(l.rulesets)))
 		}
-		err = sv.spawn(sv.exe, os.Args, attr, l.st.Set&wire.SetNoNewPrivs != 0, sv.adopt(l))
+		err = sv.spawn(sv.exe, os.Args, attr, threadFor(&l.st, sys, false), sv.adopt(l))
 	}
 	closeFds([]int{childCtl})
 	if err == nil {
@@ -304,7 +304,7 @@ func (sv *supervisor) exec(l *launch, m *wire.Exec) error {
 	for _, fd := range concat(l.files, l.socket) {
 		attr.Files = append(attr.Files, uintptr(fd))
 	}
-	return sv.spawn(m.Path, m.Argv, attr, l.st.Set&wire.SetNoNewPrivs != 0, sv.adopt(l))
+	return sv.spawn(m.Path, m.Argv, attr, threadFor(&l.st, sys, true), sv.adopt(l))
 }
 
 // stdFlags are the flags of the standard descriptors, 0 to 2 in order.
@@ -358,22 +358,55 @@ func concat(fds ...[]int) []int {
 	return all
 }
 
-// spawn executes path as attr says, from a thread with no_new_privs if
-// nnp is set, then calls add with its pid, with sv.mu held, to record it
-// in children. The reaper cannot run between the two, so every pid it
-// reaps is already recorded.
-func (sv *supervisor) spawn(path string, argv []string, attr *syscall.ProcAttr, nnp bool, add func(pid int) error) error {
+// spawnThread is the thread the server creates a child from.
+type spawnThread int
+
+const (
+	plainThread           spawnThread = iota
+	confiningThread                   // no_new_privs, and no capability passed on: see onConfiningThread
+	confiningChrootThread             // the same but CAP_SYS_CHROOT, for a child that enters its Chroot itself
+)
+
+// confined reports whether a child with st is confined: one that asks for
+// no_new_privs, a path policy or a system call filter. The server creates
+// such a child on a confining thread, so that it holds no capability, root
+// or not: root with a sandbox is not root.
+func confined(st *wire.Settings) bool {
+	return st.Set&wire.SetNoNewPrivs != 0 || st.Syscalls != 0 || len(st.PathLayers) > 0
+}
+
+// threadFor returns the thread to create a child with st from, and sets
+// in sys what the kernel must then apply for it: a confined child holds no
+// capability to take its credential itself.
+func threadFor(st *wire.Settings, sys *syscall.SysProcAttr, external bool) spawnThread {
+	switch {
+	case !confined(st):
+		return plainThread
+	case external:
+		return confiningThread // the kernel enters its Chroot too
+	}
+	if st.Set&wire.SetCredential != 0 && !sameCredential(st) {
+		confineCredential(sys, st)
+	}
+	if st.Chroot != "" {
+		return confiningChrootThread
+	}
+	return confiningThread
+}
+
+// spawn executes path as attr says, from thread, then calls add with its
+// pid, with sv.mu held, to record it in children. The reaper cannot run
+// between the two, so every pid it reaps is already recorded.
+func (sv *supervisor) spawn(path string, argv []string, attr *syscall.ProcAttr, thread spawnThread, add func(pid int) error) error {
 	sv.forkMu.RLock()
 	defer sv.forkMu.RUnlock()
 	var pid int
 	var err error
 	forkExec := func() { pid, err = syscall.ForkExec(path, argv, attr) }
-	if nnp {
-		if terr := withNoNewPrivs(forkExec); terr != nil {
-			return terr
-		}
-	} else {
+	if thread == plainThread {
 		forkExec()
+	} else if terr := onConfiningThread(thread == confiningChrootThread, forkExec); terr != nil {
+		return terr
 	}
 	if err != nil {
 		return os.NewSyscallError("fork/exec", err)

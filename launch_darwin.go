@@ -34,5 +34,11 @@ func sysProcAttr(st *wire.Settings, external bool) (*syscall.SysProcAttr, error)
 	return sys, nil
 }
 
-// withNoNewPrivs: macOS has no no_new_privs.
-func withNoNewPrivs(fn func()) error { return errors.ErrUnsupported }
+// onConfiningThread: macOS has no no_new_privs.
+func onConfiningThread(chroot bool, fn func()) error { return errors.ErrUnsupported }
+
+// confineCredential: a child on macOS is never confined.
+func confineCredential(sys *syscall.SysProcAttr, st *wire.Settings) {}
+
+// privileged: a child on macOS is never confined, so it never matters.
+func privileged() bool { return false }

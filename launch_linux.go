@@ -3,10 +3,13 @@ package forkserver
 // What the server asks of the kernel, on Linux, as it creates a child.
 
 import (
+	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 
+	"github.com/forkserver/forkserver/internal/sandbox"
 	"github.com/forkserver/forkserver/internal/wire"
 )
 
@@ -51,29 +54,42 @@ func sysProcAttr(st *wire.Settings, external bool) (*syscall.SysProcAttr, error)
 	return sys, nil
 }
 
-// noNewPrivsThread is an OS thread with no_new_privs set, on which the
-// server forks the children that must have it: the flag belongs to a
-// thread, a child inherits it from the thread that forks it, and it cannot
-// be set on every thread of a Go program built with cgo.
-var noNewPrivsThread struct {
+// confiningThreads are OS threads on which the server creates confined
+// children (see confinedSpawn): each has no_new_privs set, which a child
+// inherits from the thread that forks it, and an empty bounding set, so
+// that what the child executes holds no capability, root or not; the
+// second keeps CAP_SYS_CHROOT inheritable, for a child that enters its
+// Attr.Chroot itself. Both belong to a thread, and cannot be set on every
+// thread of a Go program built with cgo. The threads keep their effective
+// capabilities, which the kernel uses as it creates the child: its
+// namespaces and, from a root server, its credential.
+var confiningThreads [2]struct {
 	once  sync.Once
 	calls chan func()
 	err   error
 }
 
-// withNoNewPrivs runs fn on a thread that has no_new_privs set.
-func withNoNewPrivs(fn func()) error {
-	t := &noNewPrivsThread
+// onConfiningThread runs fn on a confining thread, the one that keeps
+// CAP_SYS_CHROOT if chroot.
+func onConfiningThread(chroot bool, fn func()) error {
+	t := &confiningThreads[0]
+	var keep uint64
+	if chroot {
+		t, keep = &confiningThreads[1], 1<<sandbox.CapSysChroot
+	}
 	t.once.Do(func() {
 		t.calls = make(chan func())
 		ready := make(chan error)
 		go func() {
-			runtime.LockOSThread() // for good: the thread never sheds the flag
-			if err := prctlNoNewPrivs(); err != nil {
-				ready <- err
+			runtime.LockOSThread() // for good: the thread never sheds what it is given
+			err := prctlNoNewPrivs()
+			if err == nil {
+				err = sandbox.LimitExec(keep)
+			}
+			ready <- err
+			if err != nil {
 				return // the locked thread exits with the goroutine
 			}
-			ready <- nil
 			for call := range t.calls {
 				call()
 			}
@@ -88,3 +104,25 @@ func withNoNewPrivs(fn func()) error {
 	<-done
 	return nil
 }
+
+// confineCredential has the kernel give a confined child st's credential
+// as it creates it, and keep CAP_SYS_CHROOT through the change for a child
+// that enters its Chroot itself.
+func confineCredential(sys *syscall.SysProcAttr, st *wire.Settings) {
+	sys.Credential = &syscall.Credential{Uid: st.Uid, Gid: st.Gid, Groups: st.Groups}
+	if st.Chroot != "" && st.Uid != 0 {
+		sys.AmbientCaps = []uintptr{sandbox.CapSysChroot}
+	}
+}
+
+// privileged reports whether this process holds any capability, which a
+// child created on a plain thread would inherit: root's, usually.
+var privileged = sync.OnceValue(func() bool {
+	b, _ := os.ReadFile("/proc/self/status")
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "CapPrm:"); ok {
+			return strings.Trim(strings.TrimSpace(v), "0") != ""
+		}
+	}
+	return os.Geteuid() == 0
+})

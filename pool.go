@@ -83,7 +83,9 @@ func (sv *supervisor) kindFor(l *launch) *kind {
 			}
 		}
 	}
-	if l.st.Namespaces == 0 && l.st.Set&wire.SetNoNewPrivs == 0 && len(l.rulesets) == 0 {
+	// A plain warm child was created with the server's capabilities, which
+	// a filter alone does not take from it.
+	if l.st.Namespaces == 0 && l.st.Set&wire.SetNoNewPrivs == 0 && len(l.rulesets) == 0 && (l.st.Syscalls == 0 || !privileged()) {
 		return sv.kinds[0]
 	}
 	return nil
@@ -207,7 +209,7 @@ func (sv *supervisor) startPooled(k *kind, gen int) error {
 		}
 	}
 	if err == nil {
-		err = sv.spawn(sv.exe, os.Args, attr, k.shape.Set&wire.SetNoNewPrivs != 0, func(pid int) error {
+		err = sv.spawn(sv.exe, os.Args, attr, threadFor(&k.shape, attr.Sys, false), func(pid int) error {
 			pc := &pooled{pid: pid, ctl: ctl, kind: k}
 			sv.children[pid] = &entry{pooled: pc, gone: make(chan struct{})}
 			switch {

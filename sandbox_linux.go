@@ -39,11 +39,16 @@ var errExecSandbox = errors.New("Paths and DenySyscalls apply to Fork only")
 // enterSandbox, the last of a child's settings, installs the filter
 // that denies st's system call groups on every thread of this process
 // and, in a child confined by Paths (see enterLandlock), the calls that
-// change a file's metadata by path, which Landlock does not cover.
+// change a file's metadata by path, which Landlock does not cover; and,
+// in a confined child that entered its Chroot with the CAP_SYS_CHROOT
+// it was created with (see threadFor), chroot itself.
 func enterSandbox(st *wire.Settings) error {
 	groups := sandbox.Group(st.Syscalls)
 	if landlocked {
 		groups |= sandbox.PathMetadata
+	}
+	if st.Chroot != "" && (landlocked || confined(st)) {
+		groups |= sandbox.Chroot
 	}
 	if groups == 0 {
 		return nil

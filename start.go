@@ -192,7 +192,9 @@ func (s *Server) warmKind(m *wire.Fork) int {
 			}
 		}
 	}
-	if st.Namespaces == 0 && st.Set&wire.SetNoNewPrivs == 0 {
+	// A plain warm child holds the capabilities of the server, which are
+	// this program's: a filter alone does not take them (see confined).
+	if st.Namespaces == 0 && st.Set&wire.SetNoNewPrivs == 0 && (st.Syscalls == 0 || !privileged()) {
 		return 0
 	}
 	return -1

@@ -17,6 +17,7 @@ type arch struct {
 	// create processes, but clone and clone3, which the program
 	// inspects.
 	network, exec, trace, mount, kernel, metadata []uint32
+	chroot                                        uint32
 }
 
 // denied returns the calls g denies outright on a.
@@ -34,6 +35,8 @@ func (a *arch) denied(g Group) []uint32 {
 		return a.kernel
 	case PathMetadata:
 		return a.metadata
+	case Chroot:
+		return []uint32{a.chroot}
 	}
 	return nil
 }

@@ -27,6 +27,11 @@ const (
 	// descriptor of a file outside the domain can only have been opened
 	// with O_PATH, which they refuse (EBADF).
 	PathMetadata Group = 1 << 31
+
+	// Chroot is no SyscallGroup of the root package either: it denies
+	// chroot to a confined child that keeps CAP_SYS_CHROOT to enter its
+	// Attr.Chroot, so that the capability cannot take it out again.
+	Chroot Group = 1 << 30
 )
 
 // Insn is one instruction of a classic BPF program, laid out as the
@@ -179,7 +184,7 @@ func program(a *arch, groups Group) []Insn {
 			check{argLow(1), bpfJeqK, 0, false},
 			check{argHigh(1), bpfJeqK, 0, false})
 	}
-	for _, g := range []Group{Network, Exec, Trace, Mount, Kernel, PathMetadata} {
+	for _, g := range []Group{Network, Exec, Trace, Mount, Kernel, PathMetadata, Chroot} {
 		if groups&g != 0 {
 			for _, nr := range a.denied(g) {
 				denyCall(nr, errnoEPERM)

@@ -126,6 +126,7 @@ var groupCalls = map[Group][]string{
 		"kexec_file_load", "reboot", "swapon", "swapoff", "syslog", "acct", "iopl", "ioperm"},
 	PathMetadata: {"chmod", "fchmodat", "fchmodat2", "chown", "lchown", "fchownat", "utime", "utimes", "futimesat",
 		"setxattr", "lsetxattr", "removexattr", "lremovexattr", "setxattrat", "removexattrat", "file_setattr"},
+	Chroot: {"chroot"},
 }
 
 // common are the calls numbered alike on both architectures.
@@ -165,7 +166,7 @@ var specs = map[string]spec{
 		nums: with(map[string]uint32{
 			"socket": amd64Socket, "connect": amd64Connect, "bind": amd64Bind, "listen": amd64Listen,
 			"accept": amd64Accept, "accept4": amd64Accept4, "socketpair": amd64Socketpair,
-			"execve": amd64Execve, "execveat": amd64Execveat,
+			"execve": amd64Execve, "execveat": amd64Execveat, "chroot": amd64Chroot,
 			"clone": amd64Clone, "fork": amd64Fork, "vfork": amd64Vfork,
 			"ptrace": amd64Ptrace, "process_vm_readv": amd64ProcessVMReadv, "process_vm_writev": amd64ProcessVMWrite, "kcmp": amd64Kcmp,
 			"mount": amd64Mount, "umount2": amd64Umount2, "pivot_root": amd64PivotRoot, "unshare": amd64Unshare, "setns": amd64Setns,
@@ -195,7 +196,7 @@ var specs = map[string]spec{
 		nums: with(map[string]uint32{
 			"socket": arm64Socket, "connect": arm64Connect, "bind": arm64Bind, "listen": arm64Listen,
 			"accept": arm64Accept, "accept4": arm64Accept4, "socketpair": arm64Socketpair,
-			"execve": arm64Execve, "execveat": arm64Execveat, "clone": arm64Clone,
+			"execve": arm64Execve, "execveat": arm64Execveat, "clone": arm64Clone, "chroot": arm64Chroot,
 			"ptrace": arm64Ptrace, "process_vm_readv": arm64ProcessVMReadv, "process_vm_writev": arm64ProcessVMWrite, "kcmp": arm64Kcmp,
 			"mount": arm64Mount, "umount2": arm64Umount2, "pivot_root": arm64PivotRoot, "unshare": arm64Unshare, "setns": arm64Setns,
 			"bpf": arm64Bpf, "perf_event_open": arm64PerfEventOpen, "userfaultfd": arm64Userfaultfd,
@@ -309,8 +310,8 @@ func expectations(s spec, groups Group) map[string]struct {
 func TestProgram(t *testing.T) {
 	for name, s := range specs {
 		t.Run(name, func(t *testing.T) {
-			for i := range 1 << 6 { // every combination of the six groups
-				groups := Group(i&0x1f) | Group(i>>5)*PathMetadata
+			for i := range 1 << 7 { // every combination of the seven groups
+				groups := Group(i&0x1f) | Group(i>>5&1)*PathMetadata | Group(i>>6&1)*Chroot
 				prog := program(s.arch, groups)
 				if len(prog) > 4096 { // BPF_MAXINSNS
 					t.Fatalf("groups %#x: %d instructions", groups, len(prog))

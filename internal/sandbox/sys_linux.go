@@ -85,3 +85,55 @@ func setNoNewPrivs() error {
 	}
 	return nil
 }
+
+// capability(7)'s calls and prctl(2) options, which package syscall lacks.
+const (
+	linuxCapabilityVersion3 = 0x20080522 // _LINUX_CAPABILITY_VERSION_3
+	prCapbsetDrop           = 24         // PR_CAPBSET_DROP
+	prCapAmbient            = 47         // PR_CAP_AMBIENT
+	prCapAmbientClearAll    = 4          // PR_CAP_AMBIENT_CLEAR_ALL
+)
+
+// capHeader and capData are struct __user_cap_header_struct and
+// __user_cap_data_struct; version 3 takes two of the latter.
+type capHeader struct {
+	version uint32
+	pid     int32
+}
+
+type capData struct{ effective, permitted, inheritable uint32 }
+
+// capget is capget(2) for the calling thread.
+func capget() ([2]capData, error) {
+	hdr := capHeader{version: linuxCapabilityVersion3}
+	var data [2]capData
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_CAPGET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); errno != 0 {
+		return data, os.NewSyscallError("capget", errno)
+	}
+	return data, nil
+}
+
+// capset is capset(2) for the calling thread.
+func capset(data [2]capData) error {
+	hdr := capHeader{version: linuxCapabilityVersion3}
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); errno != 0 {
+		return os.NewSyscallError("capset", errno)
+	}
+	return nil
+}
+
+// capbsetDrop drops c from the calling thread's bounding set.
+func capbsetDrop(c int) error {
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prCapbsetDrop, uintptr(c), 0); errno != 0 {
+		return os.NewSyscallError("prctl(PR_CAPBSET_DROP)", errno)
+	}
+	return nil
+}
+
+// capAmbientClearAll empties the calling thread's ambient set.
+func capAmbientClearAll() error {
+	if _, _, errno := syscall.RawSyscall6(syscall.SYS_PRCTL, prCapAmbient, prCapAmbientClearAll, 0, 0, 0, 0); errno != 0 {
+		return os.NewSyscallError("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", errno)
+	}
+	return nil
+}

@@ -14,6 +14,7 @@ const (
 	arm64Mount          = 40
 	arm64PivotRoot      = 41
 	arm64Fchmodat       = 53
+	arm64Chroot         = 51
 	arm64Fchownat       = 54
 	arm64Utimensat      = 88
 	arm64Acct           = 89
@@ -53,7 +54,7 @@ const (
 
 var arm64 = arch{
 	auditArch: arm64AuditArch, seccomp: arm64Seccomp, // no second interface
-	socketpair: arm64Socketpair, clone: arm64Clone, clone3: sysClone3, utimensat: arm64Utimensat,
+	socketpair: arm64Socketpair, clone: arm64Clone, clone3: sysClone3, utimensat: arm64Utimensat, chroot: arm64Chroot,
 	network: []uint32{arm64Socket, arm64Connect, arm64Bind, arm64Listen, arm64Accept, arm64Accept4, sysIoUringSetup},
 	exec:    []uint32{arm64Execve, arm64Execveat},
 	trace:   []uint32{arm64Ptrace, arm64ProcessVMReadv, arm64ProcessVMWrite, sysPidfdGetfd, sysProcessMadvise, arm64Kcmp},

@@ -21,6 +21,7 @@ const (
 	amd64Vfork          = 58
 	amd64Execve         = 59
 	amd64Chmod          = 90
+	amd64Chroot         = 161
 	amd64Chown          = 92
 	amd64Lchown         = 94
 	amd64Ptrace         = 101
@@ -67,7 +68,7 @@ const (
 
 var amd64 = arch{
 	auditArch: amd64AuditArch, x32Bit: amd64X32Bit, seccomp: amd64Seccomp,
-	socketpair: amd64Socketpair, clone: amd64Clone, clone3: sysClone3, utimensat: amd64Utimensat,
+	socketpair: amd64Socketpair, clone: amd64Clone, clone3: sysClone3, utimensat: amd64Utimensat, chroot: amd64Chroot,
 	network: []uint32{amd64Socket, amd64Connect, amd64Bind, amd64Listen, amd64Accept, amd64Accept4, sysIoUringSetup},
 	exec:    []uint32{amd64Execve, amd64Execveat, amd64Fork, amd64Vfork},
 	trace:   []uint32{amd64Ptrace, amd64ProcessVMReadv, amd64ProcessVMWrite, sysPidfdGetfd, sysProcessMadvise, amd64Kcmp},
