@@ -5,7 +5,9 @@
 // tight resource limits. As root, it also runs as nobody in fresh network,
 // IPC, UTS and PID namespaces. The parent sends the input over the child's
 // socket and reads back the parsed result and what the child tried, so a
-// bug in the parser stays inside the sandbox.
+// bug in the parser stays inside the sandbox. The sandbox is declared
+// ahead, so that children wait inside it: it prints how long a sandboxed
+// parse takes with such a warm child and with a cold one.
 package main
 
 import (
@@ -18,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -106,12 +109,6 @@ func run() (err error) {
 		return err
 	}
 
-	srv, err := forkserver.Start(nil)
-	if err != nil {
-		return err
-	}
-	defer srv.Close() // after Stop, which ends it; a no-op then
-
 	attr := &forkserver.Attr{
 		Socket:       true,
 		Arg:          arg,
@@ -129,8 +126,18 @@ func run() (err error) {
 		attr.Namespaces = forkserver.NewNet | forkserver.NewIPC | forkserver.NewUTS | forkserver.NewPID
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// The sandbox declared ahead: the server keeps two children executed
+	// and waiting inside it, which a Fork with the same settings takes.
+	srv, err := forkserver.Start(&forkserver.Config{Sandboxes: []forkserver.Sandbox{{Attr: attr, Size: 2}}})
+	if err != nil {
+		return err
+	}
+	defer srv.Close() // after Stop, which ends it; a no-op then
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if err := srv.WaitWarm(ctx); err != nil {
+		return err
+	}
 	for _, input := range []string{`{"name": "ok", "n": 1}`, `{"broken": `} {
 		s, exit, err := parseIn(ctx, srv, attr, input)
 		if err != nil {
@@ -148,7 +155,40 @@ func run() (err error) {
 			fmt.Println("    " + t)
 		}
 	}
+	if err := timeParses(ctx, srv, attr); err != nil {
+		return err
+	}
 	return srv.Stop(ctx)
+}
+
+// timeParses prints how long a sandboxed parse takes, Fork to Wait, at the
+// median of 20, with a warm child of the declared sandbox and with a cold
+// one, which a server without it starts.
+func timeParses(ctx context.Context, warm *forkserver.Server, attr *forkserver.Attr) error {
+	cold, err := forkserver.Start(nil)
+	if err != nil {
+		return err
+	}
+	defer cold.Close()
+	for _, srv := range []struct {
+		name string
+		*forkserver.Server
+	}{{"warm", warm}, {"cold", cold}} {
+		var took []time.Duration
+		for range 20 {
+			if err := srv.WaitWarm(ctx); err != nil { // replacements ready: a parse, not a refill, is timed
+				return err
+			}
+			t0 := time.Now()
+			if _, _, err := parseIn(ctx, srv.Server, attr, `{"n": 1}`); err != nil {
+				return err
+			}
+			took = append(took, time.Since(t0))
+		}
+		slices.Sort(took)
+		fmt.Printf("a sandboxed parse, %s: %v at the median of %d\n", srv.name, took[len(took)/2].Round(10*time.Microsecond), len(took))
+	}
+	return cold.Stop(ctx)
 }
 
 // parseIn has a sandboxed child parse input.
