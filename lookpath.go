@@ -17,21 +17,21 @@ import (
 // exec.ErrDot, and none found is exec.ErrNotFound. The names "." and ".."
 // are exec.ErrNotFound before any search, as exec.LookPath has them since
 // the fix for CVE-2025-47906: joined to a directory of PATH that names a
-// file, they would find that file. With a Chroot the directories are looked
-// in inside it.
-func (s *Server) lookPath(name string, attr *Attr) (string, error) {
+// file, they would find that file. The child's PATH is pathList, and its
+// directories are looked in inside chroot, if that is not empty.
+func (s *Server) lookPath(name, pathList, chroot string) (string, error) {
 	if name == "." || name == ".." {
 		return "", exec.ErrNotFound
 	}
 	if strings.Contains(name, "/") {
 		return name, nil
 	}
-	for _, dir := range filepath.SplitList(s.childPath(attr)) {
+	for _, dir := range filepath.SplitList(pathList) {
 		if dir == "" {
 			dir = "." // as the shell, and exec.LookPath, read an empty entry
 		}
 		path := filepath.Join(dir, name)
-		check := filepath.Join(attr.Chroot, path)
+		check := filepath.Join(chroot, path)
 		if !strings.Contains(check, "/") {
 			check = "./" + check // so that exec.LookPath checks this file, not PATH
 		}
@@ -46,16 +46,17 @@ func (s *Server) lookPath(name string, attr *Attr) (string, error) {
 	return "", exec.ErrNotFound
 }
 
-// childPath returns the PATH of a child that attr describes: the last one
-// in ExtraEnv, else, if Env is set, the last one there, else the server's.
-// The server's is the one it started with for the Server that Start
-// returns; a child's Server uses the child's own.
-func (s *Server) childPath(attr *Attr) string {
-	if v, ok := lastPath(attr.ExtraEnv); ok {
+// childPath returns the PATH of a child with the Attr.Env env and the
+// Attr.ExtraEnv extraEnv: the last one in extraEnv, else, if env is set, the
+// last one there, else the server's. The server's is the one it started
+// with for the Server that Start returns; a child's Server uses the child's
+// own.
+func (s *Server) childPath(env, extraEnv []string) string {
+	if v, ok := lastPath(extraEnv); ok {
 		return v
 	}
-	if attr.Env != nil {
-		v, _ := lastPath(attr.Env)
+	if env != nil {
+		v, _ := lastPath(env)
 		return v
 	}
 	if s.root {

@@ -357,7 +357,7 @@ func (s *Server) execProcess(ctx context.Context, path string, argv []string, at
 	if err != nil {
 		return nil, path, err
 	}
-	found, err := s.lookPath(path, attr)
+	found, err := s.lookPath(path, s.childPath(attr.Env, attr.ExtraEnv), attr.Chroot)
 	if err != nil {
 		return nil, path, err
 	}
