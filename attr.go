@@ -10,9 +10,124 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/forkserver/forkserver/internal/wire"
 )
+
+// A request is a Fork or an Exec as the program sends it: what runs, the
+// settings, flags and descriptors that go with it, and what the program
+// keeps for the child's life. readAttr makes it from the caller's Attr,
+// which nothing reads afterwards: the warm path and the cold path both
+// take the request.
+type request struct {
+	// What runs: for a Fork, fn, with arg; for an Exec, the program at
+	// path, with argv.
+	fn   Func
+	arg  []byte
+	exec bool
+	path string
+	argv []string
+
+	settings wire.Settings
+	flags    uint32     // the settings', FlagServer and those of the descriptors sent; not FlagExit, which only the cold path asks for
+	files    []*os.File // sent after the socket FlagSocket asks for: the standard descriptors flags name, then numFiles of Attr.Files
+	numFiles uint16
+	std      *stdio // the pipes of the standard streams that are not files; nil if there are none
+
+	cancel    syscall.Signal // Attr.Cancel
+	waitDelay time.Duration  // Attr.WaitDelay
+}
+
+// name returns what rq's Process and errors are named: the Func's name, or
+// the program's path.
+func (rq *request) name() string {
+	if rq.exec {
+		return rq.path
+	}
+	return rq.fn.name
+}
+
+// readAttr completes rq, whose fn, or exec, path and argv, say what runs,
+// with what attr asks for; a nil attr asks for nothing. It is the one place
+// a Fork's or Exec's Attr is read, and checked: everything it refuses is
+// refused before anything is sent, a pipe made, or a warm child taken. An
+// Exec's path is looked up (see [Server.Exec]) and becomes the path found,
+// which the errors from then on name. On error, nothing is left open.
+func (s *Server) readAttr(rq *request, attr *Attr) error {
+	if attr == nil {
+		attr = new(Attr)
+	}
+	if !rq.exec {
+		if err := checkCall(rq.fn, attr.Arg); err != nil {
+			return err
+		}
+	} else {
+		if rq.path == "" || len(rq.path) > wire.MaxPath || len(rq.argv) > wire.MaxList {
+			return fmt.Errorf("path of 1 to %d bytes and at most %d arguments required", wire.MaxPath, wire.MaxList)
+		}
+		for _, v := range rq.argv {
+			if len(v) > MaxArg {
+				return fmt.Errorf("%w: an argument of %d bytes", ErrArgTooLarge, len(v))
+			}
+		}
+		if attr.Server || len(attr.Arg) > 0 || attr.Paths != nil || attr.DenySyscalls != 0 {
+			return errors.New("Attr.Server, Arg, Paths and DenySyscalls are for Fork only")
+		}
+	}
+	sig, err := cancelSignal(attr.Cancel)
+	if err != nil {
+		return err
+	}
+	if rq.exec {
+		found, err := s.lookPath(rq.path, s.childPath(attr.Env, attr.ExtraEnv), attr.Chroot)
+		if err != nil {
+			return err
+		}
+		rq.path = found
+	}
+	st, err := attr.settings()
+	if err != nil {
+		return err
+	}
+	if err := attr.checkFiles(); err != nil {
+		return err
+	}
+	std, childStd, err := newStdio(attr.Stdin, attr.Stdout, attr.Stderr, attr.WaitDelay)
+	if err != nil {
+		return err
+	}
+	rq.flags = st.Flag()
+	if attr.Socket {
+		rq.flags |= wire.FlagSocket
+	}
+	if attr.Server {
+		rq.flags |= wire.FlagServer
+	}
+	for i, f := range childStd {
+		if f != nil {
+			rq.flags |= wire.FlagStdin << i
+			rq.files = append(rq.files, f)
+		}
+	}
+	rq.files = append(rq.files, attr.Files...)
+	rq.arg, rq.settings, rq.numFiles, rq.std = attr.Arg, st, uint16(len(attr.Files)), std
+	rq.cancel, rq.waitDelay = sig, attr.WaitDelay
+	return nil
+}
+
+// cancelSignal returns the signal a child gets when its ctx ends, which
+// Attr.Cancel, sig, says.
+func cancelSignal(sig os.Signal) (syscall.Signal, error) {
+	if sig == nil {
+		return syscall.SIGKILL, nil
+	}
+	n, err := sysSignal(sig)
+	if err != nil {
+		return 0, fmt.Errorf("Attr.Cancel: %w", err)
+	}
+	return n, nil
+}
 
 func (a *Attr) settings() (wire.Settings, error) {
 	st := wire.Settings{
@@ -140,33 +255,6 @@ func (p *PathPolicy) layer() (wire.PathLayer, error) {
 	return l, nil
 }
 
-// fileFlags returns the flags of the descriptors a Fork or Exec request with
-// a carries: the socket, then those of the standard descriptors given.
-func (a *Attr) fileFlags() uint32 {
-	var flags uint32
-	if a.Socket {
-		flags |= wire.FlagSocket
-	}
-	for i, f := range a.stdFiles() {
-		if f != nil {
-			flags |= wire.FlagStdin << i
-		}
-	}
-	return flags
-}
-
-// fdFiles returns the files a Fork or Exec request with a carries, in the
-// order of fileFlags: the standard descriptors given, then Files.
-func (a *Attr) fdFiles() []*os.File {
-	var files []*os.File
-	for _, f := range a.stdFiles() {
-		if f != nil {
-			files = append(files, f)
-		}
-	}
-	return append(files, a.Files...)
-}
-
 // checkFiles returns an error naming the first file a gives that cannot
 // be sent: nil, closed, or whose descriptor was closed under it. It is
 // checked before anything is sent or a warm child taken, so that a bad file
@@ -220,8 +308,7 @@ func sendErr(err error, fds []int) error {
 }
 
 // stdFiles returns the files a gives as the child's descriptors 0 to 2, nil
-// for those it leaves as the server's. By the time a request is written,
-// newStdio has replaced every stream that is not a file with a pipe.
+// for those that are not files.
 func (a *Attr) stdFiles() [3]*os.File {
 	return [3]*os.File{fileOf(a.Stdin), fileOf(a.Stdout), fileOf(a.Stderr)}
 }

@@ -157,19 +157,6 @@ func (p *Process) watch(ctx context.Context, sig syscall.Signal, delay time.Dura
 	}
 }
 
-// cancelSignal returns the signal attr says a child gets when its ctx
-// ends.
-func cancelSignal(attr *Attr) (syscall.Signal, error) {
-	if attr.Cancel == nil {
-		return syscall.SIGKILL, nil
-	}
-	sig, err := sysSignal(attr.Cancel)
-	if err != nil {
-		return 0, fmt.Errorf("Attr.Cancel: %w", err)
-	}
-	return sig, nil
-}
-
 // cancel sends sig to the child, whose ctx ended with cause, and SIGKILL
 // delay later unless the child has exited by then.
 func (p *Process) cancel(cause error, sig os.Signal, delay time.Duration) {

@@ -239,45 +239,23 @@ func (s *Server) Fork(ctx context.Context, fn Func, attr *Attr) (*Process, error
 }
 
 func (s *Server) forkProcess(ctx context.Context, fn Func, attr *Attr) (*Process, error) {
-	if attr == nil {
-		attr = new(Attr)
-	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := checkCall(fn, attr.Arg); err != nil {
+	rq := &request{fn: fn}
+	if err := s.readAttr(rq, attr); err != nil {
 		return nil, err
 	}
-	sig, err := cancelSignal(attr)
+	p, err := s.forkWarm(rq)
 	if err != nil {
-		return nil, err
-	}
-	st, err := attr.settings()
-	if err != nil {
-		return nil, err
-	}
-	if err := attr.checkFiles(); err != nil {
-		return nil, err
-	}
-	std, attr, err := newStdio(attr)
-	if err != nil {
-		return nil, err
-	}
-	m := &wire.Fork{Flags: attr.fileFlags() | st.Flag(), NumFiles: uint16(len(attr.Files)), Name: fn.name, Arg: attr.Arg, Settings: st}
-	if attr.Server {
-		m.Flags |= wire.FlagServer
-	}
-	p, err := s.forkWarm(m, attr)
-	if err != nil {
-		std.abort()
+		rq.std.abort()
 		return nil, err
 	}
 	if p == nil {
-		m.Flags |= wire.FlagExit
-		p, err = s.startChild(ctx, fn.name, m, attr)
+		p, err = s.startChild(ctx, rq)
 		switch {
 		case err == nil:
-			k := s.warmKind(m)
+			k := s.warmKind(rq)
 			s.mu.Lock()
 			s.stats.ColdForks++
 			if k >= 0 && s.sizes[k] > 0 {
@@ -288,8 +266,7 @@ func (s *Server) forkProcess(ctx context.Context, fn Func, attr *Attr) (*Process
 			// The room may have gone to a warm child the server handed
 			// over just before: the refusal comes after it, so it is here
 			// now.
-			m.Flags &^= wire.FlagExit
-			switch q, werr := s.forkWarm(m, attr); {
+			switch q, werr := s.forkWarm(rq); {
 			case werr != nil:
 				err = werr
 			case q != nil:
@@ -297,11 +274,11 @@ func (s *Server) forkProcess(ctx context.Context, fn Func, attr *Attr) (*Process
 			}
 		}
 		if err != nil {
-			std.abort()
+			rq.std.abort()
 			return nil, err
 		}
 	}
-	return p.begin(ctx, std, sig, attr.WaitDelay), nil
+	return p.begin(ctx, rq.std, rq.cancel, rq.waitDelay), nil
 }
 
 // Exec asks the server to start the external program at path with argv
@@ -336,50 +313,19 @@ func (s *Server) Exec(ctx context.Context, path string, argv []string, attr *Att
 // execProcess is Exec; its error is of the program named, which is path or,
 // once looked up, the path found.
 func (s *Server) execProcess(ctx context.Context, path string, argv []string, attr *Attr) (*Process, string, error) {
-	if attr == nil {
-		attr = new(Attr)
-	}
 	if err := ctx.Err(); err != nil {
 		return nil, path, err
 	}
-	if path == "" || len(path) > wire.MaxPath || len(argv) > wire.MaxList {
-		return nil, path, fmt.Errorf("path of 1 to %d bytes and at most %d arguments required", wire.MaxPath, wire.MaxList)
+	rq := &request{exec: true, path: path, argv: argv}
+	if err := s.readAttr(rq, attr); err != nil {
+		return nil, rq.path, err // the path found, once it is
 	}
-	for _, a := range argv {
-		if len(a) > MaxArg {
-			return nil, path, fmt.Errorf("%w: an argument of %d bytes", ErrArgTooLarge, len(a))
-		}
-	}
-	if attr.Server || len(attr.Arg) > 0 || attr.Paths != nil || attr.DenySyscalls != 0 {
-		return nil, path, errors.New("Attr.Server, Arg, Paths and DenySyscalls are for Fork only")
-	}
-	sig, err := cancelSignal(attr)
+	p, err := s.startChild(ctx, rq)
 	if err != nil {
-		return nil, path, err
+		rq.std.abort()
+		return nil, rq.path, err
 	}
-	found, err := s.lookPath(path, s.childPath(attr.Env, attr.ExtraEnv), attr.Chroot)
-	if err != nil {
-		return nil, path, err
-	}
-	path = found // errors from here on name what was found
-	st, err := attr.settings()
-	if err != nil {
-		return nil, path, err
-	}
-	if err := attr.checkFiles(); err != nil {
-		return nil, path, err
-	}
-	std, attr, err := newStdio(attr)
-	if err != nil {
-		return nil, path, err
-	}
-	m := &wire.Exec{Flags: attr.fileFlags() | wire.FlagExit | st.Flag(), NumFiles: uint16(len(attr.Files)), Path: path, Argv: argv, Settings: st}
-	p, err := s.startChild(ctx, path, m, attr)
-	if err != nil {
-		std.abort()
-		return nil, path, err
-	}
-	return p.begin(ctx, std, sig, attr.WaitDelay), path, nil
+	return p.begin(ctx, rq.std, rq.cancel, rq.waitDelay), rq.path, nil
 }
 
 // KillAll sends sig to every child created through this connection and,

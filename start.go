@@ -13,22 +13,22 @@ import (
 	"github.com/forkserver/forkserver/internal/wire"
 )
 
-// startChild sends the Fork or Exec request m, which asks for an exit pipe,
-// with the descriptors attr gives, in the order [Attr.fileFlags] says, and
-// returns the new Process once the reply has come on that pipe.
-func (s *Server) startChild(ctx context.Context, name string, m wire.Message, attr *Attr) (*Process, error) {
+// startChild sends the Fork or Exec request rq to the server, asking for an
+// exit pipe, and returns the new Process once the reply has come on that
+// pipe.
+func (s *Server) startChild(ctx context.Context, rq *request) (*Process, error) {
 	r, w, err := pipe()
 	if err != nil {
 		return nil, err
 	}
 	// The child's exit may reach the connection's reader before the reply
 	// is read from the pipe: the pipe stays open for the reply until then.
-	p := &Process{srv: s, name: name, done: make(chan struct{}), exitFd: r, launching: true}
+	p := &Process{srv: s, name: rq.name(), done: make(chan struct{}), exitFd: r, launching: true}
 	// The server answers on the pipe, or on the connection if it could
 	// not receive the pipe.
 	c := &call{reply: make(chan *wire.Reply, 1)}
 	fds := []int{w}
-	if attr.Socket {
+	if rq.flags&wire.FlagSocket != 0 {
 		var theirs int
 		if p.conn, theirs, err = socketConnPair(); err == nil {
 			fds = []int{theirs, w}
@@ -41,7 +41,7 @@ func (s *Server) startChild(ctx context.Context, name string, m wire.Message, at
 		})
 	}
 	if err == nil {
-		err = withFds(attr.fdFiles(), func(files []int) error { return s.write(p.id, m, append(fds, files...)) })
+		err = withFds(rq.files, func(files []int) error { return s.write(p.id, rq.message(), append(fds, files...)) })
 	}
 	closeFds(fds)
 	if err == nil {
@@ -115,13 +115,13 @@ func (s *Server) awaitLaunch(ctx context.Context, p *Process, c *call) (int, err
 	return 0, s.failure(err) // the server broke the protocol
 }
 
-// forkWarm assigns m to a warm child the server handed over, of the
-// plain pool or of the declared sandbox m's settings ask for, writing the
-// assignment to the child itself, and returns nil if it holds none that
-// can take m: the request then goes to the server.
-func (s *Server) forkWarm(m *wire.Fork, attr *Attr) (*Process, error) {
-	st := &m.Settings
-	kind := s.warmKind(m)
+// forkWarm assigns the Fork request rq to a warm child the server handed
+// over, of the plain pool or of the declared sandbox rq's settings ask for,
+// writing the assignment to the child itself, and returns nil if it holds
+// none that can take rq: the request then goes to the server.
+func (s *Server) forkWarm(rq *request) (*Process, error) {
+	st := &rq.settings
+	kind := s.warmKind(rq)
 	if kind < 0 {
 		return nil, nil
 	}
@@ -140,7 +140,7 @@ func (s *Server) forkWarm(m *wire.Fork, attr *Attr) (*Process, error) {
 	if kind > 0 {
 		assigned = perCall(st)
 	}
-	frame := wire.AppendFrame(nil, 0, &wire.Assign{Flags: m.Flags&^wire.FlagSettings | assigned.Flag(), NumFiles: m.NumFiles, ServerPid: uint32(s.pid), Name: m.Name, Arg: m.Arg, Settings: assigned})
+	frame := wire.AppendFrame(nil, 0, rq.assignment(s.pid, assigned))
 	if len(frame)-wire.HeaderSize > wire.MaxBody {
 		return nil, nil // the server says why
 	}
@@ -149,8 +149,8 @@ func (s *Server) forkWarm(m *wire.Fork, attr *Attr) (*Process, error) {
 		if p == nil {
 			return nil, nil
 		}
-		p.name = m.Name
-		err := p.assign(ctl, frame, attr)
+		p.name = rq.name()
+		err := p.assign(ctl, frame, rq)
 		syscall.Close(ctl)
 		if err == nil {
 			// The child tells the server it runs; the program tells it the
@@ -172,16 +172,16 @@ func (s *Server) forkWarm(m *wire.Fork, attr *Attr) (*Process, error) {
 	}
 }
 
-// warmKind returns the kind of warm child that may take m: the declared
-// sandbox whose shape equals m's, from 1, else 0, the plain pool, if m asks
-// for nothing a plain child cannot apply itself; -1 if none, because the
-// server must create the child, or judge a path as it sees it.
-func (s *Server) warmKind(m *wire.Fork) int {
-	st := &m.Settings
+// warmKind returns the kind of warm child that may take the Fork request
+// rq: the declared sandbox whose shape equals rq's, from 1, else 0, the plain
+// pool, if rq asks for nothing a plain child cannot apply itself; -1 if none,
+// because the server must create the child, or judge a path as it sees it.
+func (s *Server) warmKind(rq *request) int {
+	st := &rq.settings
 	s.mu.Lock()
 	sizes, sandboxes := s.sizes, s.sandboxes
 	s.mu.Unlock()
-	if len(sizes) == 0 || m.Flags&wire.FlagServer != 0 || st.Dir != "" && !filepath.IsAbs(st.Dir) {
+	if len(sizes) == 0 || rq.flags&wire.FlagServer != 0 || st.Dir != "" && !filepath.IsAbs(st.Dir) {
 		return -1
 	}
 	if st.Set&shapeSet != 0 || st.Chroot != "" || st.Namespaces != 0 || len(st.PathLayers) > 0 {
@@ -232,10 +232,10 @@ func (s *Server) takeWarm(kind int) (*Process, int) {
 }
 
 // assign writes the assignment frame to the warm child p on its control
-// socket ctl, with the descriptors attr gives.
-func (p *Process) assign(ctl int, frame []byte, attr *Attr) error {
+// socket ctl, with the descriptors the request rq sends.
+func (p *Process) assign(ctl int, frame []byte, rq *request) error {
 	var fds []int
-	if attr.Socket {
+	if rq.flags&wire.FlagSocket != 0 {
 		var theirs int
 		var err error
 		if p.conn, theirs, err = socketConnPair(); err != nil {
@@ -244,10 +244,25 @@ func (p *Process) assign(ctl int, frame []byte, attr *Attr) error {
 		defer closeFds([]int{theirs})
 		fds = []int{theirs}
 	}
-	err := withFds(attr.fdFiles(), func(files []int) error { return sendMsgFd(ctl, frame, append(fds, files...)) })
+	err := withFds(rq.files, func(files []int) error { return sendMsgFd(ctl, frame, append(fds, files...)) })
 	if err != nil && p.conn != nil {
 		p.conn.Close()
 		p.conn = nil
 	}
 	return err
+}
+
+// message returns the request rq as the server takes it, asking for an exit
+// pipe.
+func (rq *request) message() wire.Message {
+	if rq.exec {
+		return &wire.Exec{Flags: rq.flags | wire.FlagExit, NumFiles: rq.numFiles, Path: rq.path, Argv: rq.argv, Settings: rq.settings}
+	}
+	return &wire.Fork{Flags: rq.flags | wire.FlagExit, NumFiles: rq.numFiles, Name: rq.fn.name, Arg: rq.arg, Settings: rq.settings}
+}
+
+// assignment returns the Fork request rq as a warm child of the server
+// serverPid takes it, applying the settings st.
+func (rq *request) assignment(serverPid int, st wire.Settings) *wire.Assign {
+	return &wire.Assign{Flags: rq.flags&^wire.FlagSettings | st.Flag(), NumFiles: rq.numFiles, ServerPid: uint32(serverPid), Name: rq.fn.name, Arg: rq.arg, Settings: st}
 }

@@ -38,52 +38,50 @@ type stdio struct {
 	cutShort  bool // done was closed on expired, before copied; read once done is closed
 }
 
-// newStdio sets up a pipe for each of attr's standard streams that is not
-// an *os.File and returns a copy of attr that gives the child their ends. It
-// returns a nil *stdio and attr itself when every stream is a file or nil.
-func newStdio(attr *Attr) (*stdio, *Attr, error) {
-	streams := [3]any{attr.Stdin, attr.Stdout, attr.Stderr}
+// newStdio sets up a pipe for each of the standard streams stdin, stdout
+// and stderr that is not an *os.File, whose copying waitDelay bounds (see
+// Attr.WaitDelay), and returns the files the child gets as its descriptors
+// 0 to 2: those streams given as files, the child's ends of the pipes, and
+// nil for the server's own. Its *stdio is nil when there are no pipes.
+func newStdio(stdin io.Reader, stdout, stderr io.Writer, waitDelay time.Duration) (*stdio, [3]*os.File, error) {
 	var std *stdio
-	a := attr
-	for i, v := range streams {
+	var files [3]*os.File
+	for i, v := range [3]any{stdin, stdout, stderr} {
 		if f := fileOf(v); f != nil {
 			f.Fd() // blocking, as programs expect of descriptors 0 to 2
+			files[i] = f
 			continue
 		}
 		if unset(v) {
 			continue
 		}
 		if std == nil {
-			std = &stdio{copied: make(chan struct{}), done: make(chan struct{}), expired: make(chan struct{}), waitDelay: attr.WaitDelay}
-			copied := *attr
-			a = &copied
+			std = &stdio{copied: make(chan struct{}), done: make(chan struct{}), expired: make(chan struct{}), waitDelay: waitDelay}
 		}
-		if i == 2 && sameWriter(attr.Stderr, attr.Stdout) {
+		if i == 2 && sameWriter(stderr, stdout) {
 			// One pipe and one goroutine, so that a writer that is not safe
 			// for concurrent use gets one write at a time.
-			a.Stderr = a.Stdout
+			files[2] = files[1]
 			continue
 		}
 		child, parent, err := stdPipe(i)
 		if err != nil {
 			std.abort()
-			return nil, nil, err
+			return nil, [3]*os.File{}, err
 		}
+		files[i] = child
 		std.childEnds = append(std.childEnds, child)
 		std.parentEnds = append(std.parentEnds, parent)
 		switch i {
 		case 0:
-			a.Stdin = child
-			std.copiers = append(std.copiers, copyStdin(parent, attr.Stdin))
+			std.copiers = append(std.copiers, copyStdin(parent, stdin))
 		case 1:
-			a.Stdout = child
-			std.copiers = append(std.copiers, copyOutput("output", attr.Stdout, parent))
+			std.copiers = append(std.copiers, copyOutput("output", stdout, parent))
 		case 2:
-			a.Stderr = child
-			std.copiers = append(std.copiers, copyOutput("error", attr.Stderr, parent))
+			std.copiers = append(std.copiers, copyOutput("error", stderr, parent))
 		}
 	}
-	return std, a, nil
+	return std, files, nil
 }
 
 // stdPipe returns a pipe for the child's descriptor i: the child's end
