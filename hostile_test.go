@@ -684,13 +684,33 @@ func TestHostilePool(t *testing.T) {
 	const poolSize = 2
 	e := newHostileEnv(t, &Config{PoolSize: poolSize})
 	pid := e.srv.Pid()
+	// sample counts the server's descriptors and lists its children, and
+	// reports whether the pool was full all the while: the children,
+	// listed before and after the count and the same both times, are the
+	// warm children the program holds, poolSize of them. Listed on one
+	// side of the count alone, the children may be those of another
+	// moment: a count taken just before a refill forks, with the listing
+	// just after, misses the new child's descriptors, and a resting count
+	// that low is never reached again. A child not yet reaped that a drain
+	// killed, or that started before one, is no warm child the program
+	// holds, and has fewer descriptors in the server than one.
+	sample := func(t testing.TB) (fds int, kids []int, full bool) {
+		t.Helper()
+		before := childrenOf(pid)
+		fds = countFds(t, pid)
+		kids = childrenOf(pid)
+		slices.Sort(before)
+		slices.Sort(kids)
+		return fds, kids, len(kids) == poolSize && slices.Equal(before, kids) && slices.Equal(kids, warmPids(e.srv))
+	}
 	// At rest the pool is full. Descriptors open for a moment while it
 	// fills, never fewer: the fewest seen with the pool full are the
 	// server at rest.
 	full := func() (fds int) {
 		eventually(t, "the pool to fill", func() bool {
-			fds = countFds(t, pid)
-			return len(childrenOf(pid)) == poolSize
+			var full bool
+			fds, _, full = sample(t)
+			return full
 		})
 		return fds
 	}
@@ -704,12 +724,15 @@ func TestHostilePool(t *testing.T) {
 	settle := func(t *testing.T) {
 		t.Helper()
 		e.forkNil(t)
-		var fds, children int
+		var fds int
+		var kids []int
 		if !await(func() bool {
-			fds, children = countFds(t, pid), len(childrenOf(pid))
-			return fds == base && children == poolSize
+			var full bool
+			fds, kids, full = sample(t)
+			return full && fds == base
 		}) {
-			t.Fatalf("server not back at rest: %d descriptors and %d children, want %d and %d", fds, children, base, poolSize)
+			t.Fatalf("server not back at rest: %d descriptors and children %v (warm children held: %v), want %d descriptors and %d warm children",
+				fds, kids, warmPids(e.srv), base, poolSize)
 		}
 	}
 
@@ -764,4 +787,17 @@ func TestHostilePool(t *testing.T) {
 		hc.Close()
 		settle(t)
 	})
+}
+
+// warmPids returns, sorted, the pids of the warm children the server has
+// handed to s and s holds unassigned.
+func warmPids(s *Server) []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pids := make([]int, 0, len(s.warm))
+	for _, w := range s.warm {
+		pids = append(pids, w.pid)
+	}
+	slices.Sort(pids)
+	return pids
 }
