@@ -119,6 +119,9 @@ func (cl *client) confine(st *wire.Settings) error {
 	if b.Syscalls&uint32(SyscallsMount) != 0 && st.Namespaces&^b.Namespaces != 0 {
 		return ErrPermission // what the child may not unshare, the server does not create for it
 	}
+	if confined(b) && st.Namespaces&^b.Namespaces&uint32(NewUser) != 0 {
+		return ErrPermission // a new user namespace holds every capability in it: root with a sandbox is not root
+	}
 	st.Namespaces |= b.Namespaces
 	st.Set |= b.Set & wire.SetNoNewPrivs
 	// Policies only tighten: the confining child's path layers, which

@@ -11,15 +11,22 @@ package forkserver
 // The policy covers opening, executing, creating, removing, renaming,
 // linking and truncating files and, where the kernel has Landlock ABI 6
 // (Linux 6.12), connecting to abstract Unix sockets and signalling
-// processes outside the policy. Landlock does not cover changing a
-// file's metadata, so the child's filter denies every call that changes
-// a mode, an owner, times or extended attributes by path (chmod,
-// fchmodat, fchmodat2, chown, lchown, fchownat, utime, utimes,
-// futimesat, utimensat with a path, setxattr, lsetxattr, removexattr,
-// lremovexattr, setxattrat, removexattrat, file_setattr), inside the
-// paths too: there the child changes its files through descriptors it
-// opens ((*os.File).Chmod, Chown, and utimensat with no path), which a
-// file outside the paths, open at most with O_PATH, does not give.
+// processes outside the policy. What Landlock does not cover, the child's
+// filter denies outright, inside the paths too:
+//   - changing a file's mode, owner, times or extended attributes, by
+//     path or through a descriptor (chmod, fchmod, fchmodat, fchmodat2,
+//     chown, fchown, lchown, fchownat, utime, utimes, futimesat,
+//     utimensat, setxattr, fsetxattr, lsetxattr, removexattr,
+//     fremovexattr, lremovexattr, setxattrat, removexattrat,
+//     file_setattr): a file the child may only read could otherwise be
+//     opened and made writable;
+//   - the keyrings (keyctl, add_key, request_key), which every process of
+//     a user shares;
+//   - System V IPC (shmget, shmat, shmctl, shmdt, semget, semop, semctl,
+//     semtimedop, msgget, msgsnd, msgrcv, msgctl), whose objects no path
+//     names;
+//   - inotify and fanotify watches (inotify_add_watch, fanotify_init,
+//     fanotify_mark), which would tell what happens outside the paths.
 //
 // The policy does not cover descriptors the child already holds (its
 // socket, its server connection, Files, standard descriptors), nor
@@ -40,7 +47,10 @@ type PathPolicy struct {
 // SyscallGroup is a set of groups of system calls that a child is denied.
 // A denied call fails with EPERM (clone3 with ENOSYS, so that the C library
 // falls back to clone), so that Go code sees an error rather than a crash;
-// every other call is allowed. The filter is written for the amd64 and
+// every other call is allowed, but for two requests of ioctl that every
+// filter denies, whatever the groups: TIOCSTI and TIOCLINUX, with which a
+// child sharing the program's terminal would type commands into the
+// user's shell. The filter is written for the amd64 and
 // arm64 interfaces: on amd64 it also denies every x32 and 32-bit call.
 // Elsewhere, a Fork that asks for any group fails with an error matching
 // errors.ErrUnsupported.
@@ -75,7 +85,9 @@ const (
 
 	// SyscallsTrace: ptrace, process_vm_readv, process_vm_writev,
 	// process_madvise, pidfd_getfd and kcmp, which read, change or compare
-	// another process's memory or descriptors.
+	// another process's memory or descriptors, and prlimit64 on any
+	// process but the child itself, which would change another process's
+	// limits.
 	SyscallsTrace
 
 	// SyscallsMount: mount, umount2, pivot_root, unshare, setns, the

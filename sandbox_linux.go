@@ -45,7 +45,7 @@ var errExecSandbox = errors.New("Paths and DenySyscalls apply to Fork only")
 func enterSandbox(st *wire.Settings) error {
 	groups := sandbox.Group(st.Syscalls)
 	if landlocked {
-		groups |= sandbox.PathMetadata
+		groups |= sandbox.LandlockGaps
 	}
 	if st.Chroot != "" && (landlocked || confined(st)) {
 		groups |= sandbox.Chroot

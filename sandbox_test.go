@@ -740,8 +740,8 @@ var sandboxMetadata = forkserver.Register("sandbox-metadata", func(ctx context.C
 	note("O_PATH fchownat empty path", errnoErr(errno))
 	_, _, errno = syscall.Syscall6(sysFchmodat2, uintptr(fd), empty, 0o600, atEmptyPath, 0, 0)
 	note("O_PATH fchmodat2 empty path", errnoErr(errno))
-	// Inside its paths, the child writes and changes its files through
-	// descriptors; by path, it may not.
+	// Inside its paths, the child writes its files, but changes their
+	// metadata neither by path nor through a descriptor.
 	inside := filepath.Join(f.ReadWrite, fmt.Sprintf("meta-%d", os.Getpid()))
 	file, err := os.Create(inside)
 	note("create inside", err)
@@ -764,8 +764,9 @@ const (
 
 // TestSandboxPathMetadata: a child under Paths can change neither the
 // mode, nor the owner, nor the times, nor the extended attributes of a
-// file outside its paths, by its path or through the O_PATH descriptor
-// that is all it can open of it, as root and as its owner.
+// file, by its path or through a descriptor (outside its paths the O_PATH
+// one that is all it can open, inside one it wrote), as root and as its
+// owner.
 func TestSandboxPathMetadata(t *testing.T) {
 	f := newSandboxFiles(t)
 	sandboxUsers(t, func(t *testing.T, cred *forkserver.Credential) {
@@ -793,13 +794,14 @@ func TestSandboxPathMetadata(t *testing.T) {
 			t.Fatalf("no report from the child: %v", err)
 		}
 		waitSuccess(t, p)
-		ebadf := syscall.EBADF.Error()
 		checkProbes(t, got, probes{
 			"chmod": eperm, "chown": eperm, "lchown": eperm, "utimensat": eperm, "utimes": eperm,
 			"setxattr": eperm, "removexattr": eperm,
-			"O_PATH fchmod": ebadf, "O_PATH fchown": ebadf, "O_PATH fsetxattr": ebadf, "O_PATH futimens": ebadf,
+			"O_PATH fchmod": eperm, "O_PATH fchown": eperm, "O_PATH fsetxattr": eperm, "O_PATH futimens": eperm,
 			"O_PATH fchownat empty path": eperm, "O_PATH fchmodat2 empty path": eperm,
-			"chmod inside": eperm,
+			"create inside": "", "write inside": "",
+			// Through a descriptor too: one of a read-only file would do.
+			"fchmod inside": eperm, "chmod inside": eperm,
 		})
 		after, err := os.Stat(mf.Outside)
 		if err != nil {

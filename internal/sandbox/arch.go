@@ -11,13 +11,13 @@ type arch struct {
 	x32Bit    uint32 // marks the calls of a second interface with other numbers; 0 if none
 	seccomp   uint32 // seccomp(2) itself
 
-	socketpair, clone, clone3, utimensat uint32
+	socketpair, clone, clone3, ioctl, prlimit64 uint32
 
 	// The calls each group denies outright: exec holds the calls that
 	// create processes, but clone and clone3, which the program
 	// inspects.
-	network, exec, trace, mount, kernel, metadata []uint32
-	chroot                                        uint32
+	network, exec, trace, mount, kernel, gaps []uint32
+	chroot                                    uint32
 }
 
 // denied returns the calls g denies outright on a.
@@ -33,8 +33,8 @@ func (a *arch) denied(g Group) []uint32 {
 		return a.mount
 	case Kernel:
 		return a.kernel
-	case PathMetadata:
-		return a.metadata
+	case LandlockGaps:
+		return a.gaps
 	case Chroot:
 		return []uint32{a.chroot}
 	}
@@ -75,5 +75,5 @@ const (
 var (
 	ioUring  = []uint32{sysIoUringSetup, sysIoUringEnter, sysIoUringRegister}
 	mountAPI = []uint32{sysOpenTree, sysMoveMount, sysFsopen, sysFsconfig, sysFsmount, sysFspick, sysMountSetattr, sysOpenTreeAttr}
-	metadata = []uint32{sysFchmodat2, sysSetxattrat, sysRemovexattrat, sysFileSetattr}
+	gaps     = []uint32{sysFchmodat2, sysSetxattrat, sysRemovexattrat, sysFileSetattr}
 )

@@ -17,16 +17,19 @@ const (
 	Mount
 	Kernel
 
-	// PathMetadata is no SyscallGroup of the root package: it denies the
-	// calls that change a file's metadata by path, which Landlock does
-	// not cover, to a process in a Landlock domain. Those are chmod,
-	// fchmodat, fchmodat2, chown, lchown, fchownat, utime, utimes,
-	// futimesat, utimensat with a path, setxattr, lsetxattr,
-	// removexattr, lremovexattr, setxattrat, removexattrat and
-	// file_setattr. The calls that take a descriptor stay allowed: a
-	// descriptor of a file outside the domain can only have been opened
-	// with O_PATH, which they refuse (EBADF).
-	PathMetadata Group = 1 << 31
+	// LandlockGaps is no SyscallGroup of the root package: it denies, to
+	// a process in a Landlock domain, the calls that reach what Landlock
+	// does not cover. Those are the calls that change a file's metadata,
+	// by path or by descriptor (chmod, fchmod, fchmodat, fchmodat2,
+	// chown, fchown, lchown, fchownat, utime, utimes, futimesat,
+	// utimensat, setxattr, fsetxattr, lsetxattr, removexattr,
+	// fremovexattr, lremovexattr, setxattrat, removexattrat,
+	// file_setattr): a read-only file can be opened, and its mode
+	// changed through the descriptor; the keyrings (keyctl, add_key,
+	// request_key), which a user's processes share; System V IPC (shm*,
+	// sem*, msg*), whose objects no path names; and the watches of
+	// inotify and fanotify, which would list what lies outside.
+	LandlockGaps Group = 1 << 31
 
 	// Chroot is no SyscallGroup of the root package either: it denies
 	// chroot to a confined child that keeps CAP_SYS_CHROOT to enter its
@@ -95,6 +98,12 @@ const (
 	cloneNewNet    = 0x40000000
 
 	cloneNamespaces = cloneNewNS | cloneNewCgroup | cloneNewUTS | cloneNewIPC | cloneNewUser | cloneNewPID | cloneNewNet
+)
+
+// The requests of ioctl(2) the program denies.
+const (
+	tiocsti   = 0x5412
+	tioclinux = 0x541c
 )
 
 // The family and types of socketpair(2) the program looks at.
@@ -178,13 +187,19 @@ func program(a *arch, groups Group) []Insn {
 		// library fall back to clone.
 		denyCall(a.clone3, errnoENOSYS)
 	}
-	if groups&PathMetadata != 0 {
-		// utimensat with a NULL path sets the times of its descriptor.
-		argRule(a.utimensat,
-			check{argLow(1), bpfJeqK, 0, false},
-			check{argHigh(1), bpfJeqK, 0, false})
+	if groups&Trace != 0 {
+		// prlimit64 on itself only: another process's limits are
+		// another process's to set.
+		argRule(a.prlimit64, check{argLow(0), bpfJeqK, 0, false})
 	}
-	for _, g := range []Group{Network, Exec, Trace, Mount, Kernel, PathMetadata, Chroot} {
+	// Whatever the groups: no characters pushed into the input of a
+	// terminal the child shares with the program's shell, which would run
+	// them as the user (TIOCSTI), nor a console's selection pasted there
+	// (TIOCLINUX).
+	argRule(a.ioctl,
+		check{argLow(1), bpfJeqK, tiocsti, true},
+		check{argLow(1), bpfJeqK, tioclinux, true})
+	for _, g := range []Group{Network, Exec, Trace, Mount, Kernel, LandlockGaps, Chroot} {
 		if groups&g != 0 {
 			for _, nr := range a.denied(g) {
 				denyCall(nr, errnoEPERM)

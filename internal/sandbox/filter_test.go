@@ -124,8 +124,11 @@ var groupCalls = map[Group][]string{
 	Kernel: {"bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register",
 		"keyctl", "add_key", "request_key", "init_module", "finit_module", "delete_module", "kexec_load",
 		"kexec_file_load", "reboot", "swapon", "swapoff", "syslog", "acct", "iopl", "ioperm"},
-	PathMetadata: {"chmod", "fchmodat", "fchmodat2", "chown", "lchown", "fchownat", "utime", "utimes", "futimesat",
-		"setxattr", "lsetxattr", "removexattr", "lremovexattr", "setxattrat", "removexattrat", "file_setattr"},
+	LandlockGaps: {"chmod", "fchmodat", "fchmodat2", "chown", "lchown", "fchownat", "utime", "utimes", "futimesat",
+		"utimensat", "setxattr", "lsetxattr", "removexattr", "lremovexattr", "setxattrat", "removexattrat", "file_setattr",
+		"fchmod", "fchown", "fsetxattr", "fremovexattr", "keyctl", "add_key", "request_key",
+		"shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semctl", "semtimedop",
+		"msgget", "msgsnd", "msgrcv", "msgctl", "inotify_add_watch", "fanotify_init", "fanotify_mark"},
 	Chroot: {"chroot"},
 }
 
@@ -150,14 +153,13 @@ func with(m map[string]uint32) map[string]uint32 {
 const (
 	amd64Read, amd64Write, amd64Close, amd64Mmap, amd64RtSigreturn = 0, 1, 3, 9, 15
 	amd64Madvise, amd64Getpid, amd64Sendto, amd64Sendmsg           = 28, 39, 44, 46
-	amd64Fchmod, amd64Fchown, amd64Futex, amd64ExitGroup           = 91, 93, 202, 231
-	amd64Openat, amd64EpollPwait, amd64SchedYield, amd64Fsetxattr  = 257, 281, 24, 190
+	amd64Futex, amd64ExitGroup                                     = 202, 231
+	amd64Openat, amd64EpollPwait, amd64SchedYield                  = 257, 281, 24
 
-	arm64Fchmod, arm64Fchown, arm64Close, arm64Read, arm64Write = 52, 55, 57, 63, 64
-	arm64Openat, arm64EpollPwait, arm64ExitGroup, arm64Futex    = 56, 22, 94, 98
-	arm64SchedYield, arm64RtSigreturn, arm64Getpid              = 124, 139, 172
-	arm64Sendto, arm64Sendmsg, arm64Mmap, arm64Madvise          = 206, 211, 222, 233
-	arm64Fsetxattr                                              = 7
+	arm64Close, arm64Read, arm64Write                        = 57, 63, 64
+	arm64Openat, arm64EpollPwait, arm64ExitGroup, arm64Futex = 56, 22, 94, 98
+	arm64SchedYield, arm64RtSigreturn, arm64Getpid           = 124, 139, 172
+	arm64Sendto, arm64Sendmsg, arm64Mmap, arm64Madvise       = 206, 211, 222, 233
 )
 
 var specs = map[string]spec{
@@ -176,6 +178,12 @@ var specs = map[string]spec{
 			"kexec_load": amd64KexecLoad, "kexec_file_load": amd64KexecFileLoad, "reboot": amd64Reboot,
 			"swapon": amd64Swapon, "swapoff": amd64Swapoff, "syslog": amd64Syslog, "acct": amd64Acct,
 			"iopl": amd64Iopl, "ioperm": amd64Ioperm,
+			"fchmod": amd64Fchmod, "fchown": amd64Fchown, "fsetxattr": amd64Fsetxattr, "fremovexattr": amd64Fremovexattr,
+			"shmget": amd64Shmget, "shmat": amd64Shmat, "shmctl": amd64Shmctl, "shmdt": amd64Shmdt,
+			"semget": amd64Semget, "semop": amd64Semop, "semctl": amd64Semctl, "semtimedop": amd64Semtimedop,
+			"msgget": amd64Msgget, "msgsnd": amd64Msgsnd, "msgrcv": amd64Msgrcv, "msgctl": amd64Msgctl,
+			"inotify_add_watch": amd64InotifyAddWatch, "fanotify_init": amd64FanotifyInit, "fanotify_mark": amd64FanotifyMark,
+			"ioctl": amd64Ioctl, "prlimit64": amd64Prlimit64,
 			"chmod": amd64Chmod, "fchmodat": amd64Fchmodat, "chown": amd64Chown, "lchown": amd64Lchown,
 			"fchownat": amd64Fchownat, "utime": amd64Utime, "utimes": amd64Utimes, "futimesat": amd64Futimesat,
 			"utimensat": amd64Utimensat, "setxattr": amd64Setxattr, "lsetxattr": amd64Lsetxattr,
@@ -186,9 +194,9 @@ var specs = map[string]spec{
 			{"read", amd64Read, nil}, {"write", amd64Write, nil}, {"close", amd64Close, nil},
 			{"mmap", amd64Mmap, nil}, {"rt_sigreturn", amd64RtSigreturn, nil}, {"madvise", amd64Madvise, nil},
 			{"getpid", amd64Getpid, nil}, {"sendto", amd64Sendto, nil}, {"sendmsg", amd64Sendmsg, nil},
-			{"fchmod", amd64Fchmod, nil}, {"fchown", amd64Fchown, nil}, {"futex", amd64Futex, nil},
+			{"futex", amd64Futex, nil},
 			{"exit_group", amd64ExitGroup, nil}, {"openat", amd64Openat, nil}, {"epoll_pwait", amd64EpollPwait, nil},
-			{"sched_yield", amd64SchedYield, nil}, {"fsetxattr", amd64Fsetxattr, nil},
+			{"sched_yield", amd64SchedYield, nil},
 		},
 	},
 	"arm64": {
@@ -205,6 +213,12 @@ var specs = map[string]spec{
 			"kexec_load": arm64KexecLoad, "kexec_file_load": arm64KexecFileLoad, "reboot": arm64Reboot,
 			"swapon": arm64Swapon, "swapoff": arm64Swapoff, "syslog": arm64Syslog, "acct": arm64Acct,
 			"fchmodat": arm64Fchmodat, "fchownat": arm64Fchownat, "utimensat": arm64Utimensat,
+			"fchmod": arm64Fchmod, "fchown": arm64Fchown, "fsetxattr": arm64Fsetxattr, "fremovexattr": arm64Fremovexattr,
+			"shmget": arm64Shmget, "shmat": arm64Shmat, "shmctl": arm64Shmctl, "shmdt": arm64Shmdt,
+			"semget": arm64Semget, "semop": arm64Semop, "semctl": arm64Semctl, "semtimedop": arm64Semtimedop,
+			"msgget": arm64Msgget, "msgsnd": arm64Msgsnd, "msgrcv": arm64Msgrcv, "msgctl": arm64Msgctl,
+			"inotify_add_watch": arm64InotifyAddWatch, "fanotify_init": arm64FanotifyInit, "fanotify_mark": arm64FanotifyMark,
+			"ioctl": arm64Ioctl, "prlimit64": arm64Prlimit64,
 			"setxattr": arm64Setxattr, "lsetxattr": arm64Lsetxattr, "removexattr": arm64Removexattr, "lremovexattr": arm64Lremovexattr,
 		}),
 		foreign: 0x40000028, // AUDIT_ARCH_ARM
@@ -212,9 +226,9 @@ var specs = map[string]spec{
 			{"read", arm64Read, nil}, {"write", arm64Write, nil}, {"close", arm64Close, nil},
 			{"mmap", arm64Mmap, nil}, {"rt_sigreturn", arm64RtSigreturn, nil}, {"madvise", arm64Madvise, nil},
 			{"getpid", arm64Getpid, nil}, {"sendto", arm64Sendto, nil}, {"sendmsg", arm64Sendmsg, nil},
-			{"fchmod", arm64Fchmod, nil}, {"fchown", arm64Fchown, nil}, {"futex", arm64Futex, nil},
+			{"futex", arm64Futex, nil},
 			{"exit_group", arm64ExitGroup, nil}, {"openat", arm64Openat, nil}, {"epoll_pwait", arm64EpollPwait, nil},
-			{"sched_yield", arm64SchedYield, nil}, {"fsetxattr", arm64Fsetxattr, nil},
+			{"sched_yield", arm64SchedYield, nil},
 		},
 	},
 }
@@ -293,14 +307,17 @@ func expectations(s spec, groups Group) map[string]struct {
 	set(call{"clone", n["clone"], []uint64{cloneNewUser | sigchld}}, execOrMount(eperm))
 	set(call{"clone", n["clone"], []uint64{goThread | cloneNewNet}}, ifGroup(Mount, eperm))
 	set(call{"clone3", n["clone3"], nil}, execOrMount(enosys))
-	// utimensat: on a descriptor (a NULL path) always; on a path, as
-	// every pointer the high half of which may be set, never under
-	// PathMetadata.
-	const atFdcwd = 1<<64 - 100
-	set(call{"utimensat", n["utimensat"], []uint64{3, 0}}, allow)
-	set(call{"utimensat", n["utimensat"], []uint64{atFdcwd, 0xc000012345}}, ifGroup(PathMetadata, eperm))
-	set(call{"utimensat", n["utimensat"], []uint64{3, 1 << 32}}, ifGroup(PathMetadata, eperm))
-	set(call{"utimensat", n["utimensat"], []uint64{3, 1}}, ifGroup(PathMetadata, eperm))
+	// ioctl: never TIOCSTI or TIOCLINUX, whatever the groups; any other
+	// request always.
+	set(call{"ioctl", n["ioctl"], []uint64{0, tiocsti}}, eperm)
+	set(call{"ioctl", n["ioctl"], []uint64{0, 1<<32 | tiocsti}}, eperm)
+	set(call{"ioctl", n["ioctl"], []uint64{0, tioclinux}}, eperm)
+	set(call{"ioctl", n["ioctl"], []uint64{0, 0x5401}}, allow) // TCGETS
+	set(call{"ioctl", n["ioctl"], []uint64{0, 0x5413}}, allow) // TIOCGWINSZ
+	// prlimit64: on itself always; on another process never under Trace.
+	set(call{"prlimit64", n["prlimit64"], []uint64{0}}, allow)
+	set(call{"prlimit64", n["prlimit64"], []uint64{1}}, ifGroup(Trace, eperm))
+	set(call{"prlimit64", n["prlimit64"], []uint64{12345}}, ifGroup(Trace, eperm))
 	return out
 }
 
@@ -311,7 +328,7 @@ func TestProgram(t *testing.T) {
 	for name, s := range specs {
 		t.Run(name, func(t *testing.T) {
 			for i := range 1 << 7 { // every combination of the seven groups
-				groups := Group(i&0x1f) | Group(i>>5&1)*PathMetadata | Group(i>>6&1)*Chroot
+				groups := Group(i&0x1f) | Group(i>>5&1)*LandlockGaps | Group(i>>6&1)*Chroot
 				prog := program(s.arch, groups)
 				if len(prog) > 4096 { // BPF_MAXINSNS
 					t.Fatalf("groups %#x: %d instructions", groups, len(prog))
