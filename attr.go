@@ -71,8 +71,8 @@ func (s *Server) readAttr(rq *request, attr *Attr) error {
 				return fmt.Errorf("%w: an argument of %d bytes", ErrArgTooLarge, len(v))
 			}
 		}
-		if attr.Server || len(attr.Arg) > 0 || attr.Paths != nil || attr.DenySyscalls != 0 {
-			return errors.New("Attr.Server, Arg, Paths and DenySyscalls are for Fork only")
+		if attr.Server || len(attr.Arg) > 0 {
+			return errors.New("Attr.Server and Arg are for Fork only")
 		}
 	}
 	sig, err := cancelSignal(attr.Cancel)
@@ -87,6 +87,9 @@ func (s *Server) readAttr(rq *request, attr *Attr) error {
 		rq.path = found
 	}
 	st, err := attr.settings()
+	if err == nil && rq.exec {
+		err = sandboxAdmissible(&st, true)
+	}
 	if err != nil {
 		return err
 	}

@@ -119,6 +119,37 @@ func BenchmarkColdForkWait(b *testing.B) {
 	r.reportExec(b)
 }
 
+// BenchmarkSandboxedExec: Exec and Wait of /bin/true with Paths that list
+// one data directory, DenySyscalls (network, trace, kernel) and
+// NoNewPrivs, interleaved with a plain Exec and Wait of it, reported as
+// plain-p50-µs, plain-p99-µs and their ratio at p50, x-plain.
+func BenchmarkSandboxedExec(b *testing.B) {
+	benchSetupLoad(b)
+	srv := startWith(b, nil)
+	exec := func(attr *forkserver.Attr) func(*benchClock) {
+		return func(c *benchClock) {
+			c.begin()
+			p, err := srv.Exec(context.Background(), "/bin/true", []string{"true"}, attr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			waitSuccess(b, p)
+			c.end()
+		}
+	}
+	sandboxed := &forkserver.Attr{
+		Paths:        &forkserver.PathPolicy{ReadOnly: []string{b.TempDir()}},
+		DenySyscalls: forkserver.SyscallsNetwork | forkserver.SyscallsTrace | forkserver.SyscallsKernel,
+		NoNewPrivs:   true,
+	}
+	r := benchInterleave(b, nil,
+		benchOp{"sandboxed Exec+Wait", exec(sandboxed)},
+		benchOp{"plain Exec+Wait", exec(nil)})
+	r.report(b, 0, "")
+	r.report(b, 1, "plain-")
+	r.ratio(b, "x-plain", r.p(1, 0.50))
+}
+
 // BenchmarkForkBomb: pooled Fork+Wait in the program, quiet and then beside
 // a fork bomb: a child whose connection may have bound children
 // alive, which, with each of its children, forks through its connection as

@@ -418,15 +418,16 @@ type Attr struct {
 	// under the policy. To that end the child may also read and
 	// execute the binary and the shared libraries it runs with, and read
 	// the dynamic loader's cache. Fork fails with an error matching
-	// [errors.ErrUnsupported] where the kernel cannot enforce it, and
-	// Exec refuses it.
+	// [errors.ErrUnsupported] where the kernel cannot enforce it. For
+	// Exec, see [Server.Exec].
 	Paths *PathPolicy
 
 	// DenySyscalls are groups of system calls the child may not make
 	// (Linux, seccomp, amd64 and arm64; see [SyscallGroup]). The child
 	// installs the filter on all its threads as the last of its
 	// settings, after setting no_new_privs, which the filter requires of
-	// an unprivileged process. Exec refuses it.
+	// an unprivileged process. For Exec, see [Server.Exec]: it refuses
+	// [SyscallsExec].
 	DenySyscalls SyscallGroup
 
 	// Pdeathsig is the signal the child gets when the server dies (Linux).

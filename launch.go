@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"math/bits"
 	"os"
+	"path/filepath"
 	"strconv"
 	"syscall"
 
+	"github.com/forkserver/forkserver/internal/sandbox"
 	"github.com/forkserver/forkserver/internal/wire"
 )
 
@@ -156,7 +158,7 @@ func (sv *supervisor) fork(l *launch, m *wire.Fork) error {
 	if err := l.from.admit(&l.st, false); err != nil {
 		return err
 	}
-	if err := l.layerRulesets(); err != nil {
+	if err := l.layerRulesets(startFiles()); err != nil {
 		return err
 	}
 	if m.Flags&wire.FlagServer != 0 {
@@ -285,11 +287,14 @@ func (sv *supervisor) childClient(l *launch) (int, error) {
 // are as a Fork's, Attr.Files follow from 3, and the socket, if asked for,
 // comes after them.
 func (sv *supervisor) exec(l *launch, m *wire.Exec) error {
-	if b := l.from.base; len(l.from.rulesets) > 0 || b != nil && b.Syscalls != 0 {
-		return ErrPermission // its children run under Paths or DenySyscalls, which an external program cannot be given
+	if b := l.from.base; b != nil && b.Syscalls&uint32(SyscallsExec) != 0 {
+		return ErrPermission // its children may not execute a program
 	}
 	l.st = m.Settings
 	if err := l.from.admit(&l.st, true); err != nil {
+		return err
+	}
+	if err := l.layerRulesets(programFiles(l.st.Chroot, execPath(m.Path, l.st.Dir))); err != nil {
 		return err
 	}
 	sys, err := sysProcAttr(&l.st, true)
@@ -304,7 +309,20 @@ func (sv *supervisor) exec(l *launch, m *wire.Exec) error {
 	for _, fd := range concat(l.files, l.socket) {
 		attr.Files = append(attr.Files, uintptr(fd))
 	}
-	return sv.spawn(m.Path, m.Argv, attr, threadFor(&l.st, sys, true), sv.adopt(l))
+	thread := threadFor(&l.st, sys, true)
+	if len(l.rulesets) > 0 || l.st.Syscalls != 0 {
+		return sv.spawnOn(func(fn func()) error { return withSandbox(l.rulesets, sandbox.Group(l.st.Syscalls), fn) }, m.Path, m.Argv, attr, sv.adopt(l))
+	}
+	return sv.spawn(m.Path, m.Argv, attr, thread, sv.adopt(l))
+}
+
+// execPath returns the path an external program at path is found at,
+// from its working directory dir, or the server's if that is empty.
+func execPath(path, dir string) string {
+	if filepath.IsAbs(path) || dir == "" {
+		return path
+	}
+	return filepath.Join(dir, path)
 }
 
 // stdFlags are the flags of the standard descriptors, 0 to 2 in order.
@@ -398,14 +416,25 @@ func threadFor(st *wire.Settings, sys *syscall.SysProcAttr, external bool) spawn
 // pid, with sv.mu held, to record it in children. The reaper cannot run
 // between the two, so every pid it reaps is already recorded.
 func (sv *supervisor) spawn(path string, argv []string, attr *syscall.ProcAttr, thread spawnThread, add func(pid int) error) error {
+	var run func(func()) error
+	if thread != plainThread {
+		run = func(fn func()) error { return onConfiningThread(thread == confiningChrootThread, fn) }
+	}
+	return sv.spawnOn(run, path, argv, attr, add)
+}
+
+// spawnOn is spawn, executing path through run, which runs the function
+// it is given on a thread that gives the process what it must inherit, or
+// on the calling goroutine's thread if run is nil.
+func (sv *supervisor) spawnOn(run func(func()) error, path string, argv []string, attr *syscall.ProcAttr, add func(pid int) error) error {
 	sv.forkMu.RLock()
 	defer sv.forkMu.RUnlock()
 	var pid int
 	var err error
 	forkExec := func() { pid, err = syscall.ForkExec(path, argv, attr) }
-	if thread == plainThread {
+	if run == nil {
 		forkExec()
-	} else if terr := onConfiningThread(thread == confiningChrootThread, forkExec); terr != nil {
+	} else if terr := run(forkExec); terr != nil {
 		return terr
 	}
 	if err != nil {

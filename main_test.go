@@ -36,6 +36,8 @@ func TestMain(m *testing.M) {
 		forkserver.Main()
 		victimProgram()
 		os.Exit(0)
+	case sandboxExecProbe:
+		sandboxExecProbeProgram() // in sandbox_exec_test.go
 	case benchExecProgram:
 		benchExecChild() // in bench_harness_test.go
 	case "fault-busy":

@@ -80,7 +80,8 @@ const (
 	// (ENOSYS). So nothing the child starts can outlive it, nor escape
 	// its limits. The child can still fork children through its Server
 	// connection: those are created by the server, and a child forked
-	// through that connection inherits the child's groups.
+	// through that connection inherits the child's groups; Exec through
+	// it is refused. Exec refuses SyscallsExec: see [Server.Exec].
 	SyscallsExec
 
 	// SyscallsTrace: ptrace, process_vm_readv, process_vm_writev,

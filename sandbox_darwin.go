@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/forkserver/forkserver/internal/sandbox"
 	"github.com/forkserver/forkserver/internal/wire"
 )
 
@@ -17,7 +18,12 @@ func sandboxAdmissible(st *wire.Settings, external bool) error {
 }
 
 // layerRulesets has nothing to do: sandboxAdmissible refuses Paths.
-func (l *launch) layerRulesets() error { return nil }
+func (l *launch) layerRulesets([]string) error { return nil }
+
+// startFiles and programFiles have nothing to list: no child is given
+// rulesets.
+func startFiles() []string                 { return nil }
+func programFiles(string, string) []string { return nil }
 
 // enterLandlock has nothing to do: no child is given rulesets.
 func enterLandlock(int, string) error { return nil }
@@ -28,3 +34,7 @@ func pathRulesets([]wire.PathLayer) ([]int, error) { return nil, errors.ErrUnsup
 // enterSandbox has nothing to do: sandboxAdmissible refuses what would
 // ask for it.
 func enterSandbox(*wire.Settings) error { return nil }
+
+// withSandbox is never called: sandboxAdmissible refuses what would ask
+// for it.
+func withSandbox([]int, sandbox.Group, func()) error { return errors.ErrUnsupported }

@@ -3,6 +3,7 @@ package forkserver
 import (
 	"errors"
 	"fmt"
+	"runtime"
 
 	"github.com/forkserver/forkserver/internal/sandbox"
 	"github.com/forkserver/forkserver/internal/wire"
@@ -15,7 +16,9 @@ func sandboxAdmissible(st *wire.Settings, external bool) error {
 		return nil
 	}
 	if external {
-		return errExecSandbox
+		if err := execSandboxAdmissible(st); err != nil {
+			return err
+		}
 	}
 	if len(st.PathLayers) > 0 {
 		if err := sandbox.LandlockSupported(); err != nil {
@@ -34,7 +37,63 @@ func sandboxAdmissible(st *wire.Settings, external bool) error {
 	return nil
 }
 
-var errExecSandbox = errors.New("Paths and DenySyscalls apply to Fork only")
+// execSandboxAdmissible refuses what a sandboxed external program cannot
+// be given: see withSandbox.
+func execSandboxAdmissible(st *wire.Settings) error {
+	switch {
+	case st.Syscalls&uint32(SyscallsExec) != 0:
+		return errExecSyscallsExec
+	case st.Pdeathsig != 0:
+		return errors.New("Exec: Pdeathsig and a sandbox exclude each other: the thread that creates the program ends as it has")
+	case len(st.UidMaps) > 0 || len(st.GidMaps) > 0:
+		return errors.New("Exec: ID mappings and a sandbox exclude each other: the mappings are written from the confined thread")
+	case st.Namespaces != 0 && st.Syscalls&uint32(SyscallsMount) != 0:
+		return errors.New("Exec: Namespaces and SyscallsMount exclude each other: the filter would deny the clone that creates them")
+	}
+	return nil
+}
+
+// errExecSyscallsExec: the program would have to be executed past the
+// filter that denies it.
+var errExecSyscallsExec = errors.New("Exec: SyscallsExec cannot be given to an external program, which must itself be executed")
+
+// withSandbox runs fn, which creates an external program, on a thread of
+// its own that first sets its no_new_privs, enters rulesets and installs
+// the filter denying groups (with the calls Landlock does not cover, under
+// rulesets). A process inherits all three from the thread that creates it,
+// and keeps them across execve, so the program runs confined from its
+// first instruction. The thread ends with fn: neither a domain nor a
+// filter can be undone.
+func withSandbox(rulesets []int, groups sandbox.Group, fn func()) error {
+	if len(rulesets) > 0 {
+		groups |= sandbox.PathMetadata
+	}
+	done := make(chan error)
+	go func() {
+		runtime.LockOSThread() // for good: the thread ends with the goroutine
+		done <- func() error {
+			if err := prctlNoNewPrivs(); err != nil { // which Landlock requires of an unprivileged thread
+				return err
+			}
+			if err := sandbox.LimitExec(0); err != nil { // root with a sandbox is not root: see onConfiningThread
+				return err
+			}
+			for _, fd := range rulesets {
+				if err := sandbox.RestrictSelf(fd); err != nil {
+					return err
+				}
+			}
+			if groups != 0 {
+				if err := sandbox.InstallThread(groups); err != nil {
+					return fmt.Errorf("system call filter: %w", err)
+				}
+			}
+			fn()
+			return nil
+		}()
+	}()
+	return <-done
+}
 
 // enterSandbox, the last of a child's settings, installs the filter
 // that denies st's system call groups on every thread of this process

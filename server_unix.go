@@ -289,7 +289,39 @@ func (s *Server) forkProcess(ctx context.Context, fn Func, attr *Attr) (*Process
 // as the kernel creates the process, except Rlimits, which only a Go child
 // can apply and which are refused here, as are [Attr.Server] and [Attr.Arg].
 // The program's exit, signals, Stop and ctx work as for a Fork; an
-// error is an [*Error] naming the operation "exec" and path.
+// error is an [*Error] naming the operation "exec" and path, and an error
+// of executing the program (ENOENT, EACCES) is Exec's, as with os/exec.
+//
+// [Attr.Paths] and [Attr.DenySyscalls] confine the program from its first
+// instruction: the server creates it from a thread of its own that sets
+// no_new_privs, enters the Landlock rulesets and installs the seccomp
+// filter, all of which the program inherits and keeps across execve, and
+// which then ends. Only such an Exec pays for that thread. The paths let
+// the program read and execute what it needs to start, as the server finds
+// it: the program, a script's interpreter, the dynamic loader an ELF
+// binary names, the shared libraries it and they need, found in their run
+// paths, /etc/ld.so.conf.d's directories and the system's library
+// directories, and the loader's cache. What the program opens once it
+// runs (locale files, /dev/null, its configuration, other programs) the
+// policy must list. The groups deny the program what they deny a Go
+// child: a program that resolves names or talks to a daemon over a Unix
+// socket needs socket and connect ([SyscallsNetwork]); a shell that runs
+// other programs needs clone or fork, and execve, which no policy here
+// lets it have, since Exec refuses [SyscallsExec]: the program itself
+// must be executed past the filter, which this design installs before
+// it (the kernel applies a filter from the thread that creates the
+// process; a check of execve's arguments could be fooled). Under a policy,
+// Exec also refuses Pdeathsig (the creating thread ends, which would send
+// the signal), ID mappings (which are written from that thread, outside
+// the policy's paths), and Namespaces with [SyscallsMount] (whose filter
+// would deny the clone that creates them).
+//
+// Through a connection handed to a child under Paths or DenySyscalls, the
+// program runs under that child's policies too, as a child forked there
+// would, beneath any of its own; its program, loader and libraries must
+// then be within the child's paths (the server's binary and libraries
+// are). Through one under [SyscallsExec], Exec is refused with
+// [ErrPermission].
 //
 // A path without a slash is looked up, before the request is sent, in the
 // directories of the PATH the child will have, as exec.LookPath does:

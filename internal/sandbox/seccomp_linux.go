@@ -37,6 +37,21 @@ var SeccompSupported = sync.OnceValue(func() error {
 // process without CAP_SYS_ADMIN and which the kernel then sets on every
 // thread along with the filter. A filter cannot be removed.
 func Install(groups Group) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return install(groups, seccompFilterFlagTsync)
+}
+
+// InstallThread installs the program that denies groups on the calling
+// thread only, after setting its no_new_privs, and so on every process it
+// creates from then on and what they execute. The caller locks the thread
+// to its goroutine for good: the filter cannot be removed, and the thread
+// should end with the goroutine.
+func InstallThread(groups Group) error { return install(groups, 0) }
+
+// install installs the program that denies groups with seccomp's flags,
+// on the calling thread, which the caller has locked.
+func install(groups Group, flags uintptr) error {
 	if err := SeccompSupported(); err != nil {
 		return err
 	}
@@ -46,12 +61,10 @@ func Install(groups Group) error {
 		filter[i] = syscall.SockFilter{Code: in.Code, Jt: in.Jt, Jf: in.Jf, K: in.K}
 	}
 	fprog := syscall.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	if err := setNoNewPrivs(); err != nil {
 		return err
 	}
-	tid, errno := seccomp(seccompSetModeFilter, seccompFilterFlagTsync, unsafe.Pointer(&fprog))
+	tid, errno := seccomp(seccompSetModeFilter, flags, unsafe.Pointer(&fprog))
 	runtime.KeepAlive(filter)
 	switch {
 	case errno != 0:
