@@ -31,6 +31,11 @@ func admissible(st *wire.Settings, external bool) error {
 	if err := sandboxAdmissible(st, external); err != nil {
 		return err
 	}
+	if !external {
+		if err := goLimitsAdmissible(st); err != nil {
+			return err
+		}
+	}
 	if st.Set&wire.SetCredential != 0 && os.Geteuid() != 0 && !sameCredential(st) {
 		return os.NewSyscallError("setuid", syscall.EPERM)
 	}

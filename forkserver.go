@@ -438,8 +438,11 @@ type Attr struct {
 	// when a program the child runs is set-user-ID or set-group-ID.
 	Pdeathsig syscall.Signal
 
-	// Rlimits are resource limits for the child, such as RLIMIT_NOFILE,
-	// RLIMIT_AS or RLIMIT_CPU from package syscall.
+	// Rlimits are resource limits for the child, such as RLIMIT_NOFILE
+	// or RLIMIT_CPU from package syscall. A Go child applies them after
+	// its runtime has started and reserved over a gigabyte of address
+	// space, so Fork refuses an RLIMIT_AS below 4 GiB, which would make
+	// the child's next reservation or thread fail at random.
 	Rlimits []Rlimit
 }
 
