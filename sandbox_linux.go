@@ -66,7 +66,7 @@ var errExecSyscallsExec = errors.New("Exec: SyscallsExec cannot be given to an e
 // filter can be undone.
 func withSandbox(rulesets []int, groups sandbox.Group, fn func()) error {
 	if len(rulesets) > 0 {
-		groups |= sandbox.PathMetadata
+		groups |= sandbox.LandlockGaps
 	}
 	done := make(chan error)
 	go func() {
