@@ -85,7 +85,7 @@ func (sv *supervisor) kindFor(l *launch) *kind {
 	}
 	// A plain warm child was created with the server's capabilities, which
 	// a filter alone does not take from it.
-	if l.st.Namespaces == 0 && l.st.Set&wire.SetNoNewPrivs == 0 && len(l.rulesets) == 0 && (l.st.Syscalls == 0 || !privileged()) {
+	if l.st.Namespaces == 0 && len(l.st.PathLayers) == 0 && len(l.rulesets) == 0 && (!confined(&l.st) || !privileged()) {
 		return sv.kinds[0]
 	}
 	return nil

@@ -109,7 +109,10 @@ func enterSandbox(st *wire.Settings) error {
 	if st.Chroot != "" && (landlocked || confined(st)) {
 		groups |= sandbox.Chroot
 	}
-	if groups == 0 {
+	// With no group, the filter denies nothing but what every filter does;
+	// installed, it gives no_new_privs to every thread, which a warm child
+	// created without it needs for NoNewPrivs.
+	if groups == 0 && st.Set&wire.SetNoNewPrivs == 0 {
 		return nil
 	}
 	if err := sandbox.Install(groups); err != nil {

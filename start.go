@@ -192,9 +192,10 @@ func (s *Server) warmKind(rq *request) int {
 			}
 		}
 	}
-	// A plain warm child holds the capabilities of the server, which are
-	// this program's: a filter alone does not take them (see confined).
-	if st.Namespaces == 0 && st.Set&wire.SetNoNewPrivs == 0 && (st.Syscalls == 0 || !privileged()) {
+	// A plain warm child sets no_new_privs and installs its filter on
+	// every thread itself, but holds the capabilities of the server, which
+	// are this program's, and a filter does not take them (see confined).
+	if st.Namespaces == 0 && len(st.PathLayers) == 0 && (!confined(st) || !privileged()) {
 		return 0
 	}
 	return -1
