@@ -269,14 +269,14 @@ func attackVariants(t *testing.T, o attackOpts, test func(t *testing.T, e *attac
 					sb := e.attr
 					cfg.Sandboxes = []forkserver.Sandbox{{Attr: &sb, Size: 1}}
 				}
-				e.srv = startWith(t, cfg)
-				if err := e.srv.WaitWarm(testContext(t)); err != nil {
+				e.srv = forkserver.StartWith(t, cfg)
+				if err := e.srv.WaitWarm(forkserver.TestContext(t)); err != nil {
 					t.Fatal(err)
 				}
 				uts, _ := os.Readlink("/proc/self/ns/uts")
 				e.arg = attackArg{
 					Data: f.ReadOnly, Inside: f.Inside, Outside: f.Outside, OutsideDir: filepath.Dir(f.Outside),
-					Program: os.Getpid(), Server: e.srv.Pid(), Keeper: procStatus(t, e.srv.Pid(), "PPid"), HostUTS: uts,
+					Program: os.Getpid(), Server: e.srv.Pid(), Keeper: forkserver.ProcStatus(t, e.srv.Pid(), "PPid"), HostUTS: uts,
 				}
 				test(t, e)
 				if warm && !o.server && e.srv.Stats().WarmForks == 0 { // a Fork with a Server connection is never the program's warm one
@@ -296,18 +296,18 @@ func (e *attackEnv) sibling(t *testing.T) func() {
 	e.arg.Sibling = p.Pid
 	return func() {
 		t.Helper()
-		p.Conn().SetDeadline(time.Now().Add(hangBound))
+		p.Conn().SetDeadline(time.Now().Add(forkserver.HangBound))
 		_, err := p.Conn().Write([]byte{'x'})
 		b := make([]byte, 1)
 		if err == nil {
 			_, err = io.ReadFull(p.Conn(), b)
 		}
 		if err != nil {
-			t.Errorf("ESCAPE: the sibling %d no longer answers: %v (%s)", p.Pid, err, wait(t, p))
+			t.Errorf("ESCAPE: the sibling %d no longer answers: %v (%s)", p.Pid, err, forkserver.Wait(t, p))
 			return
 		}
 		p.Conn().Close()
-		waitSuccess(t, p)
+		forkserver.WaitSuccess(t, p)
 	}
 }
 
@@ -330,11 +330,11 @@ func (e *attackEnv) start(t *testing.T, try string, files ...*os.File) *forkserv
 func (e *attackEnv) report(t *testing.T, p *forkserver.Process) attackReport {
 	t.Helper()
 	var r attackReport
-	p.Conn().SetReadDeadline(time.Now().Add(hangBound))
+	p.Conn().SetReadDeadline(time.Now().Add(forkserver.HangBound))
 	if err := json.NewDecoder(p.Conn()).Decode(&r); err != nil {
-		t.Fatalf("no report from the child: %v (%s)", err, wait(t, p))
+		t.Fatalf("no report from the child: %v (%s)", err, forkserver.Wait(t, p))
 	}
-	waitSuccess(t, p)
+	forkserver.WaitSuccess(t, p)
 	for _, s := range r.Escaped {
 		t.Errorf("ESCAPE: %s", s)
 	}
@@ -1249,7 +1249,7 @@ func tryConnRights(ctx context.Context, c *forkserver.Child, a *attackArg, r *at
 		}
 		r.try(fmt.Sprintf("Fork with rights %#x", rights), err)
 	}
-	tctx, cancel := context.WithTimeout(ctx, hangBound)
+	tctx, cancel := context.WithTimeout(ctx, forkserver.HangBound)
 	defer cancel()
 	r.try("Stop", c.Server().Stop(tctx))
 	return nil
@@ -1358,7 +1358,7 @@ func TestAttackSandboxSibling(t *testing.T) {
 		e.run(t, "procs")
 		victim.Conn().Close() // its read of the byte ends; the inotify try ends with the dir event or not at all
 		victim.Kill()
-		wait(t, victim)
+		forkserver.Wait(t, victim)
 	})
 }
 
@@ -1522,7 +1522,7 @@ func TestAttackMqueue(t *testing.T) {
 func TestAttackInotify(t *testing.T) {
 	attackVariants(t, attackOpts{}, func(t *testing.T, e *attackEnv) {
 		p := e.start(t, "inotify")
-		p.Conn().SetReadDeadline(time.Now().Add(hangBound))
+		p.Conn().SetReadDeadline(time.Now().Add(forkserver.HangBound))
 		b := make([]byte, 1)
 		if _, err := io.ReadFull(p.Conn(), b); err != nil {
 			t.Fatalf("no word from the child: %v", err)
@@ -1549,11 +1549,11 @@ func TestAttackOtherProcesses(t *testing.T) {
 // its own session, dies with it.
 func TestAttackOutliveClose(t *testing.T) {
 	attackVariants(t, attackOpts{server: true}, func(t *testing.T, e *attackEnv) {
-		r, w := testPipe(t)
+		r, w := forkserver.TestPipe(t)
 		p := e.start(t, "outlive", w)
 		e.report(t, p)
 		w.Close()
-		r.SetReadDeadline(time.Now().Add(hangBound))
+		r.SetReadDeadline(time.Now().Add(forkserver.HangBound))
 		if n, err := r.Read(make([]byte, 1)); err != io.EOF {
 			t.Errorf("ESCAPE: the grandchild holds the pipe after its parent ended: %d, %v", n, err)
 		}

@@ -136,9 +136,9 @@ func benchInterleave(b *testing.B, settle func(), ops ...benchOp) *benchRun {
 		if settle != nil {
 			settle()
 		}
-		hung := time.AfterFunc(benchBound, func() {
+		hung := time.AfterFunc(forkserver.BenchBound, func() {
 			debug.SetTraceback("all")
-			panic(fmt.Sprintf("%s: %s did not finish in %v", b.Name(), ops[i].name, benchBound))
+			panic(fmt.Sprintf("%s: %s did not finish in %v", b.Name(), ops[i].name, forkserver.BenchBound))
 		})
 		ops[i].run(clock)
 		hung.Stop()
@@ -307,7 +307,7 @@ func benchEchoChild(b *testing.B, srv *forkserver.Server) *net.UnixConn {
 	}
 	b.Cleanup(func() {
 		p.Conn().Close()
-		waitSuccess(b, p)
+		forkserver.WaitSuccess(b, p)
 	})
 	return p.Conn()
 }
@@ -331,7 +331,7 @@ func benchRoundTrip(b *testing.B, conn *net.UnixConn) func(*benchClock) {
 // whose threads sleeps and none of which has used CPU for a millisecond: a
 // full pool of children that have finished starting.
 func benchSettlePool(b *testing.B, server, size int) {
-	for deadline := time.Now().Add(benchBound); ; {
+	for deadline := time.Now().Add(forkserver.BenchBound); ; {
 		if benchPoolIdle(server, size) {
 			return
 		}

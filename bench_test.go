@@ -56,7 +56,7 @@ const benchPool = 4
 // idle since the last iteration, and back.
 func BenchmarkPooledForkRunning(b *testing.B) {
 	benchSetupLoad(b)
-	srv := startWith(b, &forkserver.Config{PoolSize: benchPool})
+	srv := forkserver.StartWith(b, &forkserver.Config{PoolSize: benchPool})
 	echo := benchEchoChild(b, srv)
 	settle := func() { benchSettlePool(b, srv.Pid(), benchPool+1) } // the pool and the echo child
 	buf := make([]byte, 1)
@@ -71,7 +71,7 @@ func BenchmarkPooledForkRunning(b *testing.B) {
 		}
 		c.end()
 		p.Conn().Close() // the child reads end-of-file and returns
-		waitSuccess(b, p)
+		forkserver.WaitSuccess(b, p)
 	}
 	r := benchInterleave(b, settle,
 		benchOp{"pooled Fork until running", ours},
@@ -88,7 +88,7 @@ func BenchmarkPooledForkRunning(b *testing.B) {
 // echo child (a Fork is at least one).
 func BenchmarkPooledForkWait(b *testing.B) {
 	benchSetupLoad(b)
-	srv := startWith(b, &forkserver.Config{PoolSize: benchPool})
+	srv := forkserver.StartWith(b, &forkserver.Config{PoolSize: benchPool})
 	echo := benchEchoChild(b, srv)
 	settle := func() { benchSettlePool(b, srv.Pid(), benchPool+1) } // the pool and the echo child
 	command := benchExecCmd(b)
@@ -112,7 +112,7 @@ func BenchmarkPooledForkWait(b *testing.B) {
 // os/exec starting the same binary, which exits at once, and waiting for it.
 func BenchmarkColdForkWait(b *testing.B) {
 	benchSetupLoad(b)
-	srv := startWith(b, &forkserver.Config{PoolSize: 0})
+	srv := forkserver.StartWith(b, &forkserver.Config{PoolSize: 0})
 	r := benchInterleave(b, nil,
 		benchOp{"cold Fork+Wait", benchForkWait(b, srv)},
 		benchOp{"os/exec Start+Wait", benchExecRun(b, benchExecCmd(b))})
@@ -125,7 +125,7 @@ func BenchmarkColdForkWait(b *testing.B) {
 // plain-p50-µs, plain-p99-µs and their ratio at p50, x-plain.
 func BenchmarkSandboxedExec(b *testing.B) {
 	benchSetupLoad(b)
-	srv := startWith(b, nil)
+	srv := forkserver.StartWith(b, nil)
 	exec := func(attr *forkserver.Attr) func(*benchClock) {
 		return func(c *benchClock) {
 			c.begin()
@@ -133,7 +133,7 @@ func BenchmarkSandboxedExec(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			waitSuccess(b, p)
+			forkserver.WaitSuccess(b, p)
 			c.end()
 		}
 	}
@@ -163,16 +163,16 @@ func BenchmarkForkBomb(b *testing.B) {
 			name = "bomb"
 		}
 		b.Run(name, func(b *testing.B) {
-			srv := startWith(b, &forkserver.Config{PoolSize: benchPool})
+			srv := forkserver.StartWith(b, &forkserver.Config{PoolSize: benchPool})
 			if bombing {
 				bomb, err := srv.Fork(context.Background(), forkserver.ForkBomb, &forkserver.Attr{Socket: true, Server: true, ServerMaxChildren: bound, Setpgid: true})
 				if err != nil {
 					b.Fatal(err)
 				}
-				expectByte(b, bomb.Conn(), 'r')
+				forkserver.ExpectByte(b, bomb.Conn(), 'r')
 				defer func() {
 					bomb.SignalGroup(syscall.SIGKILL)
-					wait(b, bomb)
+					forkserver.Wait(b, bomb)
 					bomb.Conn().Close()
 				}()
 			}
@@ -217,7 +217,7 @@ func benchForkWait(b *testing.B, srv *forkserver.Server) func(*benchClock) {
 // left once the program has noticed the byte.
 func BenchmarkPooledExitWait(b *testing.B) {
 	benchSetupLoad(b)
-	srv := startWith(b, &forkserver.Config{PoolSize: benchPool})
+	srv := forkserver.StartWith(b, &forkserver.Config{PoolSize: benchPool})
 	settle := func() { benchSettlePool(b, srv.Pid(), benchPool) }
 	buf := make([]byte, 1)
 	ours := func(clock *benchClock) {
@@ -282,9 +282,9 @@ func BenchmarkManyAlive(b *testing.B) {
 }
 
 func benchManyAlive(b *testing.B, n int) {
-	srv := startWith(b, &forkserver.Config{PoolSize: benchPool})
-	ctx := testContext(b)
-	programBefore := procStatus(b, os.Getpid(), "Threads")
+	srv := forkserver.StartWith(b, &forkserver.Config{PoolSize: benchPool})
+	ctx := forkserver.TestContext(b)
+	programBefore := forkserver.ProcStatus(b, os.Getpid(), "Threads")
 	r, w, err := os.Pipe()
 	if err != nil {
 		b.Fatal(err)
@@ -334,9 +334,9 @@ func benchManyAlive(b *testing.B, n int) {
 	// The most seen over 100 ms, in case threads come and go.
 	var threads, rssKiB, program int
 	for range 10 {
-		threads = max(threads, procStatus(b, srv.Pid(), "Threads"))
-		rssKiB = max(rssKiB, procStatus(b, srv.Pid(), "VmRSS"))
-		program = max(program, procStatus(b, os.Getpid(), "Threads"))
+		threads = max(threads, forkserver.ProcStatus(b, srv.Pid(), "Threads"))
+		rssKiB = max(rssKiB, forkserver.ProcStatus(b, srv.Pid(), "VmRSS"))
+		program = max(program, forkserver.ProcStatus(b, os.Getpid(), "Threads"))
 		time.Sleep(10 * time.Millisecond)
 	}
 
@@ -415,8 +415,8 @@ func benchPrivsep(dir string) *forkserver.Attr {
 func BenchmarkWarmSandbox(b *testing.B) {
 	benchSetupLoad(b)
 	sb := benchPrivsep(b.TempDir())
-	srv := startWith(b, &forkserver.Config{PoolSize: benchPool, Sandboxes: []forkserver.Sandbox{{Attr: sb, Size: benchPool}}})
-	cold := startWith(b, nil)
+	srv := forkserver.StartWith(b, &forkserver.Config{PoolSize: benchPool, Sandboxes: []forkserver.Sandbox{{Attr: sb, Size: benchPool}}})
+	cold := forkserver.StartWith(b, nil)
 	settle := func() { benchSettlePool(b, srv.Pid(), 2*benchPool) }
 	buf := make([]byte, 1)
 	running := func(srv *forkserver.Server, attr *forkserver.Attr) func(*benchClock) {
@@ -433,7 +433,7 @@ func BenchmarkWarmSandbox(b *testing.B) {
 			}
 			c.end()
 			p.Conn().Close()
-			waitSuccess(b, p)
+			forkserver.WaitSuccess(b, p)
 		}
 	}
 	forkWait := func(srv *forkserver.Server, attr *forkserver.Attr) func(*benchClock) {
@@ -443,7 +443,7 @@ func BenchmarkWarmSandbox(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			waitSuccess(b, p)
+			forkserver.WaitSuccess(b, p)
 			c.end()
 		}
 	}

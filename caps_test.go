@@ -86,9 +86,9 @@ func forkCaps(t *testing.T, srv *forkserver.Server, attr *forkserver.Attr) capsR
 	p := fork(t, srv, sandboxCaps, attr)
 	var r capsReport
 	if err := json.NewDecoder(p.Conn()).Decode(&r); err != nil {
-		t.Fatalf("no report from the child: %v (%s)", err, wait(t, p))
+		t.Fatalf("no report from the child: %v (%s)", err, forkserver.Wait(t, p))
 	}
-	waitSuccess(t, p)
+	forkserver.WaitSuccess(t, p)
 	return r
 }
 
@@ -115,8 +115,8 @@ func TestSandboxNoCapabilities(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: without it a child holds no capability anyway")
 	}
-	ctx := testContext(t)
-	srv := startWith(t, &forkserver.Config{PoolSize: 2})
+	ctx := forkserver.TestContext(t)
+	srv := forkserver.StartWith(t, &forkserver.Config{PoolSize: 2})
 	if err := srv.WaitWarm(ctx); err != nil {
 		t.Fatal(err)
 	}

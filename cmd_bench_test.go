@@ -16,8 +16,8 @@ import (
 // processexec-p50-µs and -p99-µs, and Cmd's median over Exec's as x-processexec.
 func BenchmarkCmdRun(b *testing.B) {
 	benchSetupLoad(b)
-	srv := startWith(b, nil)
-	ctx := testContext(b)
+	srv := forkserver.StartWith(b, nil)
+	ctx := forkserver.TestContext(b)
 	r := benchInterleave(b, nil,
 		benchOp{"Cmd Run", func(clock *benchClock) {
 			clock.begin()

@@ -47,7 +47,7 @@ var (
 // CombinedOutput, with and without a pool.
 func TestCommandFunc(t *testing.T) {
 	eachPool(t, func(t *testing.T, srv *forkserver.Server) {
-		cmd := srv.CommandFuncContext(testContext(t), shoutStdin, []byte("to stderr"))
+		cmd := srv.CommandFuncContext(forkserver.TestContext(t), shoutStdin, []byte("to stderr"))
 		cmd.Stdin = strings.NewReader("hello")
 		out, err := cmd.Output()
 		if err != nil || string(out) != "HELLO" {

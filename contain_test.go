@@ -198,10 +198,10 @@ func startEveryKind(srv *forkserver.Server, add func(pid int)) error {
 func waitAllGone(tb testing.TB, what string, begin time.Time, pids []int) {
 	tb.Helper()
 	var left []int
-	await(func() bool {
+	forkserver.Await(func() bool {
 		left = left[:0]
 		for _, pid := range pids {
-			if alive(pid) {
+			if forkserver.Alive(pid) {
 				left = append(left, pid)
 			}
 		}
@@ -228,15 +228,15 @@ func describe(pids []int) []string {
 // the OOM killer would, every process it started, and every process those
 // started, dies with it within deathBound.
 func TestContainServerKilled(t *testing.T) {
-	srv := startWith(t, &forkserver.Config{PoolSize: 2})
-	if err := srv.WaitWarm(testContext(t)); err != nil {
+	srv := forkserver.StartWith(t, &forkserver.Config{PoolSize: 2})
+	if err := srv.WaitWarm(forkserver.TestContext(t)); err != nil {
 		t.Fatal(err)
 	}
 	pids := forkEveryKind(t, srv)
-	if err := srv.WaitWarm(testContext(t)); err != nil {
+	if err := srv.WaitWarm(forkserver.TestContext(t)); err != nil {
 		t.Fatal(err)
 	}
-	pids = append(pids, childrenOf(srv.Pid())...) // the warm children the program holds
+	pids = append(pids, forkserver.ChildrenOf(srv.Pid())...) // the warm children the program holds
 	pids = append(pids, srv.Pid())
 	if len(pids) < 30 {
 		t.Fatalf("only %d processes", len(pids))
@@ -252,7 +252,7 @@ func TestContainServerKilled(t *testing.T) {
 // every process the server started, and every process those started, is
 // gone within deathBound.
 func TestContainClose(t *testing.T) {
-	srv := startWith(t, &forkserver.Config{PoolSize: 2})
+	srv := forkserver.StartWith(t, &forkserver.Config{PoolSize: 2})
 	pids := forkEveryKind(t, srv)
 	begin := time.Now()
 	srv.Close()
@@ -280,10 +280,10 @@ func TestContainConnectionEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	holder.Conn().Close() // the holder returns: its connection ends
-	waitSuccess(t, holder)
+	forkserver.WaitSuccess(t, holder)
 	waitAllGone(t, "their connection ended", time.Now(), theirs[1:])
 	for _, pid := range sibling {
-		if !alive(pid) {
+		if !forkserver.Alive(pid) {
 			t.Errorf("process %d, no descendant of the connection, was killed with it", pid)
 		}
 	}
@@ -307,7 +307,7 @@ func containVictimProgram() {
 		fmt.Println(err)
 		os.Exit(1)
 	}
-	for _, pid := range append(append(childrenOf(srv.Pid()), srv.Pid()), childrenOf(os.Getpid())...) {
+	for _, pid := range append(append(forkserver.ChildrenOf(srv.Pid()), srv.Pid()), forkserver.ChildrenOf(os.Getpid())...) {
 		fmt.Println(pid) // the warm children, the server and the keeper
 	}
 	fmt.Println("ready")

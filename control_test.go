@@ -50,7 +50,7 @@ func TestCancelKills(t *testing.T) {
 // ready, ends the Fork's ctx and returns what Wait then does.
 func cancelRunning(t *testing.T, srv *forkserver.Server, fn forkserver.Func, attr *forkserver.Attr) (*forkserver.Exit, error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(testContext(t))
+	ctx, cancel := context.WithCancel(forkserver.TestContext(t))
 	defer cancel()
 	attr.Socket = true
 	p, err := srv.Fork(ctx, fn, attr)
@@ -60,7 +60,7 @@ func cancelRunning(t *testing.T, srv *forkserver.Server, fn forkserver.Func, att
 	defer p.Conn().Close()
 	ready(t, p)
 	cancel()
-	return waitBounded(t, p)
+	return forkserver.WaitBounded(t, p)
 }
 
 // TestCancelSignal checks that Attr.Cancel chooses the signal: SIGTERM
@@ -69,7 +69,7 @@ func cancelRunning(t *testing.T, srv *forkserver.Server, fn forkserver.Func, att
 // does.
 func TestCancelSignal(t *testing.T) {
 	eachPool(t, func(t *testing.T, srv *forkserver.Server) {
-		exit, err := cancelRunning(t, srv, untilTerm, &forkserver.Attr{Cancel: syscall.SIGTERM, WaitDelay: hangBound})
+		exit, err := cancelRunning(t, srv, untilTerm, &forkserver.Attr{Cancel: syscall.SIGTERM, WaitDelay: forkserver.HangBound})
 		if exit == nil || !exit.Success() || !errors.Is(err, context.Canceled) {
 			t.Errorf("child sent SIGTERM as its ctx ended: %v, %v; want exit status 0 and context.Canceled", exit, err)
 		}
@@ -89,9 +89,9 @@ func TestCancelWaitDelay(t *testing.T) {
 // Fork's does.
 func TestCancelExec(t *testing.T) {
 	srv := start(t)
-	ctx, cancel := context.WithCancel(testContext(t))
+	ctx, cancel := context.WithCancel(forkserver.TestContext(t))
 	defer cancel()
-	r, w := testPipe(t)
+	r, w := forkserver.TestPipe(t)
 	p, err := srv.Exec(ctx, "/bin/sh", []string{"sh", "-c", "echo ready; exec sleep 1000"}, &forkserver.Attr{Stdout: w})
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +101,7 @@ func TestCancelExec(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
-	exit, err := waitBounded(t, p)
+	exit, err := forkserver.WaitBounded(t, p)
 	if exit == nil || exit.Status.Signal() != syscall.SIGKILL || !errors.Is(err, context.Canceled) {
 		t.Errorf("program after its ctx ended: %v, %v; want SIGKILL and context.Canceled", exit, err)
 	}
@@ -112,7 +112,7 @@ func TestCancelExec(t *testing.T) {
 // all: no goroutine or callback is left waiting for it.
 func TestCancelAfterExit(t *testing.T) {
 	eachPool(t, func(t *testing.T, srv *forkserver.Server) {
-		ctx, cancel := context.WithCancel(testContext(t))
+		ctx, cancel := context.WithCancel(forkserver.TestContext(t))
 		p, err := srv.Fork(ctx, faultHang, &forkserver.Attr{Socket: true})
 		if err != nil {
 			t.Fatal(err)
@@ -125,7 +125,7 @@ func TestCancelAfterExit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitSuccess(t, q)
+		forkserver.WaitSuccess(t, q)
 		if forkserver.Watching(q) {
 			t.Error("a child whose exit is known still watches its ctx")
 		}
@@ -145,7 +145,7 @@ func TestCancelAfterExit(t *testing.T) {
 		if err := r.Kill(); err != nil {
 			t.Fatal(err)
 		}
-		if exit := wait(t, r); exit.Status.Signal() != syscall.SIGKILL {
+		if exit := forkserver.Wait(t, r); exit.Status.Signal() != syscall.SIGKILL {
 			t.Errorf("child after Kill: %v", exit)
 		}
 		if err := r.Kill(); !errors.Is(err, os.ErrProcessDone) {
@@ -159,15 +159,15 @@ func TestCancelAfterExit(t *testing.T) {
 // spent.
 func TestExitCodeAndTimes(t *testing.T) {
 	eachPool(t, func(t *testing.T, srv *forkserver.Server) {
-		exit := wait(t, fork(t, srv, exitWith, &forkserver.Attr{Arg: []byte{3}}))
+		exit := forkserver.Wait(t, fork(t, srv, exitWith, &forkserver.Attr{Arg: []byte{3}}))
 		if exit.ExitCode() != 3 {
 			t.Errorf("ExitCode of %v: %d, want 3", exit, exit.ExitCode())
 		}
-		exit = wait(t, fork(t, srv, killSelf, nil))
+		exit = forkserver.Wait(t, fork(t, srv, killSelf, nil))
 		if exit.ExitCode() != -1 {
 			t.Errorf("ExitCode of %v: %d, want -1", exit, exit.ExitCode())
 		}
-		exit = wait(t, fork(t, srv, spendTime, nil))
+		exit = forkserver.Wait(t, fork(t, srv, spendTime, nil))
 		if exit.UserTime() <= 0 || exit.SystemTime() <= 0 {
 			t.Errorf("child that spent time in user mode and in the kernel: user %v, system %v", exit.UserTime(), exit.SystemTime())
 		}
@@ -185,14 +185,14 @@ func TestSignalType(t *testing.T) {
 			t.Errorf("%s of a signal that is not a syscall.Signal: %v, want an error", name, err)
 		}
 	}
-	_, err := srv.Fork(testContext(t), returnNil, &forkserver.Attr{Cancel: fakeSignal{}})
+	_, err := srv.Fork(forkserver.TestContext(t), returnNil, &forkserver.Attr{Cancel: fakeSignal{}})
 	if want := "forkserver: fork return-nil: Attr.Cancel: unsupported signal type forkserver_test.fakeSignal"; err == nil || err.Error() != want {
 		t.Errorf("Fork with a Cancel that is not a syscall.Signal: %v, want %s", err, want)
 	}
 	if err := p.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
-	if exit := wait(t, p); exit.Status.Signal() != syscall.SIGINT {
+	if exit := forkserver.Wait(t, p); exit.Status.Signal() != syscall.SIGINT {
 		t.Errorf("child sent os.Interrupt: %v", exit)
 	}
 }
@@ -263,7 +263,7 @@ func TestServerStopped(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() {
-				if alive(srv.Pid()) {
+				if forkserver.Alive(srv.Pid()) {
 					syscall.Kill(srv.Pid(), syscall.SIGCONT)
 				}
 			})
@@ -291,13 +291,13 @@ func TestServerStopped(t *testing.T) {
 					if took := time.Since(ended); took > 2*time.Second || !errors.Is(err, forkserver.ErrClosed) {
 						t.Errorf("pending call: %v %v after %s; want ErrClosed within 2s", err, took, c.name)
 					}
-				case <-time.After(hangBound):
-					t.Fatalf("a pending call still blocked %v after %s", hangBound, c.name)
+				case <-time.After(forkserver.HangBound):
+					t.Fatalf("a pending call still blocked %v after %s", forkserver.HangBound, c.name)
 				}
 			}
 			// The keeper killed what the server left before it exited.
 			for _, pid := range []int{srv.Pid(), p.Pid} {
-				if alive(pid) {
+				if forkserver.Alive(pid) {
 					t.Errorf("process %d alive after %s of the stopped server", pid, c.name)
 				}
 			}
@@ -317,7 +317,7 @@ func TestLaunchRace(t *testing.T) {
 		budget  = 8 * time.Second
 	)
 	srv := start(t)
-	ctx := testContext(t)
+	ctx := forkserver.TestContext(t)
 	stop := make(chan struct{})
 	var spinners sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {

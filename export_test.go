@@ -2,10 +2,9 @@
 
 package forkserver
 
-// The helpers of helpers_test.go, exported for forkserver_test. Go lets
-// an external test package see no unexported name, so main_test.go gives
-// each back its own name there: that list mirrors this one, name for name,
-// and a helper added to one is added to the other.
+// The helpers of helpers_test.go, exported for forkserver_test, which
+// calls them by these names: Go lets an external test package see no
+// unexported name.
 var (
 	TestContext = testContext
 	StartWith   = startWith

@@ -237,7 +237,7 @@ func markedProcs(mark string) []int {
 		}
 		for kv := range bytes.SplitSeq(env, []byte{0}) {
 			if bytes.Equal(kv, want) {
-				if alive(pid) {
+				if forkserver.Alive(pid) {
 					pids = append(pids, pid)
 				}
 				break

@@ -34,7 +34,7 @@ import (
 // child it created, those of the Forks in flight included, are gone soon
 // after.
 func TestFaultProgramKilledBusy(t *testing.T) {
-	outR, outW := testPipe(t)
+	outR, outW := forkserver.TestPipe(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "FORKSERVER_TEST_PROGRAM=fault-busy")
 	cmd.Stdout = outW
@@ -50,7 +50,7 @@ func TestFaultProgramKilledBusy(t *testing.T) {
 		cmd.Wait()
 		// After a failure, kill what is left, the server included.
 		if mark != "" {
-			eventually(t, "the marked processes to end", func() bool {
+			forkserver.Eventually(t, "the marked processes to end", func() bool {
 				left := markedProcs(mark)
 				for _, pid := range left {
 					syscall.Kill(pid, syscall.SIGKILL)
@@ -60,7 +60,7 @@ func TestFaultProgramKilledBusy(t *testing.T) {
 		}
 	})
 
-	outR.SetReadDeadline(time.Now().Add(hangBound))
+	outR.SetReadDeadline(time.Now().Add(forkserver.HangBound))
 	var pids []int
 	sc := bufio.NewScanner(outR)
 	for sc.Scan() && sc.Text() != "busy" {
@@ -98,14 +98,14 @@ func TestFaultProgramKilledBusy(t *testing.T) {
 	cmd.Wait()
 	begin := time.Now()
 	var left []int
-	if !await(func() bool {
+	if !forkserver.Await(func() bool {
 		left = markedProcs(mark)
 		for _, pid := range pids {
-			if alive(pid) && !slices.Contains(left, pid) {
+			if forkserver.Alive(pid) && !slices.Contains(left, pid) {
 				left = append(left, pid)
 			}
 		}
-		if len(left) > 0 && !alive(srvPid) && !alive(keeper) {
+		if len(left) > 0 && !forkserver.Alive(srvPid) && !forkserver.Alive(keeper) {
 			// Nothing kills what the server and its keeper leave behind:
 			// a process not already dying is there for good.
 			if leaked := notDying(left); len(leaked) > 0 {
@@ -115,7 +115,7 @@ func TestFaultProgramKilledBusy(t *testing.T) {
 		}
 		return len(left) == 0
 	}) {
-		t.Fatalf("%d processes still running %v after the program died, e.g. %v", len(left), hangBound, left[:min(len(left), 10)])
+		t.Fatalf("%d processes still running %v after the program died, e.g. %v", len(left), forkserver.HangBound, left[:min(len(left), 10)])
 	}
 	t.Logf("the server and every child (%d running before the kill, 200 of them known), those of 50 Forks in flight included, all gone %v after the program died",
 		running-1, time.Since(begin))
@@ -213,7 +213,7 @@ func TestFaultServerKilledUnblocks(t *testing.T) {
 		running()
 		return srv.Eval(context.Background(), faultBlock, []byte(fifo))
 	})
-	evalStarted.SetReadDeadline(time.Now().Add(hangBound))
+	evalStarted.SetReadDeadline(time.Now().Add(forkserver.HangBound))
 	if _, err := io.ReadFull(evalStarted, make([]byte, 1)); err != nil {
 		t.Fatalf("Eval did not start in the server: %v", err)
 	}
@@ -221,14 +221,14 @@ func TestFaultServerKilledUnblocks(t *testing.T) {
 		running()
 		return stopped.Stop(context.Background())
 	})
-	expectByte(t, sp.Conn(), 2) // Stop's SIGTERM reached the child
+	forkserver.ExpectByte(t, sp.Conn(), 2) // Stop's SIGTERM reached the child
 
 	for _, s := range []*forkserver.Server{srv, stopped} {
 		if err := syscall.Kill(s.Pid(), syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
 	}
-	timeout := time.After(hangBound)
+	timeout := time.After(forkserver.HangBound)
 	for range calls {
 		select {
 		case r := <-results:
@@ -236,10 +236,10 @@ func TestFaultServerKilledUnblocks(t *testing.T) {
 				t.Errorf("%s returned %v, want ErrConnLost", r.call, r.err)
 			}
 		case <-timeout:
-			t.Fatalf("calls still blocked %v after the servers died", hangBound)
+			t.Fatalf("calls still blocked %v after the servers died", forkserver.HangBound)
 		}
 	}
-	if !await(func() bool { return runtime.NumGoroutine() <= baseline }) {
+	if !forkserver.Await(func() bool { return runtime.NumGoroutine() <= baseline }) {
 		buf := make([]byte, 1<<20)
 		t.Fatalf("%d goroutines, %d before the servers started:\n%s",
 			runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
@@ -259,15 +259,15 @@ func TestFaultManyExitAtOnce(t *testing.T) {
 	srv := start(t)
 	// Every child reads the release pipe until it ends, after writing a
 	// byte to the ready pipe: four descriptors for all the children.
-	releaseR, releaseW := testPipe(t) // closed on failure too: the children exit
-	readyR, readyW := testPipe(t)
+	releaseR, releaseW := forkserver.TestPipe(t) // closed on failure too: the children exit
+	readyR, readyW := forkserver.TestPipe(t)
 
 	begin := time.Now()
 	procs := make([]*forkserver.Process, n)
 	var wg sync.WaitGroup
 	const workers = 4
 	errs := make(chan error, workers)
-	ctx := testContext(t)
+	ctx := forkserver.TestContext(t)
 	for w := range workers {
 		wg.Add(1)
 		go func() {
@@ -293,7 +293,7 @@ func TestFaultManyExitAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	forked := time.Since(begin)
-	readyR.SetReadDeadline(time.Now().Add(hangBound))
+	readyR.SetReadDeadline(time.Now().Add(forkserver.HangBound))
 	if got, err := io.ReadFull(readyR, make([]byte, n)); err != nil {
 		t.Fatalf("%d of %d children ready: %v", got, n, err)
 	}
@@ -303,7 +303,7 @@ func TestFaultManyExitAtOnce(t *testing.T) {
 	release := time.Now()
 	pids := map[int]int{}
 	for i, p := range procs {
-		exit := wait(t, p)
+		exit := forkserver.Wait(t, p)
 		if exit.Pid != p.Pid || !exit.Status.Exited() || exit.Status.ExitStatus() != i%256 {
 			t.Errorf("child %d (pid %d): exit %s of pid %d, want exit status %d of pid %d", i, p.Pid, exit, exit.Pid, i%256, p.Pid)
 		}
@@ -315,10 +315,10 @@ func TestFaultManyExitAtOnce(t *testing.T) {
 	t.Logf("%d children forked in %v, ready after %v; all exits in %v after the release", n, forked, readied, time.Since(release))
 	// Every exit is reported once the server has reaped its process: the
 	// server has nothing left, zombies included.
-	if kids := childrenOf(srv.Pid()); len(kids) != 0 {
+	if kids := forkserver.ChildrenOf(srv.Pid()); len(kids) != 0 {
 		t.Errorf("server still has %d children after every exit arrived: %v", len(kids), kids)
 	}
-	wait(t, fork(t, srv, returnNil, nil)) // and still serves
+	forkserver.Wait(t, fork(t, srv, returnNil, nil)) // and still serves
 }
 
 // TestFaultStopGrandchildrenIgnoreTerm checks that Stop with a short
@@ -328,7 +328,7 @@ func TestFaultStopGrandchildrenIgnoreTerm(t *testing.T) {
 	var pids []int
 	t.Cleanup(func() { // after the server's own cleanup: only on failure
 		for _, pid := range pids {
-			if alive(pid) {
+			if forkserver.Alive(pid) {
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
@@ -337,14 +337,14 @@ func TestFaultStopGrandchildrenIgnoreTerm(t *testing.T) {
 	const grandchildren = 3
 	p := fork(t, srv, faultSpawnHang, &forkserver.Attr{Socket: true, Server: true, Arg: []byte{grandchildren}})
 	pids = append(pids, p.Pid)
-	p.Conn().SetReadDeadline(time.Now().Add(hangBound))
+	p.Conn().SetReadDeadline(time.Now().Add(forkserver.HangBound))
 	line, err := bufio.NewReader(p.Conn()).ReadString('\n')
 	if err != nil {
 		t.Fatalf("child reported %q: %v", line, err)
 	}
 	for _, f := range strings.Fields(line) {
 		pid, err := strconv.Atoi(f)
-		if err != nil || !alive(pid) {
+		if err != nil || !forkserver.Alive(pid) {
 			t.Fatalf("child reported %q", line)
 		}
 		pids = append(pids, pid)
@@ -354,18 +354,18 @@ func TestFaultStopGrandchildrenIgnoreTerm(t *testing.T) {
 	}
 
 	// The deadline only makes Stop take its SIGKILL path.
-	ctx, cancel := context.WithTimeout(testContext(t), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(forkserver.TestContext(t), 300*time.Millisecond)
 	defer cancel()
 	if err := srv.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Stop: %v, want context.DeadlineExceeded", err)
 	}
 	// Stop returns once every child is reaped and the server has exited.
 	for _, pid := range pids {
-		if alive(pid) {
+		if forkserver.Alive(pid) {
 			t.Errorf("process %d still running after Stop returned", pid)
 		}
 	}
-	if alive(srv.Pid()) {
+	if forkserver.Alive(srv.Pid()) {
 		t.Errorf("server %d still running after Stop returned", srv.Pid())
 	}
 	select {
@@ -405,7 +405,7 @@ func testForkRefused(t *testing.T, op string, attrs map[string]*forkserver.Attr)
 		t.Fatal("testForkRefused needs the operation that fails")
 	}
 	srv := start(t)
-	ctx := testContext(t)
+	ctx := forkserver.TestContext(t)
 	survivor := fork(t, srv, faultHang, &forkserver.Attr{Socket: true})
 	ready(t, survivor)
 	if err := srv.Eval(ctx, faultSetrlimitNofile, []byte("low")); err != nil {
@@ -438,16 +438,16 @@ func testForkRefused(t *testing.T, op string, attrs map[string]*forkserver.Attr)
 		t.Fatal(err)
 	}
 	restored = true
-	if exit := wait(t, fork(t, srv, returnNil, nil)); !exit.Success() {
+	if exit := forkserver.Wait(t, fork(t, srv, returnNil, nil)); !exit.Success() {
 		t.Errorf("Fork after the limit was restored: %s", exit)
 	}
-	if exit := wait(t, fork(t, srv, echoArg, &forkserver.Attr{Socket: true})); !exit.Success() {
+	if exit := forkserver.Wait(t, fork(t, srv, echoArg, &forkserver.Attr{Socket: true})); !exit.Success() {
 		t.Errorf("Fork with a socket after the limit was restored: %s", exit)
 	}
 	if err := survivor.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if exit := wait(t, survivor); exit.Status.Signal() != syscall.SIGKILL {
+	if exit := forkserver.Wait(t, survivor); exit.Status.Signal() != syscall.SIGKILL {
 		t.Errorf("child that lived through it ended with %s", exit)
 	}
 }

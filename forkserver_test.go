@@ -55,7 +55,7 @@ func checkExitStatus(t *testing.T, srv *forkserver.Server) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := fork(t, srv, tt.fn, &forkserver.Attr{Arg: tt.arg, Stderr: quiet})
-			exit := wait(t, p)
+			exit := forkserver.Wait(t, p)
 			if exit.String() != tt.want || exit.Status.ExitStatus() != tt.status {
 				t.Errorf("exit = %s (status %d), want %s (status %d)", exit, exit.Status.ExitStatus(), tt.want, tt.status)
 			}
@@ -96,7 +96,7 @@ func checkChildDescriptors(t *testing.T, srv *forkserver.Server) {
 	if err := json.NewDecoder(p.Conn()).Decode(&fds); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, p)
+	forkserver.Wait(t, p)
 	var got []string
 	for fd, target := range fds {
 		if fd > 2 {
@@ -134,7 +134,7 @@ func checkSocketEcho(t *testing.T, srv *forkserver.Server) {
 	if !bytes.Equal(got, msg) {
 		t.Errorf("echoed %d bytes, want %d", len(got), len(msg))
 	}
-	if exit := wait(t, p); !exit.Success() {
+	if exit := forkserver.Wait(t, p); !exit.Success() {
 		t.Errorf("echo child: %s", exit)
 	}
 }
@@ -158,15 +158,15 @@ func checkArg(t *testing.T, srv *forkserver.Server) {
 			if !bytes.Equal(got, arg) {
 				t.Errorf("child got %d bytes, want %d", len(got), n)
 			}
-			wait(t, p)
+			forkserver.Wait(t, p)
 		})
 	}
 	t.Run("over", func(t *testing.T) {
-		_, err := srv.Fork(testContext(t), echoArg, &forkserver.Attr{Arg: make([]byte, forkserver.MaxArg+1)})
+		_, err := srv.Fork(forkserver.TestContext(t), echoArg, &forkserver.Attr{Arg: make([]byte, forkserver.MaxArg+1)})
 		if !errors.Is(err, forkserver.ErrArgTooLarge) {
 			t.Errorf("Fork with %d bytes: %v, want ErrArgTooLarge", forkserver.MaxArg+1, err)
 		}
-		err = srv.Eval(testContext(t), setenv, make([]byte, forkserver.MaxArg+1))
+		err = srv.Eval(forkserver.TestContext(t), setenv, make([]byte, forkserver.MaxArg+1))
 		if !errors.Is(err, forkserver.ErrArgTooLarge) {
 			t.Errorf("Eval with %d bytes: %v, want ErrArgTooLarge", forkserver.MaxArg+1, err)
 		}
@@ -178,8 +178,8 @@ func checkArg(t *testing.T, srv *forkserver.Server) {
 func TestFilesBothWays(t *testing.T) { eachPool(t, checkFilesBothWays) }
 
 func checkFilesBothWays(t *testing.T, srv *forkserver.Server) {
-	inR, inW := testPipe(t)
-	outR, outW := testPipe(t)
+	inR, inW := forkserver.TestPipe(t)
+	outR, outW := forkserver.TestPipe(t)
 	p := fork(t, srv, swapFiles, &forkserver.Attr{Socket: true, Files: []*os.File{inR, outW}})
 	inR.Close()
 	outW.Close()
@@ -201,7 +201,7 @@ func checkFilesBothWays(t *testing.T, srv *forkserver.Server) {
 	if string(back) != "back" {
 		t.Errorf("file from the child holds %q, %v", back, err)
 	}
-	if exit := wait(t, p); !exit.Success() {
+	if exit := forkserver.Wait(t, p); !exit.Success() {
 		t.Errorf("child: %s", exit)
 	}
 }
@@ -211,14 +211,14 @@ func checkFilesBothWays(t *testing.T, srv *forkserver.Server) {
 func TestStdio(t *testing.T) { eachPool(t, checkStdio) }
 
 func checkStdio(t *testing.T, srv *forkserver.Server) {
-	r, w := testPipe(t)
+	r, w := forkserver.TestPipe(t)
 	p := fork(t, srv, returnError, &forkserver.Attr{Stderr: w})
 	w.Close()
 	got, _ := io.ReadAll(r)
 	if want := "forkserver: return-error: boom\n"; string(got) != want {
 		t.Errorf("child's stderr: %q, want %q", got, want)
 	}
-	wait(t, p)
+	forkserver.Wait(t, p)
 }
 
 // TestGrandchild checks that a child given Attr.Server forks a grandchild
@@ -234,7 +234,7 @@ func checkGrandchild(t *testing.T, srv *forkserver.Server) {
 	if status != 7 || pid <= 0 || pid == p.Pid {
 		t.Errorf("grandchild %d exited %d, want 7", pid, status)
 	}
-	if exit := wait(t, p); !exit.Success() {
+	if exit := forkserver.Wait(t, p); !exit.Success() {
 		t.Errorf("child: %s", exit)
 	}
 }
@@ -246,7 +246,7 @@ func checkGrandchild(t *testing.T, srv *forkserver.Server) {
 func TestEval(t *testing.T) { eachPool(t, checkEval) }
 
 func checkEval(t *testing.T, srv *forkserver.Server) {
-	ctx := testContext(t)
+	ctx := forkserver.TestContext(t)
 	if err := srv.Eval(ctx, setenv, []byte("FORKSERVER_TEST_EVAL=changed")); err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func checkEval(t *testing.T, srv *forkserver.Server) {
 	if string(got) != "changed" {
 		t.Errorf("child sees %q, want the value Eval set", got)
 	}
-	wait(t, p)
+	forkserver.Wait(t, p)
 	if v := os.Getenv("FORKSERVER_TEST_EVAL"); v != "" {
 		t.Errorf("Eval changed the program's environment: %q", v)
 	}
@@ -270,14 +270,14 @@ func checkEval(t *testing.T, srv *forkserver.Server) {
 		t.Errorf("Eval of the zero Func: %v", err)
 	}
 	// The server survived all of it.
-	wait(t, fork(t, srv, returnNil, nil))
+	forkserver.Wait(t, fork(t, srv, returnNil, nil))
 }
 
 // TestUnknownFunc checks that a Fork of the zero Func fails with
 // ErrUnknownFunc.
 func TestUnknownFunc(t *testing.T) {
 	srv := start(t)
-	_, err := srv.Fork(testContext(t), forkserver.Func{}, nil)
+	_, err := srv.Fork(forkserver.TestContext(t), forkserver.Func{}, nil)
 	if !errors.Is(err, forkserver.ErrUnknownFunc) {
 		t.Errorf("Fork of the zero Func: %v, want ErrUnknownFunc", err)
 	}
@@ -291,7 +291,7 @@ func endServer(t *testing.T, srv *forkserver.Server, p *forkserver.Process, how 
 	if err := end(); err != nil {
 		t.Fatalf("%s: %v", how, err)
 	}
-	if alive(srv.Pid()) {
+	if forkserver.Alive(srv.Pid()) {
 		t.Errorf("server %d alive after %s", srv.Pid(), how)
 	}
 	if _, err := p.Wait(); !errors.Is(err, forkserver.ErrClosed) {
@@ -307,8 +307,8 @@ func TestClose(t *testing.T) {
 	p := fork(t, srv, ignoreTerm, &forkserver.Attr{Socket: true})
 	ready(t, p)
 	endServer(t, srv, p, "Close", srv.Close)
-	waitGone(t, p.Pid)
-	if _, err := srv.Fork(testContext(t), returnNil, nil); !errors.Is(err, forkserver.ErrClosed) {
+	forkserver.WaitGone(t, p.Pid)
+	if _, err := srv.Fork(forkserver.TestContext(t), returnNil, nil); !errors.Is(err, forkserver.ErrClosed) {
 		t.Errorf("Fork after Close: %v, want ErrClosed", err)
 	}
 	if err := srv.KillAll(syscall.SIGKILL); !errors.Is(err, forkserver.ErrClosed) {
@@ -331,7 +331,7 @@ func checkStop(t *testing.T, srv *forkserver.Server) {
 		ready(t, p)
 		procs = append(procs, p)
 	}
-	if err := srv.Stop(testContext(t)); err != nil {
+	if err := srv.Stop(forkserver.TestContext(t)); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
 	for _, p := range procs {
@@ -341,17 +341,17 @@ func checkStop(t *testing.T, srv *forkserver.Server) {
 		default:
 			t.Fatalf("child %d: exit not delivered before Stop returned", p.Pid)
 		}
-		if exit := wait(t, p); !exit.Success() {
+		if exit := forkserver.Wait(t, p); !exit.Success() {
 			t.Errorf("child %d stopped with %s, want exit status 0", p.Pid, exit)
 		}
 	}
-	if alive(srv.Pid()) {
+	if forkserver.Alive(srv.Pid()) {
 		t.Errorf("server %d alive after Stop", srv.Pid())
 	}
-	if _, err := srv.Fork(testContext(t), returnNil, nil); !errors.Is(err, forkserver.ErrClosed) {
+	if _, err := srv.Fork(forkserver.TestContext(t), returnNil, nil); !errors.Is(err, forkserver.ErrClosed) {
 		t.Errorf("Fork after Stop: %v, want ErrClosed", err)
 	}
-	if err := srv.Stop(testContext(t)); !errors.Is(err, forkserver.ErrClosed) {
+	if err := srv.Stop(forkserver.TestContext(t)); !errors.Is(err, forkserver.ErrClosed) {
 		t.Errorf("Stop after Stop: %v, want ErrClosed", err)
 	}
 }
@@ -363,12 +363,12 @@ func TestStopDeadline(t *testing.T) { eachPool(t, checkStopDeadline) }
 func checkStopDeadline(t *testing.T, srv *forkserver.Server) {
 	p := fork(t, srv, ignoreTerm, &forkserver.Attr{Socket: true})
 	ready(t, p)
-	ctx, cancel := context.WithTimeout(testContext(t), 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(forkserver.TestContext(t), 200*time.Millisecond)
 	defer cancel()
 	if err := srv.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Stop: %v, want context.DeadlineExceeded", err)
 	}
-	exit := wait(t, p)
+	exit := forkserver.Wait(t, p)
 	if !exit.Status.Signaled() || exit.Status.Signal() != syscall.SIGKILL {
 		t.Errorf("child ended with %s, want signal: killed", exit)
 	}
@@ -388,7 +388,7 @@ func checkDetach(t *testing.T, srv *forkserver.Server) {
 		t.Errorf("detached child answered %q, %v", line, err)
 	}
 	p.Conn().Close() // the echo child ends
-	waitGone(t, p.Pid)
+	forkserver.WaitGone(t, p.Pid)
 }
 
 // TestSignal checks that Signal delivers a signal the child ignores and
@@ -404,7 +404,7 @@ func checkSignal(t *testing.T, srv *forkserver.Server) {
 	if err := p.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if exit := wait(t, p); exit.Status.Signal() != syscall.SIGKILL {
+	if exit := forkserver.Wait(t, p); exit.Status.Signal() != syscall.SIGKILL {
 		t.Errorf("child ended with %s, want signal: killed", exit)
 	}
 	q := fork(t, srv, ignoreTerm, &forkserver.Attr{Socket: true})
@@ -412,7 +412,7 @@ func checkSignal(t *testing.T, srv *forkserver.Server) {
 	if err := srv.KillAll(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if exit := wait(t, q); exit.Status.Signal() != syscall.SIGKILL {
+	if exit := forkserver.Wait(t, q); exit.Status.Signal() != syscall.SIGKILL {
 		t.Errorf("child ended with %s after KillAll, want signal: killed", exit)
 	}
 }
@@ -427,7 +427,7 @@ func TestForkContext(t *testing.T) {
 		t.Errorf("Fork with a cancelled context: %v", err)
 	}
 	// The server and the connection are still fine.
-	wait(t, fork(t, srv, returnNil, nil))
+	forkserver.Wait(t, fork(t, srv, returnNil, nil))
 }
 
 // TestConcurrentForks checks that forks from many goroutines at once each
@@ -450,7 +450,7 @@ func checkConcurrentForks(t *testing.T, srv *forkserver.Server) {
 			defer wg.Done()
 			for i := range each {
 				code := byte((w*each + i) % 200)
-				p, err := srv.Fork(testContext(t), exitWith, &forkserver.Attr{Arg: []byte{code}})
+				p, err := srv.Fork(forkserver.TestContext(t), exitWith, &forkserver.Attr{Arg: []byte{code}})
 				if err != nil {
 					errs <- err
 					return
@@ -476,15 +476,15 @@ func checkConcurrentForks(t *testing.T, srv *forkserver.Server) {
 // goroutines.
 func TestThreadsDoNotGrow(t *testing.T) {
 	srv := start(t)
-	before := procStatus(t, os.Getpid(), "Threads")
+	before := forkserver.ProcStatus(t, os.Getpid(), "Threads")
 	const n = 100
 	for range n {
 		ready(t, fork(t, srv, ignoreTerm, &forkserver.Attr{Socket: true}))
 	}
-	if got := procStatus(t, srv.Pid(), "Threads"); got > 20 {
+	if got := forkserver.ProcStatus(t, srv.Pid(), "Threads"); got > 20 {
 		t.Errorf("server has %d threads with %d children", got, n)
 	}
-	if got := procStatus(t, os.Getpid(), "Threads"); got > before+10 {
+	if got := forkserver.ProcStatus(t, os.Getpid(), "Threads"); got > before+10 {
 		t.Errorf("program went from %d to %d threads with %d children", before, got, n)
 	}
 }
@@ -498,7 +498,7 @@ func TestThreadsDoNotGrow(t *testing.T) {
 func TestNoLeaks(t *testing.T) {
 	for _, size := range []int{0, 2} {
 		t.Run(fmt.Sprintf("pool=%d", size), func(t *testing.T) {
-			checkNoLeaks(t, startWith(t, &forkserver.Config{PoolSize: size}), size)
+			checkNoLeaks(t, forkserver.StartWith(t, &forkserver.Config{PoolSize: size}), size)
 		})
 	}
 }
@@ -506,29 +506,29 @@ func TestNoLeaks(t *testing.T) {
 func checkNoLeaks(t *testing.T, srv *forkserver.Server, pooled int) {
 	warmUp := fork(t, srv, echo, &forkserver.Attr{Socket: true, Server: true})
 	warmUp.Conn().Close()
-	wait(t, warmUp)
-	eventually(t, fmt.Sprintf("a pool of %d", pooled), func() bool { return len(childrenOf(srv.Pid())) == pooled })
-	fdsBefore, srvFdsBefore, goroutinesBefore := len(openFds()), countFds(t, srv.Pid()), runtime.NumGoroutine()
+	forkserver.Wait(t, warmUp)
+	forkserver.Eventually(t, fmt.Sprintf("a pool of %d", pooled), func() bool { return len(forkserver.ChildrenOf(srv.Pid())) == pooled })
+	fdsBefore, srvFdsBefore, goroutinesBefore := len(openFds()), forkserver.CountFds(t, srv.Pid()), runtime.NumGoroutine()
 	for i := range 100 {
 		attr := &forkserver.Attr{Socket: true, Server: i%2 == 0}
-		p, err := srv.Fork(testContext(t), echo, attr)
+		p, err := srv.Fork(forkserver.TestContext(t), echo, attr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		p.Conn().Close()
-		wait(t, p)
+		forkserver.Wait(t, p)
 	}
 	// The server's count may have been taken while a refill held a
 	// descriptor for a moment, so it may only end lower; a descriptor
 	// leaked per Fork would leave it a hundred higher.
 	settled := func() bool {
-		return len(openFds()) == fdsBefore && countFds(t, srv.Pid()) <= srvFdsBefore &&
-			runtime.NumGoroutine() <= goroutinesBefore && len(childrenOf(srv.Pid())) == pooled
+		return len(openFds()) == fdsBefore && forkserver.CountFds(t, srv.Pid()) <= srvFdsBefore &&
+			runtime.NumGoroutine() <= goroutinesBefore && len(forkserver.ChildrenOf(srv.Pid())) == pooled
 	}
-	if !await(settled) {
+	if !forkserver.Await(settled) {
 		t.Errorf("program fds %d -> %d, server fds %d -> %d, goroutines %d -> %d, server's children %v",
-			fdsBefore, len(openFds()), srvFdsBefore, countFds(t, srv.Pid()),
-			goroutinesBefore, runtime.NumGoroutine(), childrenOf(srv.Pid()))
+			fdsBefore, len(openFds()), srvFdsBefore, forkserver.CountFds(t, srv.Pid()),
+			goroutinesBefore, runtime.NumGoroutine(), forkserver.ChildrenOf(srv.Pid()))
 	}
 }
 
@@ -560,15 +560,15 @@ func TestProgramKilled(t *testing.T) {
 	// The program also holds the pool's warm children, handed over by the
 	// server, when it dies.
 	var warm []int
-	eventually(t, "the victim's pool to fill", func() bool {
-		warm = slices.DeleteFunc(childrenOf(pids[0]), func(pid int) bool { return slices.Contains(pids, pid) })
+	forkserver.Eventually(t, "the victim's pool to fill", func() bool {
+		warm = slices.DeleteFunc(forkserver.ChildrenOf(pids[0]), func(pid int) bool { return slices.Contains(pids, pid) })
 		return len(warm) == victimPool
 	})
 	cmd.Process.Kill()
 	cmd.Wait()
 	begin := time.Now()
 	for _, pid := range append(pids, warm...) {
-		waitGone(t, pid)
+		forkserver.WaitGone(t, pid)
 	}
 	t.Logf("server, 10 children and %d warm ones gone %v after the program died", len(warm), time.Since(begin))
 }
@@ -587,13 +587,13 @@ func TestServerKilled(t *testing.T) {
 	if _, err := p.Wait(); !errors.Is(err, forkserver.ErrConnLost) {
 		t.Errorf("Wait: %v, want ErrConnLost", err)
 	}
-	if _, err := srv.Fork(testContext(t), returnNil, nil); !errors.Is(err, forkserver.ErrConnLost) {
+	if _, err := srv.Fork(forkserver.TestContext(t), returnNil, nil); !errors.Is(err, forkserver.ErrConnLost) {
 		t.Errorf("Fork: %v, want ErrConnLost", err)
 	}
 	if err := p.Signal(syscall.SIGTERM); !errors.Is(err, forkserver.ErrConnLost) {
 		t.Errorf("Signal: %v, want ErrConnLost", err)
 	}
-	if err := srv.Stop(testContext(t)); !errors.Is(err, forkserver.ErrConnLost) {
+	if err := srv.Stop(forkserver.TestContext(t)); !errors.Is(err, forkserver.ErrConnLost) {
 		t.Errorf("Stop: %v, want ErrConnLost", err)
 	}
 }

@@ -14,7 +14,7 @@ import (
 // below what a Go child reserves as it starts, naming RLIMIT_DATA.
 func TestMemoryAddressSpaceRefused(t *testing.T) {
 	srv := start(t)
-	_, err := srv.Fork(testContext(t), returnNil, &forkserver.Attr{Rlimits: []forkserver.Rlimit{{Resource: syscall.RLIMIT_AS, Cur: 1 << 30, Max: 1 << 30}}})
+	_, err := srv.Fork(forkserver.TestContext(t), returnNil, &forkserver.Attr{Rlimits: []forkserver.Rlimit{{Resource: syscall.RLIMIT_AS, Cur: 1 << 30, Max: 1 << 30}}})
 	if err == nil || !strings.Contains(err.Error(), "RLIMIT_DATA") {
 		t.Errorf("Fork with RLIMIT_AS of 1 GiB: %v, want a refusal naming RLIMIT_DATA", err)
 	}

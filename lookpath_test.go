@@ -19,11 +19,11 @@ func execOut(t *testing.T, srv *forkserver.Server, name string, attr *forkserver
 	t.Helper()
 	var out bytes.Buffer
 	attr.Stdout = &out
-	p, err := srv.Exec(testContext(t), name, []string{name}, attr)
+	p, err := srv.Exec(forkserver.TestContext(t), name, []string{name}, attr)
 	if err != nil {
 		return "", err
 	}
-	waitSuccess(t, p)
+	forkserver.WaitSuccess(t, p)
 	return out.String(), nil
 }
 
@@ -124,7 +124,7 @@ func TestExecRefusesDots(t *testing.T) {
 func TestExecPathOfConfigEnv(t *testing.T) {
 	dir := t.TempDir()
 	script(t, dir, "fs-prog", "from-config", 0o755)
-	srv := startWith(t, &forkserver.Config{Env: append(os.Environ(), "PATH="+dir)})
+	srv := forkserver.StartWith(t, &forkserver.Config{Env: append(os.Environ(), "PATH="+dir)})
 	if got, err := execOut(t, srv, "fs-prog", &forkserver.Attr{}); err != nil || got != "from-config\n" {
 		t.Errorf("Exec: %q, %v; want %q", got, err, "from-config\n")
 	}

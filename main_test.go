@@ -2,9 +2,10 @@
 
 package forkserver_test
 
-// TestMain, and the harness the files of forkserver_test share: the helpers
-// of helpers_test.go under their short names, servers with and without a
-// pool, the registered child functions, and the programs TestMain runs.
+// TestMain, and the harness the files of forkserver_test share: servers
+// with and without a pool, the registered child functions, and the
+// programs TestMain runs. The helpers of helpers_test.go come through
+// export_test.go, as forkserver.Wait and the like.
 
 import (
 	"context"
@@ -53,38 +54,14 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// The helpers every test file shares, from helpers_test.go under their
-// own names: the mirror of export_test.go's list, name for name.
-var (
-	testContext = forkserver.TestContext
-	startWith   = forkserver.StartWith
-	testPipe    = forkserver.TestPipe
-	wait        = forkserver.Wait
-	waitBounded = forkserver.WaitBounded
-	waitSuccess = forkserver.WaitSuccess
-	expectByte  = forkserver.ExpectByte
-	await       = forkserver.Await
-	eventually  = forkserver.Eventually
-	alive       = forkserver.Alive
-	waitGone    = forkserver.WaitGone
-	childrenOf  = forkserver.ChildrenOf
-	countFds    = forkserver.CountFds
-	procStatus  = forkserver.ProcStatus
-)
-
-const (
-	hangBound  = forkserver.HangBound
-	benchBound = forkserver.BenchBound
-)
-
 // start starts a server that the test closes when it ends, checking that
 // the server process is gone by then.
-func start(tb testing.TB) *forkserver.Server { return startWith(tb, nil) }
+func start(tb testing.TB) *forkserver.Server { return forkserver.StartWith(tb, nil) }
 
 // ready waits for the byte a child writes when it is running.
 func ready(tb testing.TB, p *forkserver.Process) {
 	tb.Helper()
-	expectByte(tb, p.Conn(), 1)
+	forkserver.ExpectByte(tb, p.Conn(), 1)
 }
 
 // eachPool runs test against a server without a pool and one with, whose
@@ -93,8 +70,8 @@ func ready(tb testing.TB, p *forkserver.Process) {
 func eachPool(t *testing.T, test func(*testing.T, *forkserver.Server)) {
 	for _, size := range []int{0, 2} {
 		t.Run(fmt.Sprintf("pool=%d", size), func(t *testing.T) {
-			srv := startWith(t, &forkserver.Config{PoolSize: size})
-			if err := srv.WaitWarm(testContext(t)); err != nil {
+			srv := forkserver.StartWith(t, &forkserver.Config{PoolSize: size})
+			if err := srv.WaitWarm(forkserver.TestContext(t)); err != nil {
 				t.Fatal(err)
 			}
 			test(t, srv)
@@ -214,7 +191,7 @@ func openFds() map[int]string {
 // child's socket, if it has one, when t ends.
 func fork(t *testing.T, srv *forkserver.Server, fn forkserver.Func, attr *forkserver.Attr) *forkserver.Process {
 	t.Helper()
-	p, err := srv.Fork(testContext(t), fn, attr)
+	p, err := srv.Fork(forkserver.TestContext(t), fn, attr)
 	if err != nil {
 		t.Fatalf("Fork %s: %v", fn.Name(), err)
 	}

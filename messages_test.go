@@ -68,7 +68,7 @@ func checkError(t *testing.T, what string, err error, want string) {
 // those errors match ErrUnknownFunc and carry Op and Name.
 func TestErrorMessages(t *testing.T) {
 	srv := start(t) // no pool: the server judges the name
-	ctx := testContext(t)
+	ctx := forkserver.TestContext(t)
 	_, err := srv.Fork(ctx, onlyHere, nil)
 	checkError(t, "Fork of a function the server lacks", err, "forkserver: fork only-here: unknown function")
 	if !errors.Is(err, forkserver.ErrUnknownFunc) {
@@ -120,7 +120,7 @@ func TestErrorPaths(t *testing.T) {
 			{"Dir a file", &forkserver.Attr{Dir: file}, syscall.ENOTDIR, "chdir " + file + ": not a directory"},
 			{"missing relative Dir", &forkserver.Attr{Dir: "forkserver-missing-dir"}, fs.ErrNotExist, "chdir forkserver-missing-dir: no such file or directory"},
 		} {
-			_, err := srv.Fork(testContext(t), returnNil, c.attr)
+			_, err := srv.Fork(forkserver.TestContext(t), returnNil, c.attr)
 			checkError(t, c.what, err, "forkserver: fork return-nil: "+c.want)
 			var pe *os.PathError
 			if !errors.Is(err, c.match) || !errors.As(err, &pe) {
@@ -135,7 +135,7 @@ func TestErrorPaths(t *testing.T) {
 	if err := os.Mkdir(locked, 0); err != nil {
 		t.Fatal(err)
 	}
-	_, err := start(t).Fork(testContext(t), returnNil, &forkserver.Attr{Dir: filepath.Join(locked, "sub")})
+	_, err := start(t).Fork(forkserver.TestContext(t), returnNil, &forkserver.Attr{Dir: filepath.Join(locked, "sub")})
 	if !errors.Is(err, fs.ErrPermission) {
 		t.Errorf("Dir below a directory without search permission: %v, want fs.ErrPermission", err)
 	}
@@ -160,6 +160,6 @@ func TestConfinedRlimits(t *testing.T) {
 		if err != nil || string(got) != c.want {
 			t.Errorf("grandchild of a child limited to 64 descriptors asking for %q: %q, %v; want %q", c.ask, got, err, c.want)
 		}
-		waitSuccess(t, p)
+		forkserver.WaitSuccess(t, p)
 	}
 }

@@ -53,8 +53,8 @@ func TestNoNewPrivsWarm(t *testing.T) {
 		}
 		return
 	}
-	ctx := testContext(t)
-	srv := startWith(t, &forkserver.Config{PoolSize: 1})
+	ctx := forkserver.TestContext(t)
+	srv := forkserver.StartWith(t, &forkserver.Config{PoolSize: 1})
 	if err := srv.WaitWarm(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestNoNewPrivsWarm(t *testing.T) {
 	if err := json.NewDecoder(p.Conn()).Decode(&flags); err != nil {
 		t.Fatalf("no report from the child: %v", err)
 	}
-	waitSuccess(t, p)
+	forkserver.WaitSuccess(t, p)
 	if got := srv.Stats().WarmForks - before.WarmForks; got != 1 {
 		t.Errorf("the Fork took %d warm children, want 1", got)
 	}

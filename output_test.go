@@ -39,7 +39,7 @@ var (
 func TestOutput(t *testing.T) { eachPool(t, checkOutput) }
 
 func checkOutput(t *testing.T, srv *forkserver.Server) {
-	ctx := testContext(t)
+	ctx := forkserver.TestContext(t)
 	out, err := srv.Output(ctx, stdioUpper, &forkserver.Attr{Stdin: strings.NewReader("abc")})
 	if err != nil || string(out) != "ABC" {
 		t.Errorf("Output: %q, %v; want \"ABC\"", out, err)
@@ -70,7 +70,7 @@ func checkOutput(t *testing.T, srv *forkserver.Server) {
 // own or a Socket.
 func TestOutputRefuses(t *testing.T) {
 	srv := start(t)
-	ctx := testContext(t)
+	ctx := forkserver.TestContext(t)
 	for _, attr := range []*forkserver.Attr{{Stdout: io.Discard}, {Stdout: os.Stdout}, {Socket: true}} {
 		if _, err := srv.Output(ctx, returnNil, attr); err == nil || !strings.Contains(err.Error(), "fork return-nil: Output captures Stdout") {
 			t.Errorf("Output with %+v: %v; want a refusal", attr, err)
@@ -82,7 +82,7 @@ func TestOutputRefuses(t *testing.T) {
 // and, when it fails, an *ExitError with its status and standard error.
 func TestExecOutput(t *testing.T) {
 	srv := start(t)
-	ctx := testContext(t)
+	ctx := forkserver.TestContext(t)
 	out, err := srv.ExecOutput(ctx, "echo", []string{"echo", "hi"}, nil)
 	if err != nil || string(out) != "hi\n" {
 		t.Errorf("ExecOutput echo: %q, %v", out, err)
@@ -99,10 +99,10 @@ func TestExecOutput(t *testing.T) {
 func TestOutputCancel(t *testing.T) { eachPool(t, checkOutputCancel) }
 
 func checkOutputCancel(t *testing.T, srv *forkserver.Server) {
-	ctx, cancel := context.WithCancel(testContext(t))
+	ctx, cancel := context.WithCancel(forkserver.TestContext(t))
 	defer cancel()
-	ready, readyW := testPipe(t)
-	stdin, _ := testPipe(t) // its write end stays open: the child reads on until it is killed
+	ready, readyW := forkserver.TestPipe(t)
+	stdin, _ := forkserver.TestPipe(t) // its write end stays open: the child reads on until it is killed
 	go func() {
 		ready.Read(make([]byte, 1))
 		cancel()

@@ -102,7 +102,7 @@ func forkReport(t *testing.T, srv *forkserver.Server, attr *forkserver.Attr) (re
 	if err := json.NewDecoder(p.Conn()).Decode(&r); err != nil {
 		t.Fatalf("no report from the child: %v", err)
 	}
-	return r, wait(t, p)
+	return r, forkserver.Wait(t, p)
 }
 
 func needRoot(t *testing.T) {
@@ -160,7 +160,7 @@ func TestLimits(t *testing.T) {
 // TestNamespaces checks that a child in new PID and network namespaces is pid 1 and sees only lo.
 func TestNamespaces(t *testing.T) {
 	needRoot(t)
-	srv := startWith(t, &forkserver.Config{PoolSize: 1}) // namespaces bypass the pool
+	srv := forkserver.StartWith(t, &forkserver.Config{PoolSize: 1}) // namespaces bypass the pool
 	r, exit := forkReport(t, srv, &forkserver.Attr{
 		Namespaces: forkserver.NewPID | forkserver.NewNet | forkserver.NewUTS | forkserver.NewIPC | forkserver.NewMount,
 	})
@@ -207,10 +207,10 @@ func checkSessionAndGroup(t *testing.T, srv *forkserver.Server) {
 	if err := p.SignalGroup(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if exit := wait(t, p); exit.Status.Signal() != syscall.SIGKILL {
+	if exit := forkserver.Wait(t, p); exit.Status.Signal() != syscall.SIGKILL {
 		t.Errorf("group leader: %s", exit)
 	}
-	waitGone(t, sleeper)
+	forkserver.WaitGone(t, sleeper)
 
 	q := fork(t, srv, ignoreTerm, &forkserver.Attr{Socket: true})
 	ready(t, q)
@@ -231,7 +231,7 @@ func TestConfinement(t *testing.T) {
 		if err := json.NewDecoder(bufio.NewReader(p.Conn())).Decode(&r); err != nil {
 			t.Fatalf("no report: %v", err)
 		}
-		wait(t, p)
+		forkserver.Wait(t, p)
 		return r
 	}
 	nobody := &forkserver.Credential{Uid: 65534, Gid: 65534}
@@ -253,23 +253,23 @@ func TestConfinement(t *testing.T) {
 	// and the connection serves on. The server's own refusal of such a
 	// request, sent raw, is TestHostileForkRequests' "unknown right for a
 	// grandchild"; of rights beyond a child's, TestHostileRights'.
-	_, err := srv.Fork(testContext(t), returnNil, &forkserver.Attr{Server: true, ServerRights: 1 << 7})
+	_, err := srv.Fork(forkserver.TestContext(t), returnNil, &forkserver.Attr{Server: true, ServerRights: 1 << 7})
 	if err == nil || !strings.Contains(err.Error(), "unknown Namespace or Rights bits") {
 		t.Errorf("Fork granting an unknown right: %v, want it refused as unknown", err)
 	}
-	wait(t, fork(t, srv, returnNil, nil))
+	forkserver.Wait(t, fork(t, srv, returnNil, nil))
 }
 
 // TestExec checks that Exec gives a program its Stdout, Files, socket and ExtraEnv, applies NoNewPrivs, refuses Rlimits, and fails with ENOENT for a missing program.
 func TestExec(t *testing.T) {
 	srv := start(t)
-	r, w := testPipe(t)
+	r, w := forkserver.TestPipe(t)
 	file, err := os.Open("/etc/hostname")
 	if err != nil {
 		t.Skip(err)
 	}
 	defer file.Close()
-	p, err := srv.Exec(testContext(t), "/bin/sh", []string{"sh", "-c", `echo "$GREETING"; cat <&3 >/dev/null && echo file; exec >&4; echo socket; exit 3`},
+	p, err := srv.Exec(forkserver.TestContext(t), "/bin/sh", []string{"sh", "-c", `echo "$GREETING"; cat <&3 >/dev/null && echo file; exec >&4; echo socket; exit 3`},
 		&forkserver.Attr{Stdout: w, Files: []*os.File{file}, Socket: true, ExtraEnv: []string{"GREETING=hello", "GREETING=hi"}, Setsid: true})
 	w.Close()
 	if err != nil {
@@ -284,22 +284,22 @@ func TestExec(t *testing.T) {
 	if line != "socket\n" {
 		t.Errorf("program wrote %q on its socket", line)
 	}
-	if exit := wait(t, p); exit.Status.ExitStatus() != 3 {
+	if exit := forkserver.Wait(t, p); exit.Status.ExitStatus() != 3 {
 		t.Errorf("program: %s, want exit status 3", exit)
 	}
 
-	_, err = srv.Exec(testContext(t), "/bin/true", []string{"true"}, &forkserver.Attr{Rlimits: []forkserver.Rlimit{{Resource: syscall.RLIMIT_CPU, Cur: 1, Max: 1}}})
+	_, err = srv.Exec(forkserver.TestContext(t), "/bin/true", []string{"true"}, &forkserver.Attr{Rlimits: []forkserver.Rlimit{{Resource: syscall.RLIMIT_CPU, Cur: 1, Max: 1}}})
 	if err == nil || !strings.Contains(err.Error(), "Fork only") {
 		t.Errorf("Exec with Rlimits: %v, want a clear refusal", err)
 	}
-	q, err := srv.Exec(testContext(t), "/bin/grep", []string{"grep", "-q", "NoNewPrivs:.1", "/proc/self/status"}, &forkserver.Attr{NoNewPrivs: true})
+	q, err := srv.Exec(forkserver.TestContext(t), "/bin/grep", []string{"grep", "-q", "NoNewPrivs:.1", "/proc/self/status"}, &forkserver.Attr{NoNewPrivs: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if exit := wait(t, q); !exit.Success() {
+	if exit := forkserver.Wait(t, q); !exit.Success() {
 		t.Errorf("Exec with NoNewPrivs: the program does not have it (%s)", exit)
 	}
-	_, err = srv.Exec(testContext(t), "/nonexistent", []string{"x"}, nil)
+	_, err = srv.Exec(forkserver.TestContext(t), "/nonexistent", []string{"x"}, nil)
 	if !errors.Is(err, syscall.ENOENT) {
 		t.Errorf("Exec of a missing program: %v, want ENOENT", err)
 	}
@@ -357,19 +357,19 @@ func TestEveryDescriptorKind(t *testing.T) {
 		}
 		defer null.Close()
 		attr := &forkserver.Attr{Socket: true, Server: true, Stdin: null, Files: []*os.File{file}}
-		wait(t, fork(t, srv, returnNil, attr)) // warm up
-		before := countFds(t, srv.Pid())
+		forkserver.Wait(t, fork(t, srv, returnNil, attr)) // warm up
+		before := forkserver.CountFds(t, srv.Pid())
 		for range 20 {
 			p := fork(t, srv, describeStdio, attr)
 			d := decodeMap(t, p.Conn())
 			p.Conn().Close()
-			wait(t, p)
+			forkserver.Wait(t, p)
 			if d["0"] != os.DevNull || d["file0"] != "/etc/hostname" || d["server"] != true {
 				t.Fatalf("child sees stdin %v, file %v, server %v", d["0"], d["file0"], d["server"])
 			}
 		}
-		eventually(t, fmt.Sprintf("the server to have at most the %d descriptors it had", before),
-			func() bool { return countFds(t, srv.Pid()) <= before })
+		forkserver.Eventually(t, fmt.Sprintf("the server to have at most the %d descriptors it had", before),
+			func() bool { return forkserver.CountFds(t, srv.Pid()) <= before })
 	})
 }
 
@@ -385,18 +385,18 @@ func TestLargeAssignment(t *testing.T) {
 	if env, _ := d["env"].([]any); len(env) < len(big) {
 		t.Errorf("child has %d environment entries", len(env))
 	}
-	wait(t, p)
-	wait(t, fork(t, srv, returnNil, nil)) // the connection still serves
+	forkserver.Wait(t, p)
+	forkserver.Wait(t, fork(t, srv, returnNil, nil)) // the connection still serves
 }
 
 // What a child was given or not given, its children get or do not get.
 func TestChildConnectionInherits(t *testing.T) {
 	srv := start(t)
-	r, w := testPipe(t)
+	r, w := forkserver.TestPipe(t)
 	p := fork(t, srv, relayGrandchild, &forkserver.Attr{Socket: true, Server: true, Stdout: w, Env: []string{"ONLY=this"}})
 	w.Close()
 	d := decodeMap(t, p.Conn())
-	wait(t, p)
+	forkserver.Wait(t, p)
 	out, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", r.Fd()))
 	if d["1"] != out {
 		t.Errorf("grandchild's stdout is %v, want its parent's, %v", d["1"], out)
@@ -417,29 +417,29 @@ func TestBadArguments(t *testing.T) {
 	if err := srv.KillAll(syscall.Signal(-1)); err == nil {
 		t.Error("KillAll(-1) succeeded")
 	}
-	if _, err := srv.Exec(testContext(t), "/bin/true", []string{strings.Repeat("a", forkserver.MaxArg+1)}, nil); !errors.Is(err, forkserver.ErrArgTooLarge) {
+	if _, err := srv.Exec(forkserver.TestContext(t), "/bin/true", []string{strings.Repeat("a", forkserver.MaxArg+1)}, nil); !errors.Is(err, forkserver.ErrArgTooLarge) {
 		t.Errorf("Exec with a huge argument: %v", err)
 	}
-	if _, err := srv.Fork(testContext(t), returnNil, &forkserver.Attr{Setsid: true, Setpgid: true}); err == nil {
+	if _, err := srv.Fork(forkserver.TestContext(t), returnNil, &forkserver.Attr{Setsid: true, Setpgid: true}); err == nil {
 		t.Error("Fork with Setsid and Setpgid succeeded")
 	}
 	bad := &forkserver.Attr{Server: true, Namespaces: forkserver.NewUser, UidMappings: []forkserver.IDMap{{Size: 0}}}
-	before := countFds(t, srv.Pid())
+	before := forkserver.CountFds(t, srv.Pid())
 	for range 10 {
-		if _, err := srv.Fork(testContext(t), returnNil, bad); err == nil {
+		if _, err := srv.Fork(forkserver.TestContext(t), returnNil, bad); err == nil {
 			t.Fatal("Fork with an empty ID mapping succeeded")
 		}
 	}
 	// The server closes a refused request's descriptors just after it
 	// answers: wait for that, not for a leak.
 	after := before
-	if !await(func() bool { after = countFds(t, srv.Pid()); return after <= before }) {
+	if !forkserver.Await(func() bool { after = forkserver.CountFds(t, srv.Pid()); return after <= before }) {
 		t.Errorf("failed Forks left the server with %d descriptors, had %d", after, before)
 	}
 	if err := p.Signal(syscall.SIGKILL); err != nil {
 		t.Errorf("the connection no longer serves: %v", err)
 	}
-	wait(t, p)
+	forkserver.Wait(t, p)
 }
 
 // TestBadFile checks that a closed *os.File in Attr.Files fails Fork and
@@ -448,12 +448,12 @@ func TestBadArguments(t *testing.T) {
 // and the next Fork takes one.
 func TestBadFile(t *testing.T) {
 	eachPool(t, func(t *testing.T, srv *forkserver.Server) {
-		good, closed := testPipe(t)
+		good, closed := forkserver.TestPipe(t)
 		closed.Close()
 		attr := &forkserver.Attr{Files: []*os.File{good, closed}}
 		before := srv.Stats()
-		_, ferr := srv.Fork(testContext(t), returnNil, attr)
-		_, eerr := srv.Exec(testContext(t), "/bin/true", []string{"true"}, attr)
+		_, ferr := srv.Fork(forkserver.TestContext(t), returnNil, attr)
+		_, eerr := srv.Exec(forkserver.TestContext(t), "/bin/true", []string{"true"}, attr)
 		for _, err := range []error{ferr, eerr} {
 			if !errors.Is(err, os.ErrClosed) || errors.Is(err, forkserver.ErrConnLost) || !strings.Contains(fmt.Sprint(err), "Attr.Files[1]") {
 				t.Errorf("a closed file in Files: %v; want an error naming Attr.Files[1], matching os.ErrClosed and not ErrConnLost", err)
@@ -462,7 +462,7 @@ func TestBadFile(t *testing.T) {
 		if after := srv.Stats(); after.Warm != before.Warm {
 			t.Errorf("warm children held: %d before the bad Forks, %d after", before.Warm, after.Warm)
 		}
-		waitSuccess(t, fork(t, srv, returnNil, nil))
+		forkserver.WaitSuccess(t, fork(t, srv, returnNil, nil))
 		if after := srv.Stats(); after.WarmForks != before.WarmForks+uint64(min(before.Warm, 1)) {
 			t.Errorf("the Fork after the bad ones: %d warm Forks, want %d", after.WarmForks-before.WarmForks, min(before.Warm, 1))
 		}
@@ -482,8 +482,8 @@ func TestBadEnv(t *testing.T) {
 			{"Env", &forkserver.Attr{Env: []string{"OK=1", kv}}},
 			{"ExtraEnv", &forkserver.Attr{ExtraEnv: []string{"OK=1", kv}}},
 		} {
-			_, ferr := srv.Fork(testContext(t), returnNil, c.attr)
-			_, eerr := srv.Exec(testContext(t), "/bin/true", []string{"true"}, c.attr)
+			_, ferr := srv.Fork(forkserver.TestContext(t), returnNil, c.attr)
+			_, eerr := srv.Exec(forkserver.TestContext(t), "/bin/true", []string{"true"}, c.attr)
 			for _, err := range []error{ferr, eerr} {
 				if want := fmt.Sprintf("Attr.%s[1]: environment entry %q ", c.field, kv); err == nil || !strings.Contains(err.Error(), want) {
 					t.Errorf("%s entry %q: %v; want an error containing %s", c.field, kv, err, want)

@@ -64,10 +64,10 @@ func execProbe(t *testing.T, srv *forkserver.Server, exe string, f sandboxFiles,
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, w := testPipe(t)
+	r, w := forkserver.TestPipe(t)
 	attr.Stdout = w
 	attr.ExtraEnv = []string{"FORKSERVER_TEST_PROGRAM=" + sandboxExecProbe, "FORKSERVER_TEST_PROBE=" + string(arg)}
-	p, err := srv.Exec(testContext(t), exe, []string{"probe"}, attr)
+	p, err := srv.Exec(forkserver.TestContext(t), exe, []string{"probe"}, attr)
 	w.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +76,7 @@ func execProbe(t *testing.T, srv *forkserver.Server, exe string, f sandboxFiles,
 	if err := json.NewDecoder(r).Decode(&res); err != nil {
 		t.Fatalf("no report from the program: %v", err)
 	}
-	waitSuccess(t, p)
+	forkserver.WaitSuccess(t, p)
 	return res
 }
 
@@ -115,7 +115,7 @@ func TestSandboxExecShell(t *testing.T) {
 	f := newSandboxFiles(t)
 	sandboxUsers(t, func(t *testing.T, cred *forkserver.Credential) {
 		srv := start(t)
-		ctx := testContext(t)
+		ctx := forkserver.TestContext(t)
 		attr := func(stderr io.Writer) *forkserver.Attr {
 			return &forkserver.Attr{Credential: cred, Paths: f.policy(), DenySyscalls: forkserver.SyscallsNetwork, NoNewPrivs: true, Stdout: io.Discard, Stderr: stderr}
 		}
@@ -134,7 +134,7 @@ func TestSandboxExecShell(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if exit := wait(t, p); exit.ExitCode() != c.status || !strings.Contains(stderr.String(), c.stderr) {
+			if exit := forkserver.Wait(t, p); exit.ExitCode() != c.status || !strings.Contains(stderr.String(), c.stderr) {
 				t.Errorf("%s: %s, stderr %q; want exit status %d, stderr with %q", c.script, exit, stderr.String(), c.status, c.stderr)
 			}
 		}
@@ -144,7 +144,7 @@ func TestSandboxExecShell(t *testing.T) {
 		}{{"/nonexistent/program", syscall.ENOENT}, {"/usr/bin/env", nil}, {f.Inside, syscall.EACCES}} {
 			p, err := srv.Exec(ctx, c.path, []string{"x"}, attr(nil))
 			if err == nil {
-				wait(t, p)
+				forkserver.Wait(t, p)
 			}
 			if c.want == nil && err != nil || c.want != nil && !errors.Is(err, c.want) {
 				t.Errorf("Exec %s: %v, want %v", c.path, err, c.want)
@@ -198,7 +198,7 @@ func TestSandboxExecConfined(t *testing.T) {
 	if !strings.HasPrefix(string(out), "exec: true ") {
 		t.Errorf("Exec through a connection under SyscallsExec: %q, want ErrPermission", out)
 	}
-	waitSuccess(t, p)
+	forkserver.WaitSuccess(t, p)
 }
 
 // TestSandboxExecRefused checks that Exec refuses what a sandboxed
@@ -210,8 +210,8 @@ func TestSandboxExecRefused(t *testing.T) {
 		{DenySyscalls: forkserver.SyscallsNetwork, Pdeathsig: syscall.SIGKILL},
 		{DenySyscalls: forkserver.SyscallsMount, Namespaces: forkserver.NewNet},
 	} {
-		if p, err := srv.Exec(testContext(t), "/bin/true", []string{"true"}, attr); err == nil {
-			wait(t, p)
+		if p, err := srv.Exec(forkserver.TestContext(t), "/bin/true", []string{"true"}, attr); err == nil {
+			forkserver.Wait(t, p)
 			t.Errorf("Exec with %+v succeeded", attr)
 		}
 	}

@@ -228,7 +228,7 @@ func forkProbe(t *testing.T, srv *forkserver.Server, fn forkserver.Func, f sandb
 	if err := json.NewDecoder(p.Conn()).Decode(&res); err != nil {
 		t.Fatalf("no report from the child: %v", err)
 	}
-	waitSuccess(t, p)
+	forkserver.WaitSuccess(t, p)
 	return res
 }
 
@@ -354,7 +354,7 @@ func TestSandboxConfined(t *testing.T) {
 // group and a path policy at once: goroutines, timers, collections, and
 // the child's socket.
 func TestSandboxRuntime(t *testing.T) {
-	srv := startWith(t, &forkserver.Config{PoolSize: 1})
+	srv := forkserver.StartWith(t, &forkserver.Config{PoolSize: 1})
 	p := fork(t, srv, sandboxChurn, &forkserver.Attr{
 		Socket: true, Paths: &forkserver.PathPolicy{ReadOnly: []string{"/proc"}}, DenySyscalls: allGroups,
 	})
@@ -362,13 +362,13 @@ func TestSandboxRuntime(t *testing.T) {
 	if err != nil || string(got) != "ok" {
 		t.Errorf("child says %q, %v", got, err)
 	}
-	waitSuccess(t, p)
+	forkserver.WaitSuccess(t, p)
 }
 
 // TestSandboxRefused checks that Fork refuses a relative or missing path and an unknown group.
 func TestSandboxRefused(t *testing.T) {
 	srv := start(t)
-	ctx := testContext(t)
+	ctx := forkserver.TestContext(t)
 	for _, c := range []struct {
 		name string
 		attr *forkserver.Attr
@@ -379,7 +379,7 @@ func TestSandboxRefused(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if p, err := srv.Fork(ctx, returnNil, c.attr); err == nil {
-				wait(t, p)
+				forkserver.Wait(t, p)
 				t.Fatal("Fork succeeded")
 			}
 		})
@@ -453,7 +453,7 @@ func TestSandboxResolvedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitSuccess(t, p)
+	forkserver.WaitSuccess(t, p)
 	if !strings.Contains(string(got), eacces) {
 		t.Errorf("the grandchild read through the swapped link: %q, want %q", got, eacces)
 	}
@@ -467,22 +467,22 @@ func TestSandboxPdeathsig(t *testing.T) {
 	var holders, sleepers []*forkserver.Process
 	for range 8 {
 		holders = append(holders, fork(t, srv, sandboxHold, &forkserver.Attr{Socket: true, Pdeathsig: syscall.SIGKILL}))
-		p, err := srv.Exec(testContext(t), "/bin/sleep", []string{"sleep", "600"}, &forkserver.Attr{Pdeathsig: syscall.SIGKILL})
+		p, err := srv.Exec(forkserver.TestContext(t), "/bin/sleep", []string{"sleep", "600"}, &forkserver.Attr{Pdeathsig: syscall.SIGKILL})
 		if err != nil {
 			t.Fatal(err)
 		}
 		sleepers = append(sleepers, p)
 	}
 	for range 20 {
-		waitSuccess(t, fork(t, srv, returnNil, &forkserver.Attr{Paths: &forkserver.PathPolicy{ReadOnly: []string{"/proc"}}}))
+		forkserver.WaitSuccess(t, fork(t, srv, returnNil, &forkserver.Attr{Paths: &forkserver.PathPolicy{ReadOnly: []string{"/proc"}}}))
 	}
 	for _, h := range holders {
 		if _, err := h.Conn().Write([]byte{'x'}); err != nil {
 			t.Fatalf("holder %d: %v", h.Pid, err)
 		}
-		expectByte(t, h.Conn(), 'x')
+		forkserver.ExpectByte(t, h.Conn(), 'x')
 		h.Conn().Close()
-		waitSuccess(t, h)
+		forkserver.WaitSuccess(t, h)
 	}
 	for _, p := range sleepers {
 		select {
@@ -491,7 +491,7 @@ func TestSandboxPdeathsig(t *testing.T) {
 			t.Errorf("sleep %d: %s", p.Pid, exit)
 		default:
 			p.Kill()
-			wait(t, p)
+			forkserver.Wait(t, p)
 		}
 	}
 }
@@ -517,7 +517,7 @@ func TestSandboxMountGroupConfines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitSuccess(t, p)
+	forkserver.WaitSuccess(t, p)
 	if !strings.HasPrefix(string(got), "true") {
 		t.Errorf("a new namespace through a connection under SyscallsMount: %s, want ErrPermission", got)
 	}
@@ -580,7 +580,7 @@ func TestSandboxNoUnixPath(t *testing.T) {
 	if err := json.NewDecoder(p.Conn()).Decode(&got); err != nil {
 		t.Fatalf("no report on the child's Conn: %v", err)
 	}
-	waitSuccess(t, p)
+	forkserver.WaitSuccess(t, p)
 	checkProbes(t, got, probes{
 		"dgram socketpair": eperm,
 		"seqpacket peer":   "",
@@ -675,7 +675,7 @@ func TestSandboxExecNoProcesses(t *testing.T) {
 		if err := json.NewDecoder(p.Conn()).Decode(&got); err != nil {
 			t.Fatalf("no report from the child: %v", err)
 		}
-		waitSuccess(t, p)
+		forkserver.WaitSuccess(t, p)
 		want := probes{"threads": "16", "clone": eperm, "clone vfork": eperm, "fork": eperm, "os/exec": "not "}
 		checkProbes(t, got, want)
 	})
@@ -787,7 +787,7 @@ func TestSandboxPathMetadata(t *testing.T) {
 		if err := json.NewDecoder(p.Conn()).Decode(&got); err != nil {
 			t.Fatalf("no report from the child: %v", err)
 		}
-		waitSuccess(t, p)
+		forkserver.WaitSuccess(t, p)
 		checkProbes(t, got, probes{
 			"chmod": eperm, "chown": eperm, "lchown": eperm, "utimensat": eperm, "utimes": eperm,
 			"setxattr": eperm, "removexattr": eperm,

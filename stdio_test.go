@@ -61,7 +61,7 @@ func TestStdioReaderWriters(t *testing.T) { eachPool(t, checkStdioReaderWriters)
 func checkStdioReaderWriters(t *testing.T, srv *forkserver.Server) {
 	var out, errOut bytes.Buffer
 	p := fork(t, srv, stdioUpper, &forkserver.Attr{Stdin: strings.NewReader("hello"), Stdout: &out, Stderr: &errOut})
-	waitSuccess(t, p)
+	forkserver.WaitSuccess(t, p)
 	if out.String() != "HELLO" || errOut.String() != "note" {
 		t.Errorf("stdout %q, stderr %q; want \"HELLO\", \"note\"", out.String(), errOut.String())
 	}
@@ -72,11 +72,11 @@ func checkStdioReaderWriters(t *testing.T, srv *forkserver.Server) {
 func TestStdioExec(t *testing.T) {
 	srv := start(t)
 	var out bytes.Buffer
-	p, err := srv.Exec(testContext(t), "/bin/cat", []string{"cat"}, &forkserver.Attr{Stdin: strings.NewReader("through cat"), Stdout: &out})
+	p, err := srv.Exec(forkserver.TestContext(t), "/bin/cat", []string{"cat"}, &forkserver.Attr{Stdin: strings.NewReader("through cat"), Stdout: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitSuccess(t, p)
+	forkserver.WaitSuccess(t, p)
 	if out.String() != "through cat" {
 		t.Errorf("stdout %q, want %q", out.String(), "through cat")
 	}
@@ -90,7 +90,7 @@ func TestStdioSameWriter(t *testing.T) { eachPool(t, checkStdioSameWriter) }
 func checkStdioSameWriter(t *testing.T, srv *forkserver.Server) {
 	var both bytes.Buffer
 	p := fork(t, srv, stdioInterleave, &forkserver.Attr{Stdout: &both, Stderr: &both})
-	waitSuccess(t, p)
+	forkserver.WaitSuccess(t, p)
 	if both.String() != "abc" {
 		t.Errorf("combined output %q, want \"abc\"", both.String())
 	}
@@ -105,11 +105,11 @@ func checkStdioWaitAwaitsCopying(t *testing.T, srv *forkserver.Server) {
 		var out bytes.Buffer
 		p := fork(t, srv, stdioBig, &forkserver.Attr{Stdout: &out})
 		if how == "Wait" {
-			waitSuccess(t, p)
+			forkserver.WaitSuccess(t, p)
 		} else {
 			select {
 			case <-p.Done():
-			case <-testContext(t).Done():
+			case <-forkserver.TestContext(t).Done():
 				t.Fatal("Done was not closed")
 			}
 		}
@@ -170,14 +170,14 @@ func checkStdioUnreadInput(t *testing.T, srv *forkserver.Server) {
 func TestStdioForkFails(t *testing.T) { eachPool(t, checkStdioForkFails) }
 
 func checkStdioForkFails(t *testing.T, srv *forkserver.Server) {
-	before := countFds(t, os.Getpid())
+	before := forkserver.CountFds(t, os.Getpid())
 	in := new(endless)
 	var out bytes.Buffer
-	_, err := srv.Fork(testContext(t), returnNil, &forkserver.Attr{Stdin: in, Stdout: &out, Stderr: &out, Dir: "/nonexistent/dir"})
+	_, err := srv.Fork(forkserver.TestContext(t), returnNil, &forkserver.Attr{Stdin: in, Stdout: &out, Stderr: &out, Dir: "/nonexistent/dir"})
 	if err == nil {
 		t.Fatal("Fork with a missing Dir succeeded")
 	}
-	if after := countFds(t, os.Getpid()); after != before {
+	if after := forkserver.CountFds(t, os.Getpid()); after != before {
 		t.Errorf("%d descriptors open after the failed Fork, %d before", after, before)
 	}
 	if in.reads.Load() != 0 {
@@ -190,11 +190,11 @@ func checkStdioForkFails(t *testing.T, srv *forkserver.Server) {
 func TestStdioNoWait(t *testing.T) { eachPool(t, checkStdioNoWait) }
 
 func checkStdioNoWait(t *testing.T, srv *forkserver.Server) {
-	before := countFds(t, os.Getpid())
+	before := forkserver.CountFds(t, os.Getpid())
 	var out bytes.Buffer
 	p := fork(t, srv, stdioUpper, &forkserver.Attr{Stdin: strings.NewReader("x"), Stdout: &out, Stderr: &out})
-	waitGone(t, p.Pid)
-	eventually(t, "the pipes to be closed", func() bool { return countFds(t, os.Getpid()) == before })
+	forkserver.WaitGone(t, p.Pid)
+	forkserver.Eventually(t, "the pipes to be closed", func() bool { return forkserver.CountFds(t, os.Getpid()) == before })
 }
 
 // TestStdioFiles checks that *os.File streams, nil ones among them, still
@@ -202,10 +202,10 @@ func checkStdioNoWait(t *testing.T, srv *forkserver.Server) {
 func TestStdioFiles(t *testing.T) { eachPool(t, checkStdioFiles) }
 
 func checkStdioFiles(t *testing.T, srv *forkserver.Server) {
-	r, w := testPipe(t)
+	r, w := forkserver.TestPipe(t)
 	var nilFile *os.File
 	p := fork(t, srv, stdioInterleave, &forkserver.Attr{Stdin: nilFile, Stdout: w, Stderr: w})
-	waitSuccess(t, p)
+	forkserver.WaitSuccess(t, p)
 	w.Close()
 	got, err := io.ReadAll(r)
 	if err != nil || string(got) != "abc" {
@@ -223,7 +223,7 @@ func TestStdioThroughGrandchild(t *testing.T) {
 	if _, err := io.ReadAll(p.Conn()); err != nil {
 		t.Fatal(err)
 	}
-	waitSuccess(t, p)
+	forkserver.WaitSuccess(t, p)
 }
 
 // TestStdioWaitDelay: once WaitDelay has passed since the exit, Wait no
@@ -232,7 +232,7 @@ func TestStdioThroughGrandchild(t *testing.T) {
 func TestStdioWaitDelay(t *testing.T) {
 	srv := start(t)
 	var out bytes.Buffer // not read: a copy cut short may still be writing
-	p, err := srv.Exec(testContext(t), "/bin/sh", []string{"sh", "-c", "sleep 600 & echo started"}, &forkserver.Attr{
+	p, err := srv.Exec(forkserver.TestContext(t), "/bin/sh", []string{"sh", "-c", "sleep 600 & echo started"}, &forkserver.Attr{
 		Stdout: &out, Setpgid: true, WaitDelay: 100 * time.Millisecond,
 	})
 	if err != nil {
@@ -249,9 +249,9 @@ func TestStdioWaitDelay(t *testing.T) {
 // ended, Wait no longer waits for a Stdin reader that never returns.
 func TestStdioWaitDelayCancel(t *testing.T) {
 	srv := start(t)
-	ctx, cancel := context.WithCancel(testContext(t))
+	ctx, cancel := context.WithCancel(forkserver.TestContext(t))
 	defer cancel()
-	ready, readyW := testPipe(t)
+	ready, readyW := forkserver.TestPipe(t)
 	stdin, stdinW := io.Pipe()
 	defer stdinW.Close() // ends the copying goroutine, which Wait left behind
 	p, err := srv.Fork(ctx, outputHangs, &forkserver.Attr{Files: []*os.File{readyW}, Stdin: stdin, WaitDelay: 100 * time.Millisecond})

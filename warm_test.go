@@ -14,8 +14,8 @@ import (
 // TestWaitWarmAndStats checks that WaitWarm returns once the program holds
 // the whole pool, and Stats counts what a user needs to size it.
 func TestWaitWarmAndStats(t *testing.T) {
-	srv := startWith(t, &forkserver.Config{PoolSize: 2})
-	ctx := testContext(t)
+	srv := forkserver.StartWith(t, &forkserver.Config{PoolSize: 2})
+	ctx := forkserver.TestContext(t)
 	if err := srv.WaitWarm(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -25,10 +25,10 @@ func TestWaitWarmAndStats(t *testing.T) {
 	hang := fork(t, srv, faultHang, &forkserver.Attr{Socket: true}) // warm: the pool is full
 	ready(t, hang)
 	for range 2 {
-		waitSuccess(t, fork(t, srv, returnNil, nil))
+		forkserver.WaitSuccess(t, fork(t, srv, returnNil, nil))
 	}
-	waitSuccess(t, fork(t, srv, returnNil, &forkserver.Attr{Server: true})) // the server creates it: no miss
-	eventually(t, "the exits to be counted", func() bool { return srv.Stats().Alive == 1 })
+	forkserver.WaitSuccess(t, fork(t, srv, returnNil, &forkserver.Attr{Server: true})) // the server creates it: no miss
+	forkserver.Eventually(t, "the exits to be counted", func() bool { return srv.Stats().Alive == 1 })
 	st := srv.Stats()
 	if st.WarmForks+st.ColdForks != 4 || st.WarmForks < 1 || st.ColdForks < 1 || st.PoolMisses != st.ColdForks-1 {
 		t.Errorf("after 4 Forks, 1 of them ineligible for the pool: %+v", st)
@@ -41,13 +41,13 @@ func TestWaitWarmAndStats(t *testing.T) {
 	}
 
 	// A Server without a pool counts nothing and waits for nothing.
-	if st := startWith(t, nil).Stats(); st != (forkserver.Stats{}) {
+	if st := forkserver.StartWith(t, nil).Stats(); st != (forkserver.Stats{}) {
 		t.Errorf("Stats of a new server without a pool: %+v", st)
 	}
-	if err := startWith(t, nil).WaitWarm(ctx); err != nil {
+	if err := forkserver.StartWith(t, nil).WaitWarm(ctx); err != nil {
 		t.Errorf("WaitWarm without a pool: %v", err)
 	}
-	closed := startWith(t, &forkserver.Config{PoolSize: 1})
+	closed := forkserver.StartWith(t, &forkserver.Config{PoolSize: 1})
 	closed.Close()
 	if err := closed.WaitWarm(ctx); err == nil {
 		t.Error("WaitWarm on a closed Server succeeded")
@@ -73,10 +73,10 @@ func TestRaceExitSleep(t *testing.T) {
 		if c.gorace != "" {
 			cfg.Env = append(env[:len(env):len(env)], c.gorace)
 		}
-		srv := startWith(t, cfg)
+		srv := forkserver.StartWith(t, cfg)
 		p := fork(t, srv, getenv, &forkserver.Attr{Socket: true, Arg: []byte("GORACE")})
 		got, err := io.ReadAll(p.Conn())
-		waitSuccess(t, p)
+		forkserver.WaitSuccess(t, p)
 		want := c.norace
 		if forkserver.RaceEnabled {
 			want = c.race

@@ -95,8 +95,8 @@ func TestWarmSandboxLayers(t *testing.T) {
 				if warm {
 					cfg.Sandboxes = []forkserver.Sandbox{{Attr: sb, Size: 2}}
 				}
-				srv := startWith(t, cfg)
-				if err := srv.WaitWarm(testContext(t)); err != nil {
+				srv := forkserver.StartWith(t, cfg)
+				if err := srv.WaitWarm(forkserver.TestContext(t)); err != nil {
 					t.Fatal(err)
 				}
 				attr := *sb
@@ -106,7 +106,7 @@ func TestWarmSandboxLayers(t *testing.T) {
 				if err := json.NewDecoder(p.Conn()).Decode(&seen); err != nil {
 					t.Fatalf("no report from the child: %v", err)
 				}
-				waitSuccess(t, p)
+				forkserver.WaitSuccess(t, p)
 				if got := srv.Stats().WarmForks; got != map[bool]uint64{true: 1, false: 0}[warm] {
 					t.Errorf("%d warm forks", got)
 				}
@@ -149,8 +149,8 @@ func TestWarmSandboxLayers(t *testing.T) {
 func TestWarmSandboxConfined(t *testing.T) {
 	f := newSandboxFiles(t)
 	wide := &forkserver.Attr{Paths: &forkserver.PathPolicy{ReadWrite: []string{"/"}}} // what sandbox-fork-probe asks for
-	srv := startWith(t, &forkserver.Config{Sandboxes: []forkserver.Sandbox{{Attr: wide, Size: 2}}})
-	if err := srv.WaitWarm(testContext(t)); err != nil {
+	srv := forkserver.StartWith(t, &forkserver.Config{Sandboxes: []forkserver.Sandbox{{Attr: wide, Size: 2}}})
+	if err := srv.WaitWarm(forkserver.TestContext(t)); err != nil {
 		t.Fatal(err)
 	}
 	got := forkProbe(t, srv, sandboxForkProbe, f, &forkserver.Attr{Paths: f.policy(), Server: true})
@@ -172,8 +172,8 @@ func TestWarmSandboxConfined(t *testing.T) {
 func TestWarmSandboxKilled(t *testing.T) {
 	f := newSandboxFiles(t)
 	sb := &forkserver.Attr{Paths: f.policy()}
-	srv := startWith(t, &forkserver.Config{Sandboxes: []forkserver.Sandbox{{Attr: sb, Size: 1}}})
-	ctx := testContext(t)
+	srv := forkserver.StartWith(t, &forkserver.Config{Sandboxes: []forkserver.Sandbox{{Attr: sb, Size: 1}}})
+	ctx := forkserver.TestContext(t)
 	if err := srv.WaitWarm(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -188,17 +188,17 @@ func TestWarmSandboxKilled(t *testing.T) {
 		attr := *sb
 		attr.Socket, attr.Arg = true, []byte{byte(i)}
 		p := fork(t, srv, echoArg, &attr)
-		expectByte(t, p.Conn(), byte(i))
-		waitSuccess(t, p)
+		forkserver.ExpectByte(t, p.Conn(), byte(i))
+		forkserver.WaitSuccess(t, p)
 		if p.Pid == killed[0] {
 			t.Fatalf("fork %d: the killed child %d was handed out", i, p.Pid)
 		}
 		if err := srv.WaitWarm(ctx); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "a live replacement", func() bool {
+		forkserver.Eventually(t, "a live replacement", func() bool {
 			pids := forkserver.WarmPids(srv, 1)
-			return len(pids) == 1 && !slices.Contains(killed, pids[0]) && alive(pids[0])
+			return len(pids) == 1 && !slices.Contains(killed, pids[0]) && forkserver.Alive(pids[0])
 		})
 	}
 	if srv.Stats().WarmForks == 0 {
@@ -222,7 +222,7 @@ func pidExited(t *testing.T, pid int) func() {
 			fd              int32
 			events, revents int16
 		}{int32(fd), 1 /* POLLIN */, 0}
-		ts := syscall.NsecToTimespec(int64(hangBound))
+		ts := syscall.NsecToTimespec(int64(forkserver.HangBound))
 		n, _, errno := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
 		if errno != 0 || n != 1 {
 			t.Fatalf("waiting for process %d to exit: %d, %v", pid, n, errno)
