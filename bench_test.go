@@ -107,6 +107,27 @@ func BenchmarkPooledForkWait(b *testing.B) {
 	r.ratio(b, "x-floor", floor)
 }
 
+// BenchmarkPooledForkWaitBackToBack: pooled Fork+Wait issued as the
+// previous pooled child exits, as a burst of requests does, so that the
+// Fork and its child share the processors with the replacement the server
+// starts for that previous child. Interleaved with the same Fork+Wait
+// issued 20 ms after the previous one ended, untimed, when the replacement
+// has started; x-spaced is the first over the second at p50.
+func BenchmarkPooledForkWaitBackToBack(b *testing.B) {
+	benchSetupLoad(b)
+	srv := startWith(b, &forkserver.Config{PoolSize: benchPool})
+	forkWait := benchForkWait(b, srv)
+	r := benchInterleave(b, nil,
+		benchOp{"back to back", forkWait},
+		benchOp{"20 ms apart", func(clock *benchClock) {
+			time.Sleep(20 * time.Millisecond) // untimed: the gap
+			forkWait(clock)
+		}})
+	r.report(b, 0, "")
+	r.report(b, 1, "spaced-")
+	r.ratio(b, "x-spaced", r.p(1, 0.50))
+}
+
 // BenchmarkColdForkWait: Fork and Wait on a server without a pool, so the
 // server starts the binary for each Fork as os/exec does. Interleaved with
 // os/exec starting the same binary, which exits at once, and waiting for it.

@@ -37,6 +37,14 @@ func runChild(pooled bool) int {
 		syscall.Write(startedFd, []byte{1})
 	}
 	c, fn, a, err := readAssignment(ctx)
+	if err == nil && pooled {
+		// Before anything of the function's, and as the user the server
+		// is, whose right to leave idle priority the server checked.
+		if ierr := leaveIdle(); ierr != nil {
+			fmt.Fprintf(os.Stderr, "forkserver: child %s: leaving idle priority: %s\n", a.Name, ierr)
+			return 127
+		}
+	}
 	if pooled {
 		// Descriptor 4 tells the server that this child runs, or is gone:
 		// it starts the replacement only now, not to compete with it.

@@ -198,6 +198,10 @@ func (sv *supervisor) startPooled(k *kind, gen int) error {
 		return err
 	}
 	attr := &syscall.ProcAttr{Env: append(os.Environ(), roleEnv+"="+rolePooled), Files: []uintptr{0, 1, 2, uintptr(childCtl), uintptr(childStarted)}}
+	idle := k.index == 0 && sv.idleRefill // a sandbox's may not be allowed to leave it
+	if idle {
+		attr.Env = append(attr.Env, idleEnv+"=1")
+	}
 	var rulesets []int
 	if k.index > 0 {
 		attr.Sys, rulesets, err = sandboxProcAttr(&k.shape)
@@ -210,6 +214,9 @@ func (sv *supervisor) startPooled(k *kind, gen int) error {
 	}
 	if err == nil {
 		err = sv.spawn(sv.exe, os.Args, attr, threadFor(&k.shape, attr.Sys, false), func(pid int) error {
+			if idle {
+				startIdle(pid)
+			}
 			pc := &pooled{pid: pid, ctl: ctl, kind: k}
 			sv.children[pid] = &entry{pooled: pc, gone: make(chan struct{})}
 			switch {

@@ -74,6 +74,10 @@ type supervisor struct {
 	program  *client
 	nextWarm uint32
 
+	// idleRefill says the plain pool's children start at idle priority,
+	// which they may leave (see canLeaveIdle).
+	idleRefill bool
+
 	// throttles counts the times a client was not read from because too
 	// much was queued for it.
 	throttles atomic.Int64
@@ -115,7 +119,7 @@ func runServer() int {
 	if err == nil {
 		var conn *net.UnixConn
 		if conn, err = unixConn(3); err == nil {
-			sv := &supervisor{exe: exe, children: make(map[int]*entry)}
+			sv := &supervisor{exe: exe, children: make(map[int]*entry), idleRefill: canLeaveIdle()}
 			size, _ := strconv.Atoi(os.Getenv(poolEnv))
 			sv.kinds = newKinds(size)
 			root := sv.newClient(conn, nil, allRights)

@@ -103,3 +103,29 @@ func waitExited(pid int) {
 		return nil
 	})
 }
+
+// schedOther and schedIdle are SCHED_OTHER and SCHED_IDLE.
+const (
+	schedOther = 0
+	schedIdle  = 5
+)
+
+// schedSetscheduler sets the scheduling policy of the thread tid, 0 for
+// the calling one, to policy at priority 0.
+func schedSetscheduler(tid, policy int) error {
+	var prio int32
+	_, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, uintptr(tid), uintptr(policy), uintptr(unsafe.Pointer(&prio)))
+	if errno != 0 {
+		return os.NewSyscallError("sched_setscheduler", errno)
+	}
+	return nil
+}
+
+// schedGetscheduler returns the scheduling policy of the thread tid.
+func schedGetscheduler(tid int) (int, error) {
+	policy, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_GETSCHEDULER, uintptr(tid), 0, 0)
+	if errno != 0 {
+		return -1, os.NewSyscallError("sched_getscheduler", errno)
+	}
+	return int(policy), nil
+}
