@@ -431,6 +431,10 @@ func benchTaskLimit(b *testing.B) int {
 //     the collector must trace; no goroutine runs.
 //   - busy: the same heap, and 8 goroutines allocating without pause, so
 //     the program's every thread is busy and it collects all the time.
+//   - alloc: no large heap, and 16 goroutines allocating 64 KiB blocks in
+//     a loop: a program whose processors are busy with a small heap that
+//     the collector clears fast, so that every return from a blocking
+//     system call waits for a processor.
 //
 // The heap lives in the program only: the server and the children are
 // fresh, small processes.
@@ -446,11 +450,18 @@ type benchObj struct {
 
 func benchSetupLoad(b *testing.B) string {
 	load := os.Getenv("FORKSERVER_BENCH_LOAD")
-	if load != "" && load != "big" && load != "busy" {
-		b.Fatalf("FORKSERVER_BENCH_LOAD=%q: want big or busy, or nothing", load)
+	if load != "" && load != "big" && load != "busy" && load != "alloc" {
+		b.Fatalf("FORKSERVER_BENCH_LOAD=%q: want big, busy or alloc, or nothing", load)
 	}
 	benchLoad.once.Do(func() {
-		if load == "" {
+		switch load {
+		case "":
+			return
+		case "alloc":
+			for i := range benchBlocks {
+				go benchAllocateBlocks(i)
+			}
+			b.Logf("load %s: 16 goroutines allocating 64 KiB blocks", load)
 			return
 		}
 		start := time.Now()
@@ -481,5 +492,17 @@ func benchAllocate() {
 	var keep [1024][]byte
 	for i := 0; ; i++ {
 		keep[i%len(keep)] = make([]byte, 16+i%512)
+	}
+}
+
+// benchBlocks holds the last block of each benchAllocateBlocks, which so
+// allocates on the heap.
+var benchBlocks [16][]byte
+
+// benchAllocateBlocks allocates 64 KiB blocks for ever, keeping only the
+// last one alive, in benchBlocks[i].
+func benchAllocateBlocks(i int) {
+	for {
+		benchBlocks[i] = make([]byte, 64<<10)
 	}
 }

@@ -1,10 +1,11 @@
 // Command benchtable runs the package's benchmarks, which interleave each
 // operation with its os/exec counterpart and its floor iteration by
 // iteration, in an idle program, in one with 2 GiB of live heap (big) and
-// in one that also keeps its processors busy allocating (busy), and prints
-// one markdown table of the results:
+// in one that also keeps its processors busy allocating (busy), and in one
+// whose 16 goroutines allocate 64 KiB blocks with a small heap (alloc), and
+// prints one markdown table of the results:
 //
-//	go run ./examples/benchtable                     # idle, big and busy
+//	go run ./examples/benchtable                     # idle, big, busy and alloc
 //	go run ./examples/benchtable -load=idle -n=500   # idle only
 //
 // It runs, in the module's directory, for each load,
@@ -47,9 +48,9 @@ var operations = []struct{ bench, label string }{
 type metrics map[string]float64
 
 func main() {
-	loads := flag.String("load", "idle,big,busy", "comma-separated loads to run the benchmarks in: idle, big (2 GiB live heap), busy (the same and 8 goroutines allocating)")
+	loads := flag.String("load", "idle,big,busy,alloc", "comma-separated loads to run the benchmarks in: idle, big (2 GiB live heap), busy (the same and 8 goroutines allocating), alloc (16 goroutines allocating 64 KiB blocks, small heap)")
 	n := flag.Int("n", 200, "iterations of each benchmark, idle and big")
-	busyN := flag.Int("busy-n", 20, "iterations of each benchmark, busy, where every wake-up costs the program up to about 100 ms")
+	busyN := flag.Int("busy-n", 20, "iterations of each benchmark, busy and alloc, where every wake-up costs the program up to about 100 ms")
 	many := flag.Bool("many", true, "also run BenchmarkManyAlive once, idle: 2,000 children alive at once")
 	flag.Parse()
 	log.SetFlags(0)
@@ -71,10 +72,10 @@ func main() {
 		count := *n
 		switch load {
 		case "idle", "big":
-		case "busy":
+		case "busy", "alloc":
 			count = *busyN
 		default:
-			log.Fatalf("-load: %q: want idle, big or busy", load)
+			log.Fatalf("-load: %q: want idle, big, busy or alloc", load)
 		}
 		results[load] = runBench(dir, load, pattern, count)
 		order = append(order, load)
@@ -84,7 +85,7 @@ func main() {
 		manyAlive = runBench(dir, "idle", "^BenchmarkManyAlive$", 1)["ManyAlive"]
 	}
 
-	fmt.Printf("%s; %d iterations of each benchmark (busy: %d); times in µs.\n\n", machine(), *n, *busyN)
+	fmt.Printf("%s; %d iterations of each benchmark (busy, alloc: %d); times in µs.\n\n", machine(), *n, *busyN)
 	fmt.Println("| operation | load | ours p50 | os/exec p50 | floor p50 | ×os/exec | ×floor | ours p99 | os/exec p99 |")
 	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 	for _, o := range operations {
