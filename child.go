@@ -36,6 +36,9 @@ func runChild(pooled bool) int {
 		// server hand it out.
 		syscall.Write(startedFd, []byte{1})
 	}
+	if pooled {
+		listIdle() // while it waits, so that leaving idle costs less
+	}
 	c, fn, a, err := readAssignment(ctx)
 	if err == nil && pooled {
 		// Before anything of the function's, and as the user the server

@@ -7,3 +7,4 @@ const idleEnv = "FORKSERVER_IDLE"
 func canLeaveIdle() bool { return false }
 func startIdle(pid int)  {}
 func leaveIdle() error   { return nil }
+func listIdle()          {}

@@ -7,9 +7,11 @@ package forkserver
 // a child assigned restores normal priority before it runs the function.
 
 import (
+	"errors"
 	"os"
 	"runtime"
 	"strconv"
+	"syscall"
 )
 
 // idleEnv tells a pooled child that it was started at idle priority and
@@ -38,38 +40,75 @@ func canLeaveIdle() bool {
 // then on.
 func startIdle(pid int) { schedSetscheduler(pid, schedIdle) }
 
-// leaveIdle restores normal priority on every thread of this process that
-// is idle, until a pass finds none, if the server started it idle.
+// listedThreads holds the threads of a pooled child started idle, listed
+// while it waits by listIdle, so that leaveIdle lists them once, not
+// twice, after the assignment has come.
+var listedThreads map[int]bool
+
+// listIdle lists this process's threads, if the server started it idle,
+// and gives normal priority back to the calling thread, which it locks:
+// the thread that waits for the assignment wakes at normal priority, not
+// behind every runnable task of the machine, and leaveIdle, on it, does
+// the rest.
+func listIdle() {
+	if os.Getenv(idleEnv) == "" {
+		return
+	}
+	runtime.LockOSThread()
+	schedSetscheduler(0, schedOther)
+	listedThreads, _ = threads()
+}
+
+// leaveIdle restores normal priority on every thread of this process, if
+// the server started it idle: those listIdle listed, then those a listing
+// finds that they did not include, until one finds none.
 func leaveIdle() error {
 	if os.Getenv(idleEnv) == "" {
 		return nil
 	}
 	os.Unsetenv(idleEnv)
+	defer runtime.UnlockOSThread()
+	todo := listedThreads
+	done := map[int]bool{}
 	for {
-		d, err := os.Open("/proc/self/task")
+		for tid := range todo {
+			if err := schedSetscheduler(tid, schedOther); err != nil && !errors.Is(err, syscall.ESRCH) {
+				return err
+			}
+			done[tid] = true
+		}
+		now, err := threads()
 		if err != nil {
 			return err
 		}
-		names, err := d.Readdirnames(-1)
-		d.Close()
-		if err != nil {
-			return err
-		}
-		changed := false
-		for _, name := range names {
-			tid, err := strconv.Atoi(name)
-			if err != nil {
-				continue
-			}
-			if policy, err := schedGetscheduler(tid); err == nil && policy == schedIdle {
-				if err := schedSetscheduler(tid, schedOther); err != nil {
-					return err
-				}
-				changed = true
+		todo = map[int]bool{}
+		for tid := range now {
+			if !done[tid] {
+				todo[tid] = true
 			}
 		}
-		if !changed {
+		if len(todo) == 0 {
 			return nil
 		}
 	}
+}
+
+// threads returns the ids of this process's threads.
+func threads() (map[int]bool, error) {
+	d, err := os.Open("/proc/self/task")
+	if err != nil {
+		return nil, err
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return nil, err
+	}
+	tids := make(map[int]bool, len(names))
+	for _, name := range names {
+		if tid, err := strconv.Atoi(name); err == nil {
+			tids[tid] = true
+		}
+	}
+	return tids, nil
 }
