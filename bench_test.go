@@ -115,7 +115,7 @@ func BenchmarkPooledForkWait(b *testing.B) {
 // has started; x-spaced is the first over the second at p50.
 func BenchmarkPooledForkWaitBackToBack(b *testing.B) {
 	benchSetupLoad(b)
-	srv := startWith(b, &forkserver.Config{PoolSize: benchPool})
+	srv := forkserver.StartWith(b, &forkserver.Config{PoolSize: benchPool})
 	forkWait := benchForkWait(b, srv)
 	r := benchInterleave(b, nil,
 		benchOp{"back to back", forkWait},
