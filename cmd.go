@@ -276,7 +276,7 @@ func (c *Cmd) CombinedOutput() ([]byte, error) {
 // starts. Wait closes it after seeing the child exit; close it sooner for
 // a child that reads its input to the end.
 func (c *Cmd) StdinPipe() (io.WriteCloser, error) {
-	pr, pw, err := c.pipe("Stdin", c.Stdin != nil)
+	pr, pw, err := c.streamPipe("Stdin", c.Stdin != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +290,7 @@ func (c *Cmd) StdinPipe() (io.WriteCloser, error) {
 // once it starts. Wait closes it after seeing the child exit, so read all
 // of it before calling Wait, and do not use Run with it.
 func (c *Cmd) StdoutPipe() (io.ReadCloser, error) {
-	pr, pw, err := c.pipe("Stdout", c.Stdout != nil)
+	pr, pw, err := c.streamPipe("Stdout", c.Stdout != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +302,7 @@ func (c *Cmd) StdoutPipe() (io.ReadCloser, error) {
 
 // StderrPipe is StdoutPipe for the child's standard error.
 func (c *Cmd) StderrPipe() (io.ReadCloser, error) {
-	pr, pw, err := c.pipe("Stderr", c.Stderr != nil)
+	pr, pw, err := c.streamPipe("Stderr", c.Stderr != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -312,9 +312,9 @@ func (c *Cmd) StderrPipe() (io.ReadCloser, error) {
 	return pr, nil
 }
 
-// pipe returns a new pipe for the stream named, refused if the stream is
+// streamPipe returns a new pipe for the stream named, refused if the stream is
 // set already or the process has started.
-func (c *Cmd) pipe(stream string, set bool) (r, w *os.File, err error) {
+func (c *Cmd) streamPipe(stream string, set bool) (r, w *os.File, err error) {
 	op := strings.ToLower(stream) + " pipe"
 	switch {
 	case set:

@@ -35,7 +35,7 @@ func (c *Cmd) Start() error {
 	if c.Err != nil {
 		return c.Err
 	}
-	p, err := c.start()
+	p, err := c.startProcess()
 	if err != nil {
 		return opError("start", c.Path, err)
 	}
@@ -45,8 +45,8 @@ func (c *Cmd) Start() error {
 	return nil
 }
 
-// start starts the child c describes.
-func (c *Cmd) start() (*Process, error) {
+// startProcess starts the child c describes.
+func (c *Cmd) startProcess() (*Process, error) {
 	switch {
 	case c.srv == nil:
 		return nil, errors.New("a Cmd must be made by a Server's Command, CommandContext, CommandFunc or CommandFuncContext")

@@ -117,7 +117,7 @@ func (p *Process) sendSignal(sig os.Signal, group bool) error {
 	if err != nil {
 		return err
 	}
-	_, err = p.srv.call(context.Background(), &wire.Signal{Pid: uint32(p.Pid), Sig: uint32(s), Group: group})
+	_, err = p.srv.exchange(context.Background(), &wire.Signal{Pid: uint32(p.Pid), Sig: uint32(s), Group: group})
 	return err
 }
 

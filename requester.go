@@ -15,8 +15,8 @@ import (
 	"github.com/forkserver/forkserver/internal/wire"
 )
 
-// call sends m, which carries no descriptors, and waits for its reply.
-func (s *Server) call(ctx context.Context, m wire.Message) (*wire.Reply, error) {
+// exchange sends m, which carries no descriptors, and waits for its reply.
+func (s *Server) exchange(ctx context.Context, m wire.Message) (*wire.Reply, error) {
 	c, err := s.post(m)
 	if err != nil {
 		return nil, err

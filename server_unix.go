@@ -373,7 +373,7 @@ func (s *Server) signalChildren(sig os.Signal, groups bool) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.call(context.Background(), &wire.KillAll{Sig: uint32(n), Groups: groups})
+	_, err = s.exchange(context.Background(), &wire.KillAll{Sig: uint32(n), Groups: groups})
 	return err
 }
 
@@ -395,7 +395,7 @@ func (s *Server) KillAllGroups(sig os.Signal) error {
 func (s *Server) Eval(ctx context.Context, fn Func, arg []byte) error {
 	err := checkCall(fn, arg)
 	if err == nil {
-		_, err = s.call(ctx, &wire.Eval{Name: fn.name, Arg: arg})
+		_, err = s.exchange(ctx, &wire.Eval{Name: fn.name, Arg: arg})
 	}
 	return opError("eval", fn.name, err)
 }
@@ -454,7 +454,7 @@ func (s *Server) stopServer(ctx context.Context) error {
 // as daemons. Processes not yet exited report [ErrClosed] from Wait. When
 // Detach returns the server has exited and s is closed.
 func (s *Server) Detach() error {
-	if _, err := s.call(context.Background(), &wire.Detach{}); err != nil {
+	if _, err := s.exchange(context.Background(), &wire.Detach{}); err != nil {
 		return opError("detach", "", err)
 	}
 	s.closeWith(ErrClosed)

@@ -104,7 +104,7 @@ func (s *Server) awaitLaunch(ctx context.Context, p *Process, c *call) (int, err
 	case err == ctx.Err():
 		go func() { // abandoned: the reply still comes
 			if pid, err := s.awaitLaunch(context.Background(), p, c); err == nil {
-				s.call(context.Background(), &wire.Signal{Pid: uint32(pid), Sig: uint32(syscall.SIGKILL)})
+				s.exchange(context.Background(), &wire.Signal{Pid: uint32(pid), Sig: uint32(syscall.SIGKILL)})
 			}
 			s.forget(p.id)
 			p.finish(nil, ctx.Err())
