@@ -443,6 +443,16 @@ type Attr struct {
 	// its runtime has started and reserved over a gigabyte of address
 	// space, so Fork refuses an RLIMIT_AS below 4 GiB, which would make
 	// the child's next reservation or thread fail at random.
+	//
+	// A limit binds the child and is inherited by what it starts, but
+	// each process counts on its own: RLIMIT_CPU and RLIMIT_AS bind one
+	// process, not the child's descendants together; RLIMIT_NPROC counts
+	// a user's processes, and binds neither root nor the children the
+	// server forks through a connection (bound those with
+	// ServerMaxChildren); no limit counts shared memory (System V, POSIX
+	// or memfd) against the child. What binds a sandboxed child's
+	// descendants is that it has none: SyscallsExec denies creating a
+	// process.
 	Rlimits []Rlimit
 }
 
