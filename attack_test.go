@@ -1298,6 +1298,11 @@ func tryMisc(ctx context.Context, c *forkserver.Child, a *attackArg, r *attackRe
 
 // ---- The tests ----
 
+// TestAttackReadOutside checks that a child whose Paths list only its data
+// directory is refused every read of a file outside it: by name, through
+// "..", by openat from its data directory, by listing a directory, and
+// through the /proc links (fd, root, cwd, environ, maps) of itself and of
+// the program, the server, its keeper, a sibling and init.
 func TestAttackReadOutside(t *testing.T) {
 	attackVariants(t, attackOpts{}, func(t *testing.T, e *attackEnv) {
 		defer e.sibling(t)()
@@ -1318,14 +1323,24 @@ func TestAttackReadOutsideProc(t *testing.T) {
 	})
 }
 
+// TestAttackOpenByHandle checks that a child which gets the handle of a
+// file outside its paths from name_to_handle_at is refused opening it with
+// open_by_handle_at.
 func TestAttackOpenByHandle(t *testing.T) {
 	attackVariants(t, attackOpts{}, func(t *testing.T, e *attackEnv) { e.run(t, "handle") })
 }
 
+// TestAttackInheritedFds checks that a child given a Server connection
+// finds among its descriptors above 2 only its Conn, that connection and
+// the runtime's poller: none inherited from the program or the server.
 func TestAttackInheritedFds(t *testing.T) {
 	attackVariants(t, attackOpts{server: true}, func(t *testing.T, e *attackEnv) { e.run(t, "fds") })
 }
 
+// TestAttackSignals checks that a child is refused signalling the program,
+// the server, its keeper, a sibling or init, by kill, tgkill,
+// rt_sigqueueinfo or pidfd_send_signal, and aiming a timer's signal at the
+// program, and that the sibling lives on.
 func TestAttackSignals(t *testing.T) {
 	attackVariants(t, attackOpts{}, func(t *testing.T, e *attackEnv) {
 		defer e.sibling(t)()
@@ -1333,6 +1348,9 @@ func TestAttackSignals(t *testing.T) {
 	})
 }
 
+// TestAttackSigio checks that a child cannot kill a sibling of the program
+// by making it the owner of a pipe with F_SETOWN and F_SETSIG SIGKILL and
+// then writing to the pipe: the sibling must live on.
 func TestAttackSigio(t *testing.T) {
 	attackVariants(t, attackOpts{}, func(t *testing.T, e *attackEnv) {
 		defer e.sibling(t)()
@@ -1340,6 +1358,10 @@ func TestAttackSigio(t *testing.T) {
 	})
 }
 
+// TestAttackTrace checks that a child, even with /proc listed, is refused
+// PTRACE_TRACEME and, on the program, the server, its keeper, a sibling and
+// init, PTRACE_SEIZE, process_vm_readv, kcmp, pidfd_getfd, opening
+// /proc/pid/mem, get_robust_list and perf_event_open.
 func TestAttackTrace(t *testing.T) {
 	attackVariants(t, attackOpts{proc: true}, func(t *testing.T, e *attackEnv) {
 		defer e.sibling(t)()
@@ -1362,6 +1384,10 @@ func TestAttackSandboxSibling(t *testing.T) {
 	})
 }
 
+// TestAttackNetwork checks that a child is refused a socket of every family
+// and type, by the 64-bit and x32 interfaces and by int 0x80's socket and
+// socketcall, every socketpair but a Unix stream or seqpacket one, and
+// io_uring_setup.
 func TestAttackNetwork(t *testing.T) {
 	// The control: int 0x80 works in this process, so a refusal in the
 	// child is the filter's.
@@ -1371,6 +1397,11 @@ func TestAttackNetwork(t *testing.T) {
 	attackVariants(t, attackOpts{}, func(t *testing.T, e *attackEnv) { e.run(t, "network") })
 }
 
+// TestAttackUnixPath checks that a child is refused reaching the program's
+// pathname stream and datagram sockets and its abstract socket, by connect
+// or sendto on its Conn or on a socketpair end, and binding a socketpair
+// end to an abstract name, and that the program's sockets get nothing from
+// it.
 func TestAttackUnixPath(t *testing.T) {
 	attackVariants(t, attackOpts{}, func(t *testing.T, e *attackEnv) {
 		dir := t.TempDir()
@@ -1411,6 +1442,11 @@ func TestAttackUnixPath(t *testing.T) {
 	})
 }
 
+// TestAttackMetadataOutside checks that a child is refused changing a file
+// outside its paths (chmod, chown, utimes, setxattr, truncate, link,
+// rename, and fchmod, fchmodat2 and utimensat on an O_PATH descriptor of
+// it) and making a symlink or directory in its read-only data directory or
+// a fifo beside the file, which stays unchanged.
 func TestAttackMetadataOutside(t *testing.T) {
 	attackVariants(t, attackOpts{}, func(t *testing.T, e *attackEnv) {
 		if e.nobody {
@@ -1441,18 +1477,34 @@ func TestAttackMetadataReadOnly(t *testing.T) {
 	})
 }
 
+// TestAttackRawFork checks that a child, which may fork only through a
+// Server connection, is refused making a process by the system calls
+// themselves: clone (plain, CLONE_VFORK, CLONE_PARENT), fork, vfork,
+// clone3, and the x32 and int 0x80 forks.
 func TestAttackRawFork(t *testing.T) {
 	attackVariants(t, attackOpts{}, func(t *testing.T, e *attackEnv) { e.run(t, "fork") })
 }
 
+// TestAttackExec checks that a child is refused executing a program by
+// execveat of a memfd, by execve of /proc/self/exe and by int 0x80's
+// execve.
 func TestAttackExec(t *testing.T) {
 	attackVariants(t, attackOpts{}, func(t *testing.T, e *attackEnv) { e.run(t, "exec") })
 }
 
+// TestAttackCapabilities checks that a child holds no capability in any
+// thread's sets nor in its bounding set, and is refused sethostname in its
+// own UTS namespace, mounting tmpfs or fsopen, chroot, setuid 0, unsharing
+// a user, mount or network namespace, setns into the program's network
+// namespace, and raising its hard RLIMIT_CPU.
 func TestAttackCapabilities(t *testing.T) {
 	attackVariants(t, attackOpts{proc: true}, func(t *testing.T, e *attackEnv) { e.run(t, "caps") })
 }
 
+// TestAttackKernelSurfaces checks that a child is refused the kernel
+// surfaces the README's syscall groups leave allowed: creating a bpf map, a
+// userfaultfd that handles kernel faults, and reading the kernel log with
+// syslog.
 func TestAttackKernelSurfaces(t *testing.T) {
 	attackVariants(t, attackOpts{}, func(t *testing.T, e *attackEnv) { e.run(t, "kernel") })
 }
@@ -1560,14 +1612,26 @@ func TestAttackOutliveClose(t *testing.T) {
 	})
 }
 
+// TestAttackConnWider checks that a child whose Server connection carries
+// RightFork cannot get a grandchild confined less than itself by asking
+// Fork for wider settings (none, ReadWrite /, another Credential, a Chroot,
+// a larger RLIMIT_CPU, a user namespace): each Fork is refused or its
+// grandchild confined as its parent, and Exec is refused.
 func TestAttackConnWider(t *testing.T) {
 	attackVariants(t, attackOpts{server: true}, func(t *testing.T, e *attackEnv) { e.run(t, "conn-wider") })
 }
 
+// TestAttackConnBound checks that a child whose Server connection is
+// bounded at two children is refused a third, and refused a Fork of a child
+// with a connection bounded at 100.
 func TestAttackConnBound(t *testing.T) {
 	attackVariants(t, attackOpts{server: true}, func(t *testing.T, e *attackEnv) { e.run(t, "conn-bound") })
 }
 
+// TestAttackConnRights checks that a child whose Server connection carries
+// RightFork and RightSignal cannot kill a sibling of the program by KillAll
+// or KillAllGroups, and is refused Eval, a Fork granting RightEval or
+// RightStop, and Stop.
 func TestAttackConnRights(t *testing.T) {
 	attackVariants(t, attackOpts{server: true}, func(t *testing.T, e *attackEnv) {
 		defer e.sibling(t)()
@@ -1575,6 +1639,9 @@ func TestAttackConnRights(t *testing.T) {
 	})
 }
 
+// TestAttackWireSignal checks that a child which writes Signal frames of
+// its own on its Server connection, SIGKILL to a sibling of the program and
+// signal 0 to the server, gets nothing done: the sibling must live on.
 func TestAttackWireSignal(t *testing.T) {
 	attackVariants(t, attackOpts{server: true}, func(t *testing.T, e *attackEnv) {
 		defer e.sibling(t)()
@@ -1582,6 +1649,8 @@ func TestAttackWireSignal(t *testing.T) {
 	})
 }
 
+// TestAttackMisc checks that a child is refused pushing input with TIOCSTI
+// into a terminal on the standard descriptors it shares with the server.
 func TestAttackMisc(t *testing.T) {
 	attackVariants(t, attackOpts{proc: true}, func(t *testing.T, e *attackEnv) { e.run(t, "misc") })
 }

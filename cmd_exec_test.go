@@ -275,6 +275,8 @@ func cmdYes(args ...string) {
 	}
 }
 
+// TestEcho checks that Output returns what a command writes to its standard
+// output: echo's arguments joined by spaces, with a newline.
 func TestEcho(t *testing.T) {
 	t.Parallel()
 
@@ -287,6 +289,8 @@ func TestEcho(t *testing.T) {
 	}
 }
 
+// TestCommandRelativeName checks that a Cmd whose Path is a relative name
+// with a slash runs that program relative to its Dir.
 func TestCommandRelativeName(t *testing.T) {
 	t.Parallel()
 
@@ -317,6 +321,8 @@ func TestCommandRelativeName(t *testing.T) {
 	}
 }
 
+// TestCatStdin checks that what Stdin reads reaches the command's standard
+// input, which cat gives back unchanged to Output.
 func TestCatStdin(t *testing.T) {
 	t.Parallel()
 
@@ -334,6 +340,8 @@ func TestCatStdin(t *testing.T) {
 	}
 }
 
+// TestEchoFileRace checks that Wait succeeds, and nothing races, while a
+// goroutine writes to the StdinPipe of a command that never reads it.
 func TestEchoFileRace(t *testing.T) {
 	t.Parallel()
 
@@ -356,6 +364,9 @@ func TestEchoFileRace(t *testing.T) {
 	<-wrote
 }
 
+// TestCatGoodAndBadFile checks that CombinedOutput returns a command's
+// standard error and output in one buffer, in the order written, with an
+// *ExitError for its nonzero exit.
 func TestCatGoodAndBadFile(t *testing.T) {
 	t.Parallel()
 
@@ -376,6 +387,8 @@ func TestCatGoodAndBadFile(t *testing.T) {
 	}
 }
 
+// TestNoExistExecutable checks that Run of a Cmd whose absolute Path does
+// not exist fails.
 func TestNoExistExecutable(t *testing.T) {
 	t.Parallel()
 
@@ -386,6 +399,8 @@ func TestNoExistExecutable(t *testing.T) {
 	}
 }
 
+// TestExitStatus checks that Run of a command that exits with status 42
+// returns an *ExitError reading "exit status 42".
 func TestExitStatus(t *testing.T) {
 	t.Parallel()
 
@@ -406,6 +421,8 @@ func TestExitStatus(t *testing.T) {
 	}
 }
 
+// TestExitCode checks that ProcessState.ExitCode after Run reports a
+// command's exit status (42, 2, 255, 0), and -1 for a Cmd never run.
 func TestExitCode(t *testing.T) {
 	t.Parallel()
 
@@ -460,6 +477,9 @@ func TestExitCode(t *testing.T) {
 	}
 }
 
+// TestPipes checks that StdinPipe, StdoutPipe and StderrPipe carry a
+// command's standard streams line by line while it runs, and that Wait
+// succeeds once stdin is closed.
 func TestPipes(t *testing.T) {
 	t.Parallel()
 
@@ -650,6 +670,10 @@ func TestPipeLookPathLeak(t *testing.T) {
 	}
 }
 
+// TestExtraFiles checks that ExtraFiles[0] becomes a command's descriptor
+// 3, which reads the file's contents, and that no other descriptor of the
+// program, such as a listener, its duplicate or the network poller, leaks
+// to the command.
 func TestExtraFiles(t *testing.T) {
 	// Force network usage, to verify the epoll (or whatever) fd
 	// doesn't leak to the child,
@@ -726,6 +750,8 @@ func TestExtraFiles(t *testing.T) {
 	}
 }
 
+// TestExtraFilesRace checks that two commands started at once, each with
+// its own listener in ExtraFiles, each get their own as descriptor 3.
 func TestExtraFilesRace(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		maySkipHelperCommand("describefiles")
@@ -827,6 +853,8 @@ func (w *badWriter) Write(data []byte) (int, error) {
 	return 0, io.ErrUnexpectedEOF
 }
 
+// TestClosePipeOnCopyError checks that Run fails, rather than hangs, when
+// Stdout's Writer fails while the command writes without end.
 func TestClosePipeOnCopyError(t *testing.T) {
 	t.Parallel()
 
@@ -838,6 +866,8 @@ func TestClosePipeOnCopyError(t *testing.T) {
 	}
 }
 
+// TestOutputStderrCapture checks that, with Stderr unset, the *ExitError of
+// Output holds the failing command's standard error in its Stderr field.
 func TestOutputStderrCapture(t *testing.T) {
 	t.Parallel()
 
@@ -854,6 +884,8 @@ func TestOutputStderrCapture(t *testing.T) {
 	}
 }
 
+// TestContext checks that canceling the Context of a running CommandContext
+// command kills it, so that Wait returns an error.
 func TestContext(t *testing.T) {
 	t.Parallel()
 
@@ -886,6 +918,9 @@ func TestContext(t *testing.T) {
 	}
 }
 
+// TestContextCancel checks that canceling the Context of a running command
+// kills it soon, so that writes to its StdinPipe fail, and that Wait then
+// returns an error.
 func TestContextCancel(t *testing.T) {
 
 	// To reduce noise in the final goroutine dump,
@@ -960,6 +995,8 @@ func TestDedupEnvEcho(t *testing.T) {
 	}
 }
 
+// TestEnvNULCharacter checks that a command whose Env holds a value with a
+// NUL byte fails rather than runs.
 func TestEnvNULCharacter(t *testing.T) {
 	if runtime.GOOS == "plan9" {
 		t.Skip("plan9 explicitly allows NUL in the environment")
@@ -972,6 +1009,8 @@ func TestEnvNULCharacter(t *testing.T) {
 	}
 }
 
+// TestString checks that String returns the command's Path, resolved in
+// PATH, followed by its arguments, separated by spaces.
 func TestString(t *testing.T) {
 	t.Parallel()
 
@@ -996,6 +1035,8 @@ func TestString(t *testing.T) {
 	}
 }
 
+// TestStringPathNotResolved checks that String returns a name not found in
+// PATH as given, followed by its arguments.
 func TestStringPathNotResolved(t *testing.T) {
 	t.Parallel()
 
@@ -1011,6 +1052,8 @@ func TestStringPathNotResolved(t *testing.T) {
 	}
 }
 
+// TestNoPath checks that Start of the zero Cmd fails with
+// "forkserver: start: no command".
 func TestNoPath(t *testing.T) {
 	err := new(forkserver.Cmd).Start()
 	want := "forkserver: start: no command"
@@ -1224,6 +1267,12 @@ func startHang(t *testing.T, ctx context.Context, hangTime time.Duration, interr
 	return cmd
 }
 
+// TestWaitInterrupt checks how Cancel and WaitDelay end Wait: without them
+// Wait waits for the exit; with no Cancel a canceled command runs on; after
+// Cancel's SIGKILL, or an exit, with a grandchild holding the pipes, Wait
+// returns after WaitDelay (ErrWaitDelay after the exit); an ignored SIGINT
+// is followed by a kill; a handled one gives the context's error; SIGQUIT
+// dumps goroutines and exits 2.
 func TestWaitInterrupt(t *testing.T) {
 	t.Parallel()
 
@@ -1419,6 +1468,10 @@ func TestWaitInterrupt(t *testing.T) {
 	})
 }
 
+// TestCancelErrors checks what Wait returns when Cancel fails: Cancel's
+// error wrapped if the command then succeeds, nil for ErrProcessDone, the
+// bare *ExitError if WaitDelay's kill follows, and the command's own
+// *ExitError if it exits nonzero.
 func TestCancelErrors(t *testing.T) {
 	t.Parallel()
 
@@ -1722,6 +1775,9 @@ func TestPathRace(t *testing.T) {
 	<-done
 }
 
+// TestAbsPathExec checks that a Cmd runs the program at an absolute Path,
+// given by Command or set with nil Args, or set after Command made it
+// another, and fails for a bare name in Path that is not in Dir.
 func TestAbsPathExec(t *testing.T) {
 
 	// A simple exec of a full path should work.

@@ -39,6 +39,9 @@ func cmdPwd(...string) {
 	fmt.Println(pwd)
 }
 
+// TestCredentialNoSetGroups checks that a command runs with an Attr whose
+// Credential sets the current user's uid and gid and no supplementary
+// groups.
 func TestCredentialNoSetGroups(t *testing.T) {
 	if runtime.GOOS == "android" {
 		maySkipHelperCommand("echo")
@@ -326,6 +329,10 @@ var pathVar string = func() string {
 	return "PATH"
 }()
 
+// TestLookPath checks that Command refuses, with ErrDot, a name found only
+// through a relative PATH entry unless GODEBUG=execerrdot=0, and Run then
+// fails to exec it, finds it through an absolute PATH entry without error,
+// and gives an Err for the names "", "." and "..".
 func TestLookPath(t *testing.T) {
 	// Not parallel: uses Chdir and Setenv.
 
@@ -530,6 +537,9 @@ func TestLookPath(t *testing.T) {
 	})
 }
 
+// TestLookPathUnixEmptyPath checks that Command does not find an executable
+// of the current directory when PATH is empty, and leaves its Path as the
+// bare name beside its Err.
 func TestLookPathUnixEmptyPath(t *testing.T) {
 	// Not parallel: uses Chdir and Setenv.
 
