@@ -52,6 +52,7 @@ func main() {
 	n := flag.Int("n", 200, "iterations of each benchmark, idle and big")
 	busyN := flag.Int("busy-n", 20, "iterations of each benchmark, busy and alloc, where every wake-up costs the program up to about 100 ms")
 	many := flag.Bool("many", true, "also run BenchmarkManyAlive once, idle: 2,000 children alive at once")
+	sandboxed := flag.Bool("sandbox", true, "also run BenchmarkWarmSandbox and BenchmarkSandboxedExec, idle: the README's privilege-separation settings warm, cold and executed")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("benchtable: ")
@@ -79,6 +80,10 @@ func main() {
 		}
 		results[load] = runBench(dir, load, pattern, count)
 		order = append(order, load)
+	}
+	var sandbox map[string]metrics
+	if *sandboxed {
+		sandbox = runBench(dir, "idle", "^Benchmark(WarmSandbox|SandboxedExec)$", *n)
 	}
 	var manyAlive metrics
 	if *many {
@@ -109,6 +114,9 @@ exit, the exit floor itself, which is also its os/exec counterpart. A cold
 Fork+Wait has no floor of its own: the server starts the binary as os/exec
 does.
 `)
+	if *sandboxed {
+		printSandboxed(sandbox)
+	}
 	if *many {
 		if manyAlive == nil {
 			fmt.Println("\nBenchmarkManyAlive was skipped: see its output above.")
@@ -121,6 +129,39 @@ does.
 				manyAlive["start-all-ms"]/1e3, manyAlive["exit-all-ms"]/1e3)
 		}
 	}
+}
+
+// printSandboxed prints the sandboxed children's table: the README's
+// privilege-separation settings from a declared sandbox's warm children
+// and cold, beside a plain pooled child and os/exec, and a sandboxed Exec
+// beside a plain one.
+func printSandboxed(results map[string]metrics) {
+	w, x := results["WarmSandbox"], results["SandboxedExec"]
+	if w == nil || x == nil {
+		log.Fatal("no result from BenchmarkWarmSandbox or BenchmarkSandboxedExec")
+	}
+	fmt.Print("\nThe README's privilege-separation settings, idle program, p50 in µs (× plain pooled):\n\n")
+	fmt.Println("| child | until it runs | Fork+Wait |")
+	fmt.Println("|---|---:|---:|")
+	row := func(label, prefix string) {
+		fmt.Printf("| %s | %s (%s) | %s (%s) |\n", label,
+			micros(w, prefix+"p50-µs"), times(w[prefix+"p50-µs"], w["plain-p50-µs"]),
+			micros(w, "wait-"+prefix+"p50-µs"), times(w["wait-"+prefix+"p50-µs"], w["wait-plain-p50-µs"]))
+	}
+	row("plain, pooled", "plain-")
+	row("sandboxed, warm (declared ahead)", "")
+	row("sandboxed, cold", "cold-")
+	row("os/exec of the same binary", "exec-")
+	fmt.Printf("\nExec+Wait of /bin/true: sandboxed (Paths, DenySyscalls, NoNewPrivs) %s µs, plain %s µs, ×%s.\n",
+		micros(x, "p50-µs"), micros(x, "plain-p50-µs"), ratio(x, "x-plain"))
+}
+
+// times formats a over b as a ratio.
+func times(a, b float64) string {
+	if b == 0 {
+		return "—"
+	}
+	return "×" + strconv.FormatFloat(a/b, 'f', 2, 64)
 }
 
 // moduleDir returns the directory of the module benchtable runs in.
