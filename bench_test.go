@@ -171,6 +171,32 @@ func BenchmarkSandboxedExec(b *testing.B) {
 	r.ratio(b, "x-plain", r.p(1, 0.50))
 }
 
+// BenchmarkLimitedExec: Exec and Wait of /bin/true with one Rlimit, which
+// goes through the exec-limits trampoline, interleaved with a plain Exec
+// and Wait of it, reported as BenchmarkSandboxedExec is.
+func BenchmarkLimitedExec(b *testing.B) {
+	benchSetupLoad(b)
+	srv := forkserver.StartWith(b, nil)
+	exec := func(attr *forkserver.Attr) func(*benchClock) {
+		return func(c *benchClock) {
+			c.begin()
+			p, err := srv.Exec(context.Background(), "/bin/true", []string{"true"}, attr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			forkserver.WaitSuccess(b, p)
+			c.end()
+		}
+	}
+	limited := &forkserver.Attr{Rlimits: []forkserver.Rlimit{{Resource: syscall.RLIMIT_NOFILE, Cur: 256, Max: 256}}}
+	r := benchInterleave(b, nil,
+		benchOp{"limited Exec+Wait", exec(limited)},
+		benchOp{"plain Exec+Wait", exec(nil)})
+	r.report(b, 0, "")
+	r.report(b, 1, "plain-")
+	r.ratio(b, "x-plain", r.p(1, 0.50))
+}
+
 // BenchmarkForkBomb: pooled Fork+Wait in the program, quiet and then beside
 // a fork bomb: a child whose connection may have bound children
 // alive, which, with each of its children, forks through its connection as

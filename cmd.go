@@ -89,7 +89,8 @@ type Cmd struct {
 
 	// Attr holds what this package adds to os/exec, for the program or
 	// function to run with: Credential, Chroot, Setsid, Setpgid,
-	// Namespaces, NoNewPrivs, Pdeathsig, Rlimits; and, for a function,
+	// Namespaces, NoNewPrivs, Pdeathsig, Rlimits (not with Chroot for a
+	// program); and, for a function,
 	// Paths, DenySyscalls, Socket and Server. Nil means none of them. The
 	// fields of Attr that Cmd has itself must be left zero, or Start
 	// fails: Env, ExtraEnv, Dir, Stdin, Stdout, Stderr, Files, Cancel,

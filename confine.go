@@ -28,6 +28,9 @@ func (cl *client) admit(st *wire.Settings, external bool) error {
 // honour st. A root or working directory it cannot use is an
 // *os.PathError that names it.
 func admissible(st *wire.Settings, external bool) error {
+	if external && len(st.Rlimits) > 0 && st.Chroot != "" {
+		return errExecSettings
+	}
 	if err := sandboxAdmissible(st, external); err != nil {
 		return err
 	}

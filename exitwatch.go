@@ -60,6 +60,8 @@ func (sv *supervisor) reapExited() {
 			}
 			e.owner.unreserve()
 			e.owner.exited(e.id, e.exit, exitToMsg(pid, ws, &ru))
+		case e.held != nil: // finish decides
+			e.held.exit = exitToMsg(pid, ws, &ru)
 		case e.pooled != nil && e.pooled.taken: // assignPooled decides
 			e.pooled.exit = exitToMsg(pid, ws, &ru)
 		case e.pooled != nil:

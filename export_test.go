@@ -2,6 +2,13 @@
 
 package forkserver
 
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+)
+
 // The helpers of helpers_test.go, exported for forkserver_test, which
 // calls them by these names: Go lets an external test package see no
 // unexported name.
@@ -67,3 +74,24 @@ func WarmPids(s *Server, kind int) []int {
 // RoleEnv is the variable that tells a process its role, which package
 // initialisation of a test can read.
 const RoleEnv = roleEnv
+
+// trampolinesFunc reports, as its error, how many Execs the server ran
+// through the exec-limits trampoline: see Trampolines.
+var trampolinesFunc = Register("test-trampolines", func(ctx context.Context, c *Child) error {
+	return fmt.Errorf("trampolines=%d", trampolines.Load())
+})
+
+// Trampolines returns how many Execs srv has run through the exec-limits
+// trampoline.
+func Trampolines(t testing.TB, srv *Server) int64 {
+	t.Helper()
+	err := srv.Eval(testContext(t), trampolinesFunc, nil)
+	var n int64
+	if err == nil {
+		t.Fatal("counting trampolines: no count")
+	}
+	if _, serr := fmt.Sscanf(err.Error()[strings.LastIndex(err.Error(), "trampolines="):], "trampolines=%d", &n); serr != nil {
+		t.Fatalf("counting trampolines: %v", err)
+	}
+	return n
+}

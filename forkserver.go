@@ -442,7 +442,10 @@ type Attr struct {
 	// or RLIMIT_CPU from package syscall. A Go child applies them after
 	// its runtime has started and reserved over a gigabyte of address
 	// space, so Fork refuses an RLIMIT_AS below 4 GiB, which would make
-	// the child's next reservation or thread fail at random.
+	// the child's next reservation or thread fail at random. An external
+	// program gets them before its first instruction, any RLIMIT_AS
+	// included, at the cost of a start of the Go runtime (see
+	// [Server.Exec]); Exec refuses them with Chroot.
 	//
 	// A limit binds the child and is inherited by what it starts, but
 	// each process counts on its own: RLIMIT_CPU and RLIMIT_AS bind one

@@ -8,6 +8,7 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 
@@ -294,7 +295,11 @@ func (sv *supervisor) exec(l *launch, m *wire.Exec) error {
 	if err := l.from.admit(&l.st, true); err != nil {
 		return err
 	}
-	if err := l.layerRulesets(programFiles(l.st.Chroot, execPath(m.Path, l.st.Dir))); err != nil {
+	start := programFiles(l.st.Chroot, execPath(m.Path, l.st.Dir))
+	if len(l.st.Rlimits) > 0 {
+		start = slices.Concat(start, startFiles()) // the trampoline's: see viaTrampoline
+	}
+	if err := l.layerRulesets(start); err != nil {
 		return err
 	}
 	sys, err := sysProcAttr(&l.st, true)
@@ -309,11 +314,25 @@ func (sv *supervisor) exec(l *launch, m *wire.Exec) error {
 	for _, fd := range concat(l.files, l.socket) {
 		attr.Files = append(attr.Files, uintptr(fd))
 	}
+	path, argv, add := m.Path, m.Argv, sv.adopt(l)
+	var t *trampoline
+	if len(l.st.Rlimits) > 0 {
+		if path, argv, t, err = sv.viaTrampoline(path, argv, attr, l.st.Rlimits); err != nil {
+			return err
+		}
+		defer t.close()
+		add = sv.adoptHeld(l, t)
+	}
 	thread := threadFor(&l.st, sys, true)
 	if len(l.rulesets) > 0 || l.st.Syscalls != 0 {
-		return sv.spawnOn(func(fn func()) error { return withSandbox(l.rulesets, sandbox.Group(l.st.Syscalls), fn) }, m.Path, m.Argv, attr, sv.adopt(l))
+		err = sv.spawnOn(func(fn func()) error { return withSandbox(l.rulesets, sandbox.Group(l.st.Syscalls), fn) }, path, argv, attr, add)
+	} else {
+		err = sv.spawn(path, argv, attr, thread, add)
 	}
-	return sv.spawn(m.Path, m.Argv, attr, thread, sv.adopt(l))
+	if err != nil || t == nil {
+		return err
+	}
+	return sv.finish(l, t)
 }
 
 // execPath returns the path an external program at path is found at,

@@ -21,7 +21,7 @@ func sysProcAttr(st *wire.Settings, external bool) (*syscall.SysProcAttr, error)
 		return nil, nil
 	}
 	if len(st.Rlimits) > 0 {
-		return nil, errExecSettings
+		return nil, fmt.Errorf("Exec: Rlimits: %w", errors.ErrUnsupported)
 	}
 	sys := &syscall.SysProcAttr{
 		Setsid:  st.Set&wire.SetSetsid != 0,

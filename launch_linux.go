@@ -41,9 +41,6 @@ func sysProcAttr(st *wire.Settings, external bool) (*syscall.SysProcAttr, error)
 	if !external {
 		return sys, nil
 	}
-	if len(st.Rlimits) > 0 {
-		return nil, errExecSettings
-	}
 	sys.Setsid = st.Set&wire.SetSetsid != 0
 	sys.Setpgid = st.Set&wire.SetSetpgid != 0
 	sys.Chroot = st.Chroot

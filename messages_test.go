@@ -64,7 +64,7 @@ func checkError(t *testing.T, what string, err error, want string) {
 }
 
 // TestErrorMessages checks the exact text users see for an unknown or zero
-// Func, Exec with Rlimits, too many Files and a failing Eval, and that
+// Func, Exec with Rlimits and Chroot, too many Files and a failing Eval, and that
 // those errors match ErrUnknownFunc and carry Op and Name.
 func TestErrorMessages(t *testing.T) {
 	srv := start(t) // no pool: the server judges the name
@@ -81,8 +81,8 @@ func TestErrorMessages(t *testing.T) {
 	if !errors.Is(err, forkserver.ErrUnknownFunc) {
 		t.Errorf("%v does not match ErrUnknownFunc", err)
 	}
-	_, err = srv.Exec(ctx, "/bin/true", []string{"true"}, &forkserver.Attr{Rlimits: []forkserver.Rlimit{{Resource: syscall.RLIMIT_CPU, Cur: 1, Max: 1}}})
-	checkError(t, "Exec with Rlimits", err, "forkserver: exec /bin/true: Rlimits apply to Fork only")
+	_, err = srv.Exec(ctx, "/bin/true", []string{"true"}, &forkserver.Attr{Chroot: "/", Rlimits: []forkserver.Rlimit{{Resource: syscall.RLIMIT_CPU, Cur: 1, Max: 1}}})
+	checkError(t, "Exec with Rlimits and Chroot", err, "forkserver: exec /bin/true: Exec: Rlimits and Chroot exclude each other: the limits are set by the server's binary, outside the root")
 	_, err = srv.Fork(ctx, returnNil, &forkserver.Attr{Files: make([]*os.File, forkserver.MaxFiles+1)})
 	checkError(t, "Fork with too many files", err, "forkserver: fork return-nil: more than 64 files")
 	err = srv.Eval(ctx, returnError, nil)

@@ -18,8 +18,9 @@ import (
 	"github.com/forkserver/forkserver/internal/wire"
 )
 
-// errExecSettings: an external program cannot be set up after it starts.
-var errExecSettings = errors.New("Rlimits apply to Fork only")
+// errExecSettings: the server's binary, which sets an external program's
+// limits, is not inside the program's root.
+var errExecSettings = errors.New("Exec: Rlimits and Chroot exclude each other: the limits are set by the server's binary, outside the root")
 
 // rightsChild are the rights of a connection handed to a child that asked
 // for none in particular.
@@ -96,6 +97,7 @@ type entry struct {
 	gone   chan struct{} // a pooled child's: closed once it is reaped
 	pooled *pooled       // while it waits in the pool or is being assigned
 	killed bool          // killed because its owner ended: counted in dying
+	held   *held         // an Exec's trampoline, before the Exec is answered
 }
 
 // runServer runs the fork server on descriptor 3 until the program's
