@@ -144,6 +144,10 @@ func (a *Attr) settings() (wire.Settings, error) {
 		Children:   uint32(a.ServerMaxChildren),
 		Syscalls:   uint32(a.DenySyscalls),
 	}
+	if a.MemoryLimit < 0 || a.MemoryLimit > wire.MaxMemoryLimit {
+		return st, fmt.Errorf("MemoryLimit %d out of range", a.MemoryLimit)
+	}
+	st.MemoryLimit = uint64(a.MemoryLimit)
 	if p := a.Paths; p != nil {
 		layer, err := p.layer()
 		if err != nil {

@@ -231,6 +231,9 @@ func apply(st *wire.Settings, serverPid int) error {
 			return os.NewSyscallError(fmt.Sprintf("setrlimit(%d)", r.Resource), err)
 		}
 	}
+	if err := applyMemoryLimit(st.MemoryLimit); err != nil {
+		return err
+	}
 	if st.Dir != "" {
 		if err := os.Chdir(st.Dir); err != nil {
 			return err

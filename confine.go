@@ -136,6 +136,13 @@ func (cl *client) confine(st *wire.Settings) error {
 	// its connection holds (see layerRulesets), are enforced first and its
 	// own on top; its system call groups stay denied.
 	st.Syscalls |= b.Syscalls
+	if b.MemoryLimit != 0 {
+		if st.MemoryLimit == 0 {
+			st.MemoryLimit = b.MemoryLimit
+		} else if st.MemoryLimit > b.MemoryLimit {
+			return ErrPermission
+		}
+	}
 	for _, limit := range b.Rlimits {
 		i := slices.IndexFunc(st.Rlimits, func(r wire.Rlimit) bool { return r.Resource == limit.Resource })
 		switch {

@@ -236,9 +236,9 @@ type Config struct {
 // logs that and tries again later, at growing intervals.
 //
 // The rest of the Fork's Attr is applied per call, by the child, once it
-// is assigned, in the order Attr gives: Setsid or Setpgid, Rlimits, Dir,
-// Pdeathsig, Env and ExtraEnv, and DenySyscalls last, with its standard
-// descriptors, socket, files and connection.
+// is assigned, in the order Attr gives: Setsid or Setpgid, Rlimits and
+// MemoryLimit, Dir, Pdeathsig, Env and ExtraEnv, and DenySyscalls last,
+// with its standard descriptors, socket, files and connection.
 //
 // Only forks through the connection Start returns take warm children of
 // a sandbox; those through a connection handed to a child, whose
@@ -330,7 +330,7 @@ type Attr struct {
 	// connection Fork is called on. Children forked through that
 	// connection are confined as this child is: they run with its
 	// Credential, Chroot, Namespaces, NoNewPrivs, Paths (beneath any of
-	// their own), DenySyscalls, environment (if Env was set) and Rlimits,
+	// their own), DenySyscalls, environment (if Env was set), Rlimits and MemoryLimit,
 	// or lower limits of their own, and by default with its standard
 	// descriptors. Asking for another credential or root, or for a limit
 	// above one of its Rlimits, is refused with [ErrPermission].
@@ -365,7 +365,7 @@ type Attr struct {
 	// from the pool. Every other
 	// setting is applied by the child itself after it is assigned its
 	// function and before the function runs, in this order: Setsid or
-	// Setpgid, Chroot, Credential, then, as that user, Rlimits and Dir,
+	// Setpgid, Chroot, Credential, then, as that user, Rlimits, MemoryLimit and Dir,
 	// then Pdeathsig, Env and ExtraEnv, and DenySyscalls last. Package
 	// initialisation has run before, with the server's privileges (and,
 	// under Paths, a second time, confined). A setting the system or the server cannot honour is an
@@ -455,8 +455,31 @@ type Attr struct {
 	// ServerMaxChildren); no limit counts shared memory (System V, POSIX
 	// or memfd) against the child. What binds a sandboxed child's
 	// descendants is that it has none: SyscallsExec denies creating a
-	// process.
+	// process. To bound a Go child's memory, use MemoryLimit.
 	Rlimits []Rlimit
+
+	// MemoryLimit, if not zero, is the memory in bytes the child's Go
+	// heap may use (Linux; elsewhere an error matching
+	// [errors.ErrUnsupported]). The child applies it with its Rlimits,
+	// on every Fork, warm or cold: it sets the Go runtime's memory limit
+	// (debug.SetMemoryLimit), which the garbage collector works to stay
+	// under, and, as a hard backstop, lowers RLIMIT_DATA to the data it
+	// has mapped (VmData; under Paths, which hide /proc, the Go runtime's
+	// own plus 128 MiB) plus 3*MemoryLimit plus 128 MiB (under the race
+	// detector, whose shadow memory counts, 8*MemoryLimit plus 1 GiB):
+	// the Go runtime never unmaps its heap, and fragmentation takes the
+	// most it maps above what it holds at once. A child that holds more
+	// than MemoryLimit runs slower, the collector running more, then
+	// exits with status 2 once the backstop refuses it memory, printing
+	// "fatal error: runtime: out of memory", "fatal error: out of memory
+	// ..." or, linked with cgo, "runtime/cgo: pthread_create failed"
+	// (under the race detector, status 66, "ThreadSanitizer failed to
+	// allocate"). A lower RLIMIT_DATA in Rlimits stays. Children forked
+	// through the connection Server gives get it, or a lower one of their
+	// own; a higher one is [ErrPermission], and an Exec through it is
+	// refused. Exec refuses it too: bound an external program with
+	// RLIMIT_AS or RLIMIT_DATA in Rlimits, set before it starts.
+	MemoryLimit int64
 }
 
 // Credential is a user and groups to run as.

@@ -20,6 +20,9 @@ func sysProcAttr(st *wire.Settings, external bool) (*syscall.SysProcAttr, error)
 	if !external {
 		return nil, nil
 	}
+	if st.MemoryLimit != 0 {
+		return nil, errExecMemoryLimit
+	}
 	if len(st.Rlimits) > 0 {
 		return nil, fmt.Errorf("Exec: Rlimits: %w", errors.ErrUnsupported)
 	}

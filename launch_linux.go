@@ -41,6 +41,9 @@ func sysProcAttr(st *wire.Settings, external bool) (*syscall.SysProcAttr, error)
 	if !external {
 		return sys, nil
 	}
+	if st.MemoryLimit != 0 {
+		return nil, errExecMemoryLimit
+	}
 	sys.Setsid = st.Set&wire.SetSetsid != 0
 	sys.Setpgid = st.Set&wire.SetSetpgid != 0
 	sys.Chroot = st.Chroot

@@ -22,6 +22,10 @@ import (
 // limits, is not inside the program's root.
 var errExecSettings = errors.New("Exec: Rlimits and Chroot exclude each other: the limits are set by the server's binary, outside the root")
 
+// errExecMemoryLimit: an external program has no Go runtime whose limit
+// MemoryLimit could set.
+var errExecMemoryLimit = errors.New("Exec: MemoryLimit applies to Fork only: it is the Go runtime's; bound an external program with RLIMIT_AS or RLIMIT_DATA in Rlimits")
+
 // rightsChild are the rights of a connection handed to a child that asked
 // for none in particular.
 const rightsChild = RightFork | RightSignal

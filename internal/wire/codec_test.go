@@ -213,8 +213,9 @@ func TestDecodeArgLength(t *testing.T) {
 	}
 }
 
-// TestDecodeOtherBounds checks that pids, signals, reply codes, texts and
-// file counts are bounded, and that every body cut short is malformed.
+// TestDecodeOtherBounds checks that pids, signals, reply codes, texts,
+// file counts and memory limits are bounded, and that every body cut
+// short is malformed.
 func TestDecodeOtherBounds(t *testing.T) {
 	for _, tc := range []struct {
 		what string
@@ -237,6 +238,8 @@ func TestDecodeOtherBounds(t *testing.T) {
 		{"fork nfiles MaxFiles", &Fork{NumFiles: MaxFiles, Name: "f"}, true},
 		{"fork nfiles MaxFiles+1", &Fork{NumFiles: MaxFiles + 1, Name: "f"}, false},
 		{"assign nfiles MaxFiles+1", &Assign{NumFiles: MaxFiles + 1, ServerPid: 1, Name: "f"}, false},
+		{"memory limit MaxMemoryLimit", &Fork{Flags: FlagSettings, Name: "f", Settings: Settings{MemoryLimit: MaxMemoryLimit}}, true},
+		{"memory limit MaxMemoryLimit+1", &Fork{Flags: FlagSettings, Name: "f", Settings: Settings{MemoryLimit: MaxMemoryLimit + 1}}, false},
 	} {
 		_, err := DecodeBody(tc.m.Type(), tc.m.appendBody(nil))
 		if tc.ok && err != nil || !tc.ok && !errors.Is(err, ErrMalformed) {

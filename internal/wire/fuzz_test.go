@@ -46,6 +46,7 @@ func fzSeeds() []fzSeed {
 			Set: SetSetsid | SetCredential | SetNoNewPrivs, Dir: "/", Chroot: "/var/empty", ExtraEnv: []string{"LANG=C"},
 			Uid: 65534, Gid: 65534, Namespaces: 1<<3 | 1<<0 /* NewNet | NewUser */, UidMaps: []IDMap{{0, 65534, 1}},
 			Pdeathsig: 9, Rlimits: []Rlimit{{7, 16, 16}}, Rights: 1 /* RightFork */, Children: 4,
+			MemoryLimit: 256 << 20,
 		}}},
 		{"fork-sandbox", 11, &Fork{Flags: FlagSocket | FlagSettings, Name: "parse", Settings: Settings{
 			Set: SetNoNewPrivs, Syscalls: AllSyscallGroups,
@@ -308,6 +309,9 @@ func fzSettings(flags, b uint32, s string) Settings {
 		st.GidMaps = []IDMap{{b, 0, 65536}}
 	}
 	st.Syscalls = b >> 8 & AllSyscallGroups
+	if b&4 != 0 {
+		st.MemoryLimit = uint64(b) << 18 % (MaxMemoryLimit + 1)
+	}
 	for i := range b >> 16 % (MaxLayers + 1) {
 		var l PathLayer
 		if i%2 == 0 {

@@ -11,27 +11,32 @@ const (
 	MaxRlimits = 32
 	MaxLayers  = 16  // Landlock's own limit on stacked policies
 	MaxRules   = 256 // paths in each list of a PathPolicy
+
+	// MaxMemoryLimit bounds Settings.MemoryLimit, 1 PiB, so that the
+	// child's data limit computed from it cannot overflow.
+	MaxMemoryLimit = 1 << 50
 )
 
 // Settings are what a child is set up with beyond its descriptors. The
 // Set bits say which of the optional ones apply.
 type Settings struct {
-	Set        uint32 // SetSetsid | ...
-	Dir        string
-	Chroot     string
-	Env        []string // the whole environment if Set has SetEnv
-	ExtraEnv   []string
-	Uid, Gid   uint32 // if Set has SetCredential
-	Groups     []uint32
-	Namespaces uint32 // Namespace bits
-	UidMaps    []IDMap
-	GidMaps    []IDMap
-	Pdeathsig  uint32
-	Rlimits    []Rlimit
-	Rights     uint32      // of the child's connection to the server; 0 means the default
-	PathLayers []PathLayer // Landlock layers the request asks for (a confining connection holds its own as rulesets)
-	Syscalls   uint32      // SyscallGroup bits denied
-	Children   uint32      // the bound on children alive through that connection; 0: none of its own
+	Set         uint32 // SetSetsid | ...
+	Dir         string
+	Chroot      string
+	Env         []string // the whole environment if Set has SetEnv
+	ExtraEnv    []string
+	Uid, Gid    uint32 // if Set has SetCredential
+	Groups      []uint32
+	Namespaces  uint32 // Namespace bits
+	UidMaps     []IDMap
+	GidMaps     []IDMap
+	Pdeathsig   uint32
+	Rlimits     []Rlimit
+	Rights      uint32      // of the child's connection to the server; 0 means the default
+	PathLayers  []PathLayer // Landlock layers the request asks for (a confining connection holds its own as rulesets)
+	Syscalls    uint32      // SyscallGroup bits denied
+	Children    uint32      // the bound on children alive through that connection; 0: none of its own
+	MemoryLimit uint64      // bytes of Go heap, at most MaxMemoryLimit; 0: none
 }
 
 // PathLayer is one PathPolicy.
@@ -104,7 +109,8 @@ func (st *Settings) append(b []byte) []byte {
 		}
 	}
 	b = binary.LittleEndian.AppendUint32(b, st.Syscalls)
-	return binary.LittleEndian.AppendUint32(b, st.Children)
+	b = binary.LittleEndian.AppendUint32(b, st.Children)
+	return binary.LittleEndian.AppendUint64(b, st.MemoryLimit)
 }
 
 func (st *Settings) parse(d *decoder) {
@@ -153,13 +159,17 @@ func (st *Settings) parse(d *decoder) {
 	}
 	st.Syscalls = d.flags(AllSyscallGroups)
 	st.Children = d.u32()
+	if st.MemoryLimit = d.u64(); st.MemoryLimit > MaxMemoryLimit {
+		d.fail("memory limit %d exceeds %d", st.MemoryLimit, uint64(MaxMemoryLimit))
+	}
 }
 
 // Empty reports whether st asks for nothing.
 func (st *Settings) Empty() bool {
 	return st.Set == 0 && st.Dir == "" && st.Chroot == "" && len(st.Env) == 0 && len(st.ExtraEnv) == 0 &&
 		len(st.Groups) == 0 && st.Namespaces == 0 && len(st.UidMaps) == 0 && len(st.GidMaps) == 0 &&
-		st.Pdeathsig == 0 && len(st.Rlimits) == 0 && st.Rights == 0 && st.Children == 0 && len(st.PathLayers) == 0 && st.Syscalls == 0
+		st.Pdeathsig == 0 && len(st.Rlimits) == 0 && st.Rights == 0 && st.Children == 0 && len(st.PathLayers) == 0 && st.Syscalls == 0 &&
+		st.MemoryLimit == 0
 }
 
 // Flag returns FlagSettings if st asks for anything, so that a frame
