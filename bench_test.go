@@ -145,36 +145,23 @@ func BenchmarkColdForkWait(b *testing.B) {
 // NoNewPrivs, interleaved with a plain Exec and Wait of it, reported as
 // plain-p50-µs, plain-p99-µs and their ratio at p50, x-plain.
 func BenchmarkSandboxedExec(b *testing.B) {
-	benchSetupLoad(b)
-	srv := forkserver.StartWith(b, nil)
-	exec := func(attr *forkserver.Attr) func(*benchClock) {
-		return func(c *benchClock) {
-			c.begin()
-			p, err := srv.Exec(context.Background(), "/bin/true", []string{"true"}, attr)
-			if err != nil {
-				b.Fatal(err)
-			}
-			forkserver.WaitSuccess(b, p)
-			c.end()
-		}
-	}
-	sandboxed := &forkserver.Attr{
+	benchExecBeside(b, "sandboxed", &forkserver.Attr{
 		Paths:        &forkserver.PathPolicy{ReadOnly: []string{b.TempDir()}},
 		DenySyscalls: forkserver.SyscallsNetwork | forkserver.SyscallsTrace | forkserver.SyscallsKernel,
 		NoNewPrivs:   true,
-	}
-	r := benchInterleave(b, nil,
-		benchOp{"sandboxed Exec+Wait", exec(sandboxed)},
-		benchOp{"plain Exec+Wait", exec(nil)})
-	r.report(b, 0, "")
-	r.report(b, 1, "plain-")
-	r.ratio(b, "x-plain", r.p(1, 0.50))
+	})
 }
 
 // BenchmarkLimitedExec: Exec and Wait of /bin/true with one Rlimit, which
 // goes through the exec-limits trampoline, interleaved with a plain Exec
 // and Wait of it, reported as BenchmarkSandboxedExec is.
 func BenchmarkLimitedExec(b *testing.B) {
+	benchExecBeside(b, "limited", &forkserver.Attr{Rlimits: []forkserver.Rlimit{{Resource: syscall.RLIMIT_NOFILE, Cur: 256, Max: 256}}})
+}
+
+// benchExecBeside interleaves Exec and Wait of /bin/true with attr, named
+// kind, and without, and reports both and their ratio at p50.
+func benchExecBeside(b *testing.B, kind string, attr *forkserver.Attr) {
 	benchSetupLoad(b)
 	srv := forkserver.StartWith(b, nil)
 	exec := func(attr *forkserver.Attr) func(*benchClock) {
@@ -188,9 +175,8 @@ func BenchmarkLimitedExec(b *testing.B) {
 			c.end()
 		}
 	}
-	limited := &forkserver.Attr{Rlimits: []forkserver.Rlimit{{Resource: syscall.RLIMIT_NOFILE, Cur: 256, Max: 256}}}
 	r := benchInterleave(b, nil,
-		benchOp{"limited Exec+Wait", exec(limited)},
+		benchOp{kind + " Exec+Wait", exec(attr)},
 		benchOp{"plain Exec+Wait", exec(nil)})
 	r.report(b, 0, "")
 	r.report(b, 1, "plain-")
