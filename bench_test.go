@@ -445,9 +445,28 @@ func benchPrivsep(dir string) *forkserver.Attr {
 // runs (the byte it writes first), and Fork+Wait of a child that returns
 // at once. Reported: the warm sandboxed figures, then each other's with
 // its prefix, and warm sandboxed over plain pooled and over os/exec.
-func BenchmarkWarmSandbox(b *testing.B) {
+func BenchmarkWarmSandbox(b *testing.B) { benchWarmSandbox(b, benchPrivsep(b.TempDir())) }
+
+// BenchmarkWarmSandboxNobody is BenchmarkWarmSandbox with what root adds
+// to those settings: Credential nobody and new network, IPC, UTS and PID
+// namespaces, which the pool pays for ahead.
+func BenchmarkWarmSandboxNobody(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root to run children as nobody in new namespaces")
+	}
+	dir := b.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	sb := benchPrivsep(dir)
+	sb.Credential = &forkserver.Credential{Uid: 65534, Gid: 65534}
+	sb.Namespaces = forkserver.NewNet | forkserver.NewIPC | forkserver.NewUTS | forkserver.NewPID
+	benchWarmSandbox(b, sb)
+}
+
+// benchWarmSandbox is BenchmarkWarmSandbox with the sandbox sb.
+func benchWarmSandbox(b *testing.B, sb *forkserver.Attr) {
 	benchSetupLoad(b)
-	sb := benchPrivsep(b.TempDir())
 	srv := forkserver.StartWith(b, &forkserver.Config{PoolSize: benchPool, Sandboxes: []forkserver.Sandbox{{Attr: sb, Size: benchPool}}})
 	cold := forkserver.StartWith(b, nil)
 	settle := func() { benchSettlePool(b, srv.Pid(), 2*benchPool) }
