@@ -221,7 +221,11 @@ func (s *Server) warmFull() bool {
 func (s *Server) takeWarm(kind int) (*Process, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i := slices.IndexFunc(s.warm, func(w warmChild) bool { return w.kind == kind })
+	// The last handed over of its kind, as a stack: taking the oldest
+	// instead made a pooled Fork+Wait about 8% slower, measured.
+	i := len(s.warm) - 1
+	for ; i >= 0 && s.warm[i].kind != kind; i-- {
+	}
 	if s.err != nil || i < 0 {
 		return nil, -1
 	}
