@@ -120,9 +120,6 @@ func registerHelperCommand(name string, f func(...string)) {
 	helperCommands[name] = f
 }
 
-// maySkipHelperCommand is os/exec's, which records the use of a command.
-func maySkipHelperCommand(name string) {}
-
 // helperCommand returns a Cmd that will run the named helper command.
 func helperCommand(t *testing.T, name string, args ...string) *forkserver.Cmd {
 	t.Helper()
@@ -408,10 +405,6 @@ func TestExitStatus(t *testing.T) {
 	cmd := helperCommand(t, "exit", "42")
 	err := cmd.Run()
 	want := "exit status 42"
-	switch runtime.GOOS {
-	case "plan9":
-		want = fmt.Sprintf("exit status: '%s %d: 42'", filepath.Base(cmd.Path), cmd.ProcessState.Pid)
-	}
 	if werr, ok := err.(*forkserver.ExitError); ok {
 		if s := werr.Error(); s != want {
 			t.Errorf("from exit 42 got exit %q, want %q", s, want)
@@ -430,9 +423,6 @@ func TestExitCode(t *testing.T) {
 	cmd := helperCommand(t, "exit", "42")
 	cmd.Run()
 	want := 42
-	if runtime.GOOS == "plan9" {
-		want = 1
-	}
 	got := cmd.ProcessState.ExitCode()
 	if want != got {
 		t.Errorf("ExitCode got %d, want %d", got, want)
@@ -441,9 +431,6 @@ func TestExitCode(t *testing.T) {
 	cmd = helperCommand(t, "/no-exist-executable")
 	cmd.Run()
 	want = 2
-	if runtime.GOOS == "plan9" {
-		want = 1
-	}
 	got = cmd.ProcessState.ExitCode()
 	if want != got {
 		t.Errorf("ExitCode got %d, want %d", got, want)
@@ -452,9 +439,6 @@ func TestExitCode(t *testing.T) {
 	cmd = helperCommand(t, "exit", "255")
 	cmd.Run()
 	want = 255
-	if runtime.GOOS == "plan9" {
-		want = 1
-	}
 	got = cmd.ProcessState.ExitCode()
 	if want != got {
 		t.Errorf("ExitCode got %d, want %d", got, want)
@@ -627,9 +611,6 @@ func TestStdinCloseRace(t *testing.T) {
 
 // Issue 5071
 func TestPipeLookPathLeak(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("we don't currently suppore counting open handles on windows")
-	}
 	// Not parallel: checks for leaked file descriptors
 	srv := cmdServer(t) // its own descriptors are no leak
 
@@ -729,18 +710,6 @@ func TestExtraFiles(t *testing.T) {
 	c.Stdout = &stdout
 	c.Stderr = &stderr
 	c.ExtraFiles = []*os.File{tf}
-	if runtime.GOOS == "illumos" {
-		// Some facilities in illumos are implemented via access
-		// to /proc by libc; such accesses can briefly occupy a
-		// low-numbered fd.  If this occurs concurrently with the
-		// test that checks for leaked descriptors, the check can
-		// become confused and report a spurious leaked descriptor.
-		// (See issue #42431 for more detailed analysis.)
-		//
-		// Attempt to constrain the use of additional threads in the
-		// child process to make this test less flaky:
-		c.Env = append(os.Environ(), "GOMAXPROCS=1")
-	}
 	err = c.Run()
 	if err != nil {
 		t.Fatalf("Run: %v\n--- stdout:\n%s--- stderr:\n%s", err, stdout.String(), stderr.String())
@@ -753,10 +722,6 @@ func TestExtraFiles(t *testing.T) {
 // TestExtraFilesRace checks that two commands started at once, each with
 // its own listener in ExtraFiles, each get their own as descriptor 3.
 func TestExtraFilesRace(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		maySkipHelperCommand("describefiles")
-		t.Skip("no operating system support; skipping")
-	}
 	t.Parallel()
 
 	listen := func() net.Listener {
@@ -998,9 +963,6 @@ func TestDedupEnvEcho(t *testing.T) {
 // TestEnvNULCharacter checks that a command whose Env holds a value with a
 // NUL byte fails rather than runs.
 func TestEnvNULCharacter(t *testing.T) {
-	if runtime.GOOS == "plan9" {
-		t.Skip("plan9 explicitly allows NUL in the environment")
-	}
 	cmd := helperCommand(t, "echoenv", "FOO", "BAR")
 	cmd.Env = append(cmd.Environ(), "FOO=foo\x00BAR=bar")
 	out, err := cmd.CombinedOutput()
@@ -1303,9 +1265,6 @@ func TestWaitInterrupt(t *testing.T) {
 	// With a very long WaitDelay and no Cancel function, we should wait for the
 	// process to exit even if the command's Context is canceled.
 	t.Run("WaitDelay", func(t *testing.T) {
-		if runtime.GOOS == "windows" {
-			t.Skipf("skipping: os.Interrupt is not implemented on Windows")
-		}
 		t.Parallel()
 
 		ctx, cancel := context.WithCancel(context.Background())
@@ -1389,9 +1348,6 @@ func TestWaitInterrupt(t *testing.T) {
 	// handles that signal without actually exiting, then it should be terminated
 	// after the WaitDelay.
 	t.Run("SIGINT-ignored", func(t *testing.T) {
-		if runtime.GOOS == "windows" {
-			t.Skipf("skipping: os.Interrupt is not implemented on Windows")
-		}
 		t.Parallel()
 
 		ctx, cancel := context.WithCancel(context.Background())
@@ -1413,9 +1369,6 @@ func TestWaitInterrupt(t *testing.T) {
 	// interrupted), and it should be a context error (because there is no error
 	// to report from the child process itself).
 	t.Run("SIGINT-handled", func(t *testing.T) {
-		if runtime.GOOS == "windows" {
-			t.Skipf("skipping: os.Interrupt is not implemented on Windows")
-		}
 		t.Parallel()
 
 		ctx, cancel := context.WithCancel(context.Background())

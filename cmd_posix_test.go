@@ -14,7 +14,6 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,10 +42,6 @@ func cmdPwd(...string) {
 // Credential sets the current user's uid and gid and no supplementary
 // groups.
 func TestCredentialNoSetGroups(t *testing.T) {
-	if runtime.GOOS == "android" {
-		maySkipHelperCommand("echo")
-		t.Skip("unsupported on Android")
-	}
 	t.Parallel()
 
 	u, err := user.Current()
@@ -205,8 +200,6 @@ func TestImplicitPWD(t *testing.T) {
 func TestExplicitPWD(t *testing.T) {
 	t.Parallel()
 
-	maySkipHelperCommand("pwd")
-
 	cwd, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
@@ -323,9 +316,6 @@ func cmdSignalTest(...string) {
 }
 
 var pathVar string = func() string {
-	if runtime.GOOS == "plan9" {
-		return "path"
-	}
 	return "PATH"
 }()
 
@@ -342,9 +332,6 @@ func TestLookPath(t *testing.T) {
 	}
 
 	executable := "execabs-test"
-	if runtime.GOOS == "windows" {
-		executable += ".exe"
-	}
 	if err := os.WriteFile(filepath.Join(tmpDir, executable), []byte{1, 2, 3}, 0777); err != nil {
 		t.Fatal(err)
 	}
@@ -364,12 +351,6 @@ func TestLookPath(t *testing.T) {
 					good := dir + "/execabs-test"
 					if found, err := exec.LookPath(good); err != nil || !strings.HasPrefix(found, good) {
 						t.Fatalf(`exec.LookPath(%#q) = %#q, %v, want "%s...", nil`, good, found, err, good)
-					}
-					if runtime.GOOS == "windows" {
-						good = dir + `\execabs-test`
-						if found, err := exec.LookPath(good); err != nil || !strings.HasPrefix(found, good) {
-							t.Fatalf(`exec.LookPath(%#q) = %#q, %v, want "%s...", nil`, good, found, err, good)
-						}
 					}
 
 					_, err := exec.LookPath("execabs-test")
@@ -466,9 +447,6 @@ func TestLookPath(t *testing.T) {
 
 		dir := t.TempDir()
 		executable := "execabs-test"
-		if runtime.GOOS == "windows" {
-			executable += ".exe"
-		}
 		if err := os.WriteFile(filepath.Join(dir, executable), []byte{1, 2, 3}, 0777); err != nil {
 			t.Fatal(err)
 		}
