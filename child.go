@@ -28,9 +28,10 @@ const (
 func runChild(pooled bool) int {
 	// The context comes first, so that a pooled child pays for setting up
 	// signal delivery while it waits; a SIGTERM before the assignment ends
-	// the wait.
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
+	// the wait. It is never stopped: the process exits when runChild
+	// returns, and undoing the notification first would cost the exit a
+	// round trip to the runtime's thread that masks signals.
+	ctx, _ := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	if pooled {
 		// It is ready, inside its sandbox if it has one: only now may the
 		// server hand it out.
