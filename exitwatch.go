@@ -5,23 +5,10 @@ package forkserver
 import (
 	"fmt"
 	"os"
-	"os/signal"
 	"syscall"
 
 	"github.com/forkserver/forkserver/internal/wire"
 )
-
-// watchExits makes the server reap its children as they exit: one goroutine
-// woken by SIGCHLD, never a thread per child.
-func (sv *supervisor) watchExits() {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGCHLD)
-	go func() {
-		for range sigs {
-			sv.reapExited()
-		}
-	}()
-}
 
 // reapExited collects every child that has exited and sends each exit to the
 // connection that asked for the child. It holds sv.mu while it waits, so a

@@ -459,6 +459,10 @@ func (sv *supervisor) spawnOn(run func(func()) error, path string, argv []string
 	if err != nil {
 		return os.NewSyscallError("fork/exec", err)
 	}
+	select {
+	case sv.forked <- struct{}{}:
+	default:
+	}
 	sv.mu.Lock()
 	defer sv.mu.Unlock()
 	return add(pid)

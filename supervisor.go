@@ -54,6 +54,10 @@ type supervisor struct {
 	exe   string
 	kinds []*kind // the plain pool, then the declared sandboxes
 
+	// forked gets a token after each fork, for the exit watcher, which
+	// waits for one when the server has no child (Linux).
+	forked chan struct{}
+
 	// forkMu is held for reading across each fork and the recording of the
 	// child, and for writing while reaping: every pid reaped is known.
 	forkMu sync.RWMutex
@@ -125,7 +129,7 @@ func runServer() int {
 	if err == nil {
 		var conn *net.UnixConn
 		if conn, err = unixConn(3); err == nil {
-			sv := &supervisor{exe: exe, children: make(map[int]*entry), idleRefill: canLeaveIdle()}
+			sv := &supervisor{exe: exe, children: make(map[int]*entry), forked: make(chan struct{}, 1), idleRefill: canLeaveIdle()}
 			size, _ := strconv.Atoi(os.Getenv(poolEnv))
 			sv.kinds = newKinds(size)
 			root := sv.newClient(conn, nil, allRights)

@@ -87,8 +87,11 @@ func prctlChildSubreaper() error {
 	return nil
 }
 
-// pWaitPid is waitid's P_PID.
-const pWaitPid = 1
+// waitid's P_ALL and P_PID.
+const (
+	pWaitAll = 0
+	pWaitPid = 1
+)
 
 // waitExited waits until the process pid, a child of this one, has exited,
 // and leaves it a zombie for waitPid to reap, so that its pid cannot be
@@ -97,6 +100,20 @@ func waitExited(pid int) {
 	var info [128]byte // siginfo_t, unread
 	ignoringEINTR(func() error {
 		_, _, errno := syscall.Syscall6(syscall.SYS_WAITID, pWaitPid, uintptr(pid), uintptr(unsafe.Pointer(&info[0])), syscall.WEXITED|syscall.WNOWAIT, 0, 0)
+		if errno != 0 {
+			return errno
+		}
+		return nil
+	})
+}
+
+// waitAnyExited waits until a child of this process has exited, and
+// leaves it a zombie for wait4 to reap. It returns ECHILD at once when the
+// process has no child.
+func waitAnyExited() error {
+	var info [128]byte // siginfo_t, unread
+	return ignoringEINTR(func() error {
+		_, _, errno := syscall.Syscall6(syscall.SYS_WAITID, pWaitAll, 0, uintptr(unsafe.Pointer(&info[0])), syscall.WEXITED|syscall.WNOWAIT, 0, 0)
 		if errno != 0 {
 			return errno
 		}
