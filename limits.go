@@ -23,7 +23,7 @@ import (
 // measured on amd64, with no heap to speak of), before the child applies
 // its limits: a lower limit makes its next reservation, or thread, fail
 // at random, and the runtime then ends the child.
-const minGoAddressSpace = 4 << 30
+const minGoAddressSpace uint64 = 4 << 30
 
 // The RLIMIT_DATA backstop of Attr.MemoryLimit is the data a child has
 // mapped as it applies its limit, plus dataFactor times the limit, plus
