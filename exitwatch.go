@@ -11,8 +11,9 @@ import (
 )
 
 // reapExited collects every child that has exited and sends each exit to the
-// connection that asked for the child. It holds sv.mu while it waits, so a
-// pid stays in the table until its process is gone for good: a signal sent
+// connection that asked for the child. It holds sv.forkMu, so that every
+// pid it reaps has been recorded, and sv.mu while it waits, so that a pid
+// stays in the table until its process is gone for good: a signal sent
 // under sv.mu can never reach a reused pid.
 func (sv *supervisor) reapExited() {
 	sv.forkMu.Lock()
@@ -27,35 +28,52 @@ func (sv *supervisor) reapExited() {
 		if err != nil || pid <= 0 {
 			break
 		}
-		e, ok := sv.children[pid]
-		if !ok {
-			continue
-		}
-		delete(sv.children, pid)
-		if e.killed {
-			sv.dying-- // what it leaves behind is now the server's: sweep
+		if sv.reaped(pid, ws, &ru) {
 			sweep = true
 		}
-		if e.gone != nil {
-			close(e.gone)
-		}
-		switch {
-		case e.owner != nil:
-			if e.warm != nil { // it died unassigned: it is replaced
-				e.warm.handed--
-				go sv.refill()
-			}
-			e.owner.unreserve()
-			e.owner.exited(e.id, e.exit, exitToMsg(pid, ws, &ru))
-		case e.held != nil: // finish decides
-			e.held.exit = exitToMsg(pid, ws, &ru)
-		case e.pooled != nil && e.pooled.taken: // assignPooled decides
-			e.pooled.exit = exitToMsg(pid, ws, &ru)
-		case e.pooled != nil:
-			sv.leftPool(pid) // it died while waiting: nobody to tell
-		}
 	}
-	sv.handOffPooled() // an exit may have made room for them
+	sv.afterReaping(sweep)
+}
+
+// reaped sends the exit of pid, reaped with status ws and usage ru, to
+// whom it concerns, and reports whether it was killed for its owner's end,
+// so that what it left behind must be swept. sv.mu must be held.
+func (sv *supervisor) reaped(pid int, ws syscall.WaitStatus, ru *syscall.Rusage) (killed bool) {
+	e, ok := sv.children[pid]
+	if !ok {
+		return false
+	}
+	delete(sv.children, pid)
+	if e.killed {
+		sv.dying-- // what it leaves behind is now the server's: sweep
+	}
+	if e.gone != nil {
+		close(e.gone)
+	}
+	switch {
+	case e.owner != nil:
+		if e.warm != nil { // it died unassigned: it is replaced
+			e.warm.handed--
+			go sv.refill()
+		}
+		e.owner.unreserve()
+		e.owner.exited(e.id, e.exit, exitToMsg(pid, ws, ru))
+	case e.held != nil: // finish decides
+		e.held.exit = exitToMsg(pid, ws, ru)
+	case e.pooled != nil && e.pooled.taken: // assignPooled decides
+		e.pooled.exit = exitToMsg(pid, ws, ru)
+	case e.pooled != nil:
+		sv.leftPool(pid) // it died while waiting: nobody to tell
+	}
+	return e.killed
+}
+
+// afterReaping does what reaping makes due: pooled children handed to
+// connections an exit made room for, strays killed if sweep, and the
+// callers of whenIdle told once nothing is left. sv.mu must be held, and
+// sv.forkMu too if sweep.
+func (sv *supervisor) afterReaping(sweep bool) {
+	sv.handOffPooled()
 	if sweep {
 		sv.strays = sv.killStrays()
 	}

@@ -15,15 +15,38 @@ import (
 func (sv *supervisor) watchExits() {
 	go func() {
 		for {
-			switch err := waitAnyExited(); err {
-			case nil:
-				sv.reapExited()
-			case syscall.ECHILD:
+			pid, err := waitAnyExited()
+			switch {
+			case err == syscall.ECHILD:
 				<-sv.forked // no child to wait for until the next fork
-			default:
+			case err != nil:
 				fmt.Fprintf(os.Stderr, "forkserver: server: %v\n", os.NewSyscallError("waitid", err))
 				os.Exit(2)
+			case !sv.reapRecorded(pid):
+				sv.reapExited()
 			}
 		}
 	}()
+}
+
+// reapRecorded reaps pid, a child that has exited, and reports whether it
+// did: only if the server recorded it and nothing but telling of its exit
+// is due (no sweep, no stop). It does without sv.forkMu, and so does not
+// wait for a fork in flight, such as a refill's: that fork's child is not
+// pid, which is recorded, and nothing else reaps. reapExited does the
+// rest.
+func (sv *supervisor) reapRecorded(pid int) bool {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	if _, ok := sv.children[pid]; !ok || sv.dying > 0 || sv.strays > 0 || sv.stopping {
+		return false
+	}
+	var ws syscall.WaitStatus
+	var ru syscall.Rusage
+	if wpid, err := wait4(pid, &ws, syscall.WNOHANG, &ru); err != nil || wpid != pid {
+		return false
+	}
+	sv.reaped(pid, ws, &ru)
+	sv.afterReaping(false)
+	return true
 }

@@ -107,19 +107,24 @@ func waitExited(pid int) {
 	})
 }
 
-// waitAnyExited waits until a child of this process has exited, and
-// leaves it a zombie for wait4 to reap. It returns ECHILD at once when the
-// process has no child.
-func waitAnyExited() error {
-	var info [128]byte // siginfo_t, unread
-	return ignoringEINTR(func() error {
+// waitAnyExited waits until a child of this process has exited, leaves it
+// a zombie for wait4 to reap, and returns its pid. It returns ECHILD at
+// once when the process has no child.
+func waitAnyExited() (pid int, err error) {
+	var info [128]byte // siginfo_t
+	err = ignoringEINTR(func() error {
 		_, _, errno := syscall.Syscall6(syscall.SYS_WAITID, pWaitAll, 0, uintptr(unsafe.Pointer(&info[0])), syscall.WEXITED|syscall.WNOWAIT, 0, 0)
 		if errno != 0 {
 			return errno
 		}
 		return nil
 	})
+	return int(*(*int32)(unsafe.Pointer(&info[siginfoPid]))), err
 }
+
+// siginfoPid is the offset of si_pid in a siginfo_t: after three ints,
+// aligned as a pointer.
+const siginfoPid = (12 + unsafe.Sizeof(uintptr(0)) - 1) &^ (unsafe.Sizeof(uintptr(0)) - 1)
 
 // schedOther and schedIdle are SCHED_OTHER and SCHED_IDLE.
 const (
