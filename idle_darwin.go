@@ -4,7 +4,7 @@ package forkserver
 // children start at normal priority.
 const idleEnv = "FORKSERVER_IDLE"
 
-func canLeaveIdle() bool { return false }
-func startIdle(pid int)  {}
-func leaveIdle() error   { return nil }
-func listIdle()          {}
+func canLeaveIdle() bool             { return false }
+func atIdlePriority(fn func()) error { fn(); return nil }
+func leaveIdle() error               { return nil }
+func listIdle()                      {}

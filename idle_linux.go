@@ -35,10 +35,24 @@ func canLeaveIdle() bool {
 	return <-ok
 }
 
-// startIdle makes the freshly executed child pid, a pooled child of the
-// plain pool, idle: its main thread, and so every thread it creates from
-// then on.
-func startIdle(pid int) { schedSetscheduler(pid, schedIdle) }
+// atIdlePriority runs fn, which creates a plain pool's child, on the
+// calling goroutine's thread at idle priority, which the child inherits
+// from its first instruction: its exec and its runtime's start are idle
+// too, and so is every thread it creates. The thread's priority is
+// restored after, or, should that fail, the thread ends with its
+// goroutine.
+func atIdlePriority(fn func()) error {
+	runtime.LockOSThread()
+	if err := schedSetscheduler(0, schedIdle); err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	fn()
+	if schedSetscheduler(0, schedOther) == nil {
+		runtime.UnlockOSThread()
+	}
+	return nil
+}
 
 // listedThreads holds the threads of a pooled child started idle, listed
 // while it waits by listIdle, so that leaveIdle lists them once, not

@@ -402,6 +402,7 @@ const (
 	plainThread           spawnThread = iota
 	confiningThread                   // no_new_privs, and no capability passed on: see onConfiningThread
 	confiningChrootThread             // the same but CAP_SYS_CHROOT, for a child that enters its Chroot itself
+	idleThread                        // the calling goroutine's, at idle priority while it creates a plain pool's child: see atIdlePriority
 )
 
 // confined reports whether a child with st is confined: one that asks for
@@ -436,7 +437,11 @@ func threadFor(st *wire.Settings, sys *syscall.SysProcAttr, external bool) spawn
 // between the two, so every pid it reaps is already recorded.
 func (sv *supervisor) spawn(path string, argv []string, attr *syscall.ProcAttr, thread spawnThread, add func(pid int) error) error {
 	var run func(func()) error
-	if thread != plainThread {
+	switch thread {
+	case plainThread:
+	case idleThread:
+		run = atIdlePriority
+	default:
 		run = func(fn func()) error { return onConfiningThread(thread == confiningChrootThread, fn) }
 	}
 	return sv.spawnOn(run, path, argv, attr, add)

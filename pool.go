@@ -213,10 +213,11 @@ func (sv *supervisor) startPooled(k *kind, gen int) error {
 		}
 	}
 	if err == nil {
-		err = sv.spawn(sv.exe, os.Args, attr, threadFor(&k.shape, attr.Sys, false), func(pid int) error {
-			if idle {
-				startIdle(pid)
-			}
+		thread := threadFor(&k.shape, attr.Sys, false)
+		if idle {
+			thread = idleThread
+		}
+		err = sv.spawn(sv.exe, os.Args, attr, thread, func(pid int) error {
 			pc := &pooled{pid: pid, ctl: ctl, kind: k}
 			sv.children[pid] = &entry{pooled: pc, gone: make(chan struct{})}
 			switch {
