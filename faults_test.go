@@ -249,8 +249,9 @@ func TestFaultServerKilledUnblocks(t *testing.T) {
 // TestFaultManyExitAtOnce checks that hundreds of children released at once
 // exit at once: every exit arrives, once, with its own status.
 //
-// SIGCHLD does not queue: when children exit together the server gets one
-// signal for many and must reap them all. 256 exiting within the same
+// Exits that come together reach the server at once: one wake-up of its
+// watcher (on macOS, one SIGCHLD, which does not queue) finds many children
+// exited, and each must be reaped and told. 256 exiting within the same
 // moment make that certain, and give every child a status of its own, so
 // an exit delivered twice, lost or to the wrong Fork shows; 1,000 proved
 // no more, at four times the cost.
