@@ -11,7 +11,7 @@
 // It runs, in the module's directory, for each load,
 //
 //	FORKSERVER_BENCH_LOAD=<load> go test -count=1 -timeout=0 -run '^$' \
-//		-bench '^Benchmark(PooledForkRunning|PooledForkWait|PooledExitWait|ColdForkWait)$' \
+//		-bench '^Benchmark(PooledForkRunning|PooledForkWait|PooledForkWaitBackToBack|PooledExitWait|ColdForkWait)$' \
 //		-benchtime <n>x .
 //
 // (no FORKSERVER_BENCH_LOAD for idle) and, unless -many=false, once more
@@ -36,12 +36,14 @@ import (
 	"strings"
 )
 
-// The rows of the table, in order, and the benchmarks they come from.
-var operations = []struct{ bench, label string }{
-	{"PooledForkRunning", "pooled `Fork` until the child runs"},
-	{"PooledForkWait", "pooled `Fork`+`Wait`"},
-	{"PooledExitWait", "child's exit until `Wait` returns"},
-	{"ColdForkWait", "cold `Fork`+`Wait`"},
+// The rows of the table, in order, the benchmarks they come from and, for
+// a benchmark whose floor is reported under another name, that name.
+var operations = []struct{ bench, label, floor string }{
+	{"PooledForkRunning", "pooled `Fork` until the child runs", ""},
+	{"PooledForkWait", "pooled `Fork`+`Wait`", ""},
+	{"PooledForkWaitBackToBack", "pooled `Fork`+`Wait`, back to back", "spaced"},
+	{"PooledExitWait", "child's exit until `Wait` returns", ""},
+	{"ColdForkWait", "cold `Fork`+`Wait`", ""},
 }
 
 // metrics are one benchmark's reported figures, by unit.
@@ -99,9 +101,13 @@ func main() {
 			if !ok {
 				log.Fatalf("no result from Benchmark%s, load %s", o.bench, load)
 			}
+			floor, xFloor := "floor-p50-µs", "x-floor"
+			if o.floor != "" {
+				floor, xFloor = o.floor+"-p50-µs", "x-"+o.floor
+			}
 			fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", o.label, load,
-				micros(m, "p50-µs"), micros(m, "exec-p50-µs"), micros(m, "floor-p50-µs"),
-				ratio(m, "x-exec"), ratio(m, "x-floor"),
+				micros(m, "p50-µs"), micros(m, "exec-p50-µs"), micros(m, floor),
+				ratio(m, "x-exec"), ratio(m, xFloor),
 				micros(m, "p99-µs"), micros(m, "exec-p99-µs"))
 		}
 	}
@@ -110,9 +116,11 @@ os/exec starts the same binary. The floors, measured in the same runs:
 until the child runs, an 8-byte round trip to an idle running child of the
 same kind; Fork+Wait, that round trip plus the exit floor, from an os/exec
 child's last write until its parent's own blocking wait returns; a child's
-exit, the exit floor itself, which is also its os/exec counterpart. A cold
-Fork+Wait has no floor of its own: the server starts the binary as os/exec
-does.
+exit, the exit floor itself, which is also its os/exec counterpart. A
+back-to-back Fork+Wait is issued as the previous pooled child exits, while
+the server starts its replacement; its floor is the same Fork+Wait issued
+20 ms after the previous one. A cold Fork+Wait has no floor of its own:
+the server starts the binary as os/exec does.
 `)
 	if *sandboxed {
 		printSandboxed(sandbox)
