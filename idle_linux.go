@@ -35,23 +35,47 @@ func canLeaveIdle() bool {
 	return <-ok
 }
 
-// atIdlePriority runs fn, which creates a plain pool's child, on the
-// calling goroutine's thread at idle priority, which the child inherits
-// from its first instruction: its exec and its runtime's start are idle
-// too, and so is every thread it creates. The thread's priority is
-// restored after, or, should that fail, the thread ends with its
-// goroutine.
-func atIdlePriority(fn func()) error {
+// spawnIdle is spawn for a plain pool's child, which it creates from the
+// calling goroutine's thread at idle priority: the child inherits it from
+// its first instruction, so its exec and its runtime's start are idle too,
+// and so is every thread it creates. The thread's priority is restored
+// after, or, should that fail, the thread ends with its goroutine.
+//
+// It holds no sv.forkMu meanwhile: on a busy machine an idle exec can take
+// long, and the reaper's sweeps, a stop and the end of a connection, which
+// wait for the forks in flight, must not wait for it, nor every Fork
+// behind them. The reaper may then take the child, should it die before it
+// is recorded, for a stray and reap it; the child's pidfd says whether it
+// did, so that a pid reaped, which may be reused, is never recorded.
+func (sv *supervisor) spawnIdle(path string, argv []string, attr *syscall.ProcAttr, add func(pid int) error) error {
+	pidfd := -1
+	sys := syscall.SysProcAttr{}
+	if attr.Sys != nil {
+		sys = *attr.Sys
+	}
+	sys.PidFD = &pidfd
+	withPidfd := *attr
+	withPidfd.Sys = &sys
 	runtime.LockOSThread()
 	if err := schedSetscheduler(0, schedIdle); err != nil {
 		runtime.UnlockOSThread()
 		return err
 	}
-	fn()
+	pid, err := syscall.ForkExec(path, argv, &withPidfd)
 	if schedSetscheduler(0, schedOther) == nil {
 		runtime.UnlockOSThread()
 	}
-	return nil
+	if err != nil {
+		return os.NewSyscallError("fork/exec", err)
+	}
+	defer syscall.Close(pidfd)
+	sv.noteForked()
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	if pidfd < 0 || pidfdSignal(pidfd, 0) != nil {
+		return errors.New("the child died as it started")
+	}
+	return add(pid)
 }
 
 // listedThreads holds the threads of a pooled child started idle, listed

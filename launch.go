@@ -440,7 +440,7 @@ func (sv *supervisor) spawn(path string, argv []string, attr *syscall.ProcAttr, 
 	switch thread {
 	case plainThread:
 	case idleThread:
-		run = atIdlePriority
+		return sv.spawnIdle(path, argv, attr, add)
 	default:
 		run = func(fn func()) error { return onConfiningThread(thread == confiningChrootThread, fn) }
 	}
@@ -464,11 +464,17 @@ func (sv *supervisor) spawnOn(run func(func()) error, path string, argv []string
 	if err != nil {
 		return os.NewSyscallError("fork/exec", err)
 	}
+	sv.noteForked()
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	return add(pid)
+}
+
+// noteForked tells the exit watcher, which may be waiting for a first
+// child, that there is one.
+func (sv *supervisor) noteForked() {
 	select {
 	case sv.forked <- struct{}{}:
 	default:
 	}
-	sv.mu.Lock()
-	defer sv.mu.Unlock()
-	return add(pid)
 }

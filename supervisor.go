@@ -84,7 +84,8 @@ type supervisor struct {
 	nextWarm uint32
 
 	// idleRefill says the plain pool's children start at idle priority,
-	// which they may leave (see canLeaveIdle).
+	// which they may leave (see canLeaveIdle), and are created without
+	// sv.forkMu, which takes pidfds (see spawnIdle).
 	idleRefill bool
 
 	// throttles counts the times a client was not read from because too
@@ -129,7 +130,7 @@ func runServer() int {
 	if err == nil {
 		var conn *net.UnixConn
 		if conn, err = unixConn(3); err == nil {
-			sv := &supervisor{exe: exe, children: make(map[int]*entry), forked: make(chan struct{}, 1), idleRefill: canLeaveIdle()}
+			sv := &supervisor{exe: exe, children: make(map[int]*entry), forked: make(chan struct{}, 1), idleRefill: canLeaveIdle() && havePidfds()}
 			size, _ := strconv.Atoi(os.Getenv(poolEnv))
 			sv.kinds = newKinds(size)
 			root := sv.newClient(conn, nil, allRights)

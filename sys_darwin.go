@@ -89,3 +89,6 @@ func waitExited(pid int) {
 		return err
 	})
 }
+
+// havePidfds reports false: macOS has no pidfd.
+func havePidfds() bool { return false }
