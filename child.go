@@ -32,20 +32,22 @@ func runChild(pooled bool) int {
 	// returns, and undoing the notification first would cost the exit a
 	// round trip to the runtime's thread that masks signals.
 	ctx, _ := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	var idleErr error
 	if pooled {
+		// Started, it leaves idle priority before it waits, as the user
+		// the server is, whose right to leave it the server checked: an
+		// assignment then finds it at normal priority, with nothing of it
+		// left to do (see leaveIdle). A failure is reported once it is
+		// assigned, as the child's, before anything of the function's.
+		idleErr = leaveIdle()
 		// It is ready, inside its sandbox if it has one: only now may the
 		// server hand it out.
 		syscall.Write(startedFd, []byte{1})
 	}
-	if pooled {
-		listIdle() // while it waits, so that leaving idle costs less
-	}
 	c, fn, a, err := readAssignment(ctx)
 	if err == nil && pooled {
-		// Before anything of the function's, and as the user the server
-		// is, whose right to leave idle priority the server checked.
-		if ierr := leaveIdle(); ierr != nil {
-			fmt.Fprintf(os.Stderr, "forkserver: child %s: leaving idle priority: %s\n", a.Name, ierr)
+		if idleErr != nil {
+			fmt.Fprintf(os.Stderr, "forkserver: child %s: leaving idle priority: %s\n", a.Name, idleErr)
 			return 127
 		}
 	}

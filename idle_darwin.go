@@ -11,7 +11,6 @@ const idleEnv = "FORKSERVER_IDLE"
 
 func canLeaveIdle() bool { return false }
 func leaveIdle() error   { return nil }
-func listIdle()          {}
 
 // spawnIdle is never called: canLeaveIdle is false.
 func (sv *supervisor) spawnIdle(path string, argv []string, attr *syscall.ProcAttr, add func(pid int) error) error {

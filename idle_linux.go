@@ -4,7 +4,8 @@ package forkserver
 // children at idle scheduling priority (SCHED_IDLE), so that on a small
 // machine their start, an exec and a Go runtime's, takes only the
 // processor time that the Forks and children running meanwhile leave;
-// a child assigned restores normal priority before it runs the function.
+// a child restores normal priority once started, before it says it is
+// ready, and so waits for its assignment, and runs the function, at it.
 
 import (
 	"errors"
@@ -78,58 +79,54 @@ func (sv *supervisor) spawnIdle(path string, argv []string, attr *syscall.ProcAt
 	return add(pid)
 }
 
-// listedThreads holds the threads of a pooled child started idle, listed
-// while it waits by listIdle, so that leaveIdle lists them once, not
-// twice, after the assignment has come.
-var listedThreads map[int]bool
-
-// listIdle lists this process's threads, if the server started it idle,
-// and gives normal priority back to the calling thread, which it locks:
-// the thread that waits for the assignment wakes at normal priority, not
-// behind every runnable task of the machine, and leaveIdle, on it, does
-// the rest.
-func listIdle() {
-	if os.Getenv(idleEnv) == "" {
-		return
-	}
-	runtime.LockOSThread()
-	schedSetscheduler(0, schedOther)
-	listedThreads, _ = threads()
-}
-
 // leaveIdle restores normal priority on every thread of this process, if
-// the server started it idle: those listIdle listed, then those a listing
-// finds that they did not include, until one finds none.
+// the server started it idle, and removes idleEnv from its environment. A
+// pooled child calls it once started, before it says it is ready, so that
+// the assignment finds nothing of it left to do: it sets every thread a
+// listing finds, then those a new listing finds that the previous did not,
+// until one finds none. From then on a new thread is created by a thread
+// at normal priority, and has it too: nothing makes a thread of it idle
+// again, for it was idle from its first instruction (see spawnIdle).
+// It records how many threads it found, and how many of them idle, in
+// leftIdle.
 func leaveIdle() error {
 	if os.Getenv(idleEnv) == "" {
 		return nil
 	}
 	os.Unsetenv(idleEnv)
-	defer runtime.UnlockOSThread()
-	todo := listedThreads
 	done := map[int]bool{}
-	for {
-		for tid := range todo {
+	for first := true; ; first = false {
+		now, err := threads()
+		if err != nil {
+			return err
+		}
+		todo := 0
+		for tid := range now {
+			if done[tid] {
+				continue
+			}
+			todo++
+			if first {
+				leftIdle.threads++
+				if policy, err := schedGetscheduler(tid); err == nil && policy == schedIdle {
+					leftIdle.idle++
+				}
+			}
 			if err := schedSetscheduler(tid, schedOther); err != nil && !errors.Is(err, syscall.ESRCH) {
 				return err
 			}
 			done[tid] = true
 		}
-		now, err := threads()
-		if err != nil {
-			return err
-		}
-		todo = map[int]bool{}
-		for tid := range now {
-			if !done[tid] {
-				todo[tid] = true
-			}
-		}
-		if len(todo) == 0 {
+		if todo == 0 {
 			return nil
 		}
 	}
 }
+
+// leftIdle counts the threads of a pooled child that the first listing of
+// leaveIdle found, and those of them it found idle, which were all of them
+// unless the child was not started idle.
+var leftIdle struct{ threads, idle int }
 
 // threads returns the ids of this process's threads.
 func threads() (map[int]bool, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"testing"
 )
@@ -26,27 +27,34 @@ func idleThreads(pid int) (idle, all int, err error) {
 	return idle, len(names), err
 }
 
-// checkWarmIdle fails t unless every thread of the warm child pid is at
-// SCHED_IDLE, but for the one that waits for its assignment, which it may
-// have raised already.
-func checkWarmIdle(t *testing.T, what string, pid int) {
+// checkWarmLeft fails t unless the warm child pid, once ready, has no
+// thread left at SCHED_IDLE. Handed over, it may still be starting.
+func checkWarmLeft(t *testing.T, what string, pid int) {
 	t.Helper()
-	if idle, all, err := idleThreads(pid); err != nil || idle < all-1 {
-		t.Errorf("%s %d: %d of %d threads at SCHED_IDLE (%v); want all but the waiting one", what, pid, idle, all, err)
+	var idle, all int
+	var err error
+	if !await(func() bool { idle, all, err = idleThreads(pid); return err == nil && idle == 0 }) {
+		t.Errorf("%s %d: %d of %d threads at SCHED_IDLE (%v); want none once ready", what, pid, idle, all, err)
 	}
 }
 
+// notIdle fails unless the child runs with no thread at SCHED_IDLE, and
+// found every thread it had at SCHED_IDLE as it left it, before it was
+// ready: it was started idle, and inherited it from its first instruction.
 var notIdle = Register("not-idle", func(ctx context.Context, c *Child) error {
 	if idle, _, err := idleThreads(os.Getpid()); err != nil || idle > 0 {
 		return fmt.Errorf("%d threads at SCHED_IDLE (%v)", idle, err)
 	}
+	if leftIdle.threads == 0 || leftIdle.idle != leftIdle.threads {
+		return fmt.Errorf("%d of %d threads at SCHED_IDLE when it left it; want all", leftIdle.idle, leftIdle.threads)
+	}
 	return nil
 })
 
-// TestIdleRefill checks that a warm child waits at idle priority where
-// the server may raise it back, every thread of it, and runs its function
-// with no thread left idle, its replacement started idle again and the
-// server's threads left at normal priority.
+// TestIdleRefill checks that a warm child starts at idle priority, every
+// thread of it, where the server may raise it back, leaves it before it is
+// ready and runs its function with no thread left idle, its replacement
+// too, and that the server's threads are left at normal priority.
 func TestIdleRefill(t *testing.T) {
 	if !canLeaveIdle() {
 		t.Skip("this user may not leave SCHED_IDLE: the pool starts at normal priority")
@@ -56,27 +64,63 @@ func TestIdleRefill(t *testing.T) {
 	if err := srv.WaitWarm(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv.mu.Lock()
-	warm := srv.warm[0].pid
-	srv.mu.Unlock()
-	checkWarmIdle(t, "warm child", warm)
-	p, err := srv.Fork(ctx, notIdle, nil)
-	if err != nil {
-		t.Fatal(err)
+	for _, what := range []string{"warm child", "replacement"} {
+		srv.mu.Lock()
+		warm := srv.warm[0].pid
+		srv.mu.Unlock()
+		checkWarmLeft(t, what, warm)
+		p, err := srv.Fork(ctx, notIdle, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Pid != warm {
+			t.Fatalf("Fork took child %d, not the %s %d", p.Pid, what, warm)
+		}
+		waitSuccess(t, p)
+		if err := srv.WaitWarm(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if p.Pid != warm {
-		t.Fatalf("Fork took child %d, not the warm child %d", p.Pid, warm)
-	}
-	waitSuccess(t, p)
-	if err := srv.WaitWarm(ctx); err != nil {
-		t.Fatal(err)
-	}
-	srv.mu.Lock()
-	next := srv.warm[0].pid
-	srv.mu.Unlock()
-	checkWarmIdle(t, "replacement", next)
-	// The server's thread that created it is back at normal priority.
+	// The server's thread that created them is back at normal priority.
 	if idle, _, err := idleThreads(srv.Pid()); err != nil || idle > 0 {
 		t.Errorf("server: %d threads at SCHED_IDLE (%v); want none", idle, err)
+	}
+}
+
+// TestLeaveIdle checks leaveIdle in this process: threads made idle, and
+// threads they created while idle, all leave it.
+func TestLeaveIdle(t *testing.T) {
+	if !canLeaveIdle() {
+		t.Skip("this user may not leave SCHED_IDLE")
+	}
+	defer func() { leftIdle.threads, leftIdle.idle = 0, 0 }()
+	release := make(chan struct{})
+	defer close(release)
+	for range 3 {
+		ready := make(chan struct{})
+		go func() {
+			runtime.LockOSThread() // its thread ends with it
+			schedSetscheduler(0, schedIdle)
+			go func() { // on a thread the idle one may create
+				runtime.LockOSThread()
+				<-release
+			}()
+			close(ready)
+			<-release
+		}()
+		<-ready
+	}
+	t.Setenv(idleEnv, "1")
+	if err := leaveIdle(); err != nil {
+		t.Fatal(err)
+	}
+	if idle, all, err := idleThreads(os.Getpid()); err != nil || idle > 0 {
+		t.Fatalf("after leaveIdle: %d of %d threads at SCHED_IDLE (%v)", idle, all, err)
+	}
+	if _, set := os.LookupEnv(idleEnv); set {
+		t.Errorf("after leaveIdle: %s still set", idleEnv)
+	}
+	if leftIdle.idle < 3 {
+		t.Errorf("leaveIdle found %d of %d threads idle; want at least the 3 made so", leftIdle.idle, leftIdle.threads)
 	}
 }
