@@ -171,6 +171,7 @@ func (s *Server) readLoop(r *frameReader) {
 	calls, procs := s.calls, s.procs
 	s.calls, s.procs = nil, nil
 	s.dropWarm()
+	s.dropSpare()
 	s.wakeWarmWaiters()
 	err = s.err
 	s.mu.Unlock()

@@ -37,6 +37,14 @@ type Server struct {
 	warmed     chan struct{}   // closed when warm grows or s.err is set; nil if nobody waits
 	stats      Stats           // the counts; its other fields are filled in by Stats
 	warmGotten uint64          // warm children handed over so far
+	spare      *socketPair     // made ahead for the next warm Fork with a socket, or nil
+}
+
+// socketPair is a connected pair of sockets: the requester's end as a
+// connection, the child's as a raw close-on-exec descriptor.
+type socketPair struct {
+	conn   *net.UnixConn
+	theirs int
 }
 
 // Stats are counts about a Server, for sizing [Config.PoolSize] and the
