@@ -44,17 +44,12 @@ func runChild(pooled bool) int {
 		// server hand it out.
 		syscall.Write(startedFd, []byte{1})
 	}
-	c, fn, a, err := readAssignment(ctx)
+	c, fn, a, err := readAssignment(ctx, pooled)
 	if err == nil && pooled {
 		if idleErr != nil {
 			fmt.Fprintf(os.Stderr, "forkserver: child %s: leaving idle priority: %s\n", a.Name, idleErr)
 			return 127
 		}
-	}
-	if pooled {
-		// Descriptor 4 tells the server that this child runs, or is gone:
-		// it starts the replacement only now, not to compete with it.
-		syscall.Close(startedFd)
 	}
 	switch {
 	case ctx.Err() != nil:
@@ -97,7 +92,11 @@ func warmUp() {
 	}
 }
 
-func readAssignment(ctx context.Context) (*Child, func(context.Context, *Child) error, *wire.Assign, error) {
+// readAssignment reads the assignment on descriptor 3 and returns the child
+// it makes, the function it names and the assignment. A pooled child
+// closes its descriptor 4 as soon as the assignment has come, or the wait
+// has ended: see below.
+func readAssignment(ctx context.Context, pooled bool) (*Child, func(context.Context, *Child) error, *wire.Assign, error) {
 	// The calling thread waits in recvmsg itself, so that a pooled child
 	// resumes as soon as its assignment comes, with no hand-over through
 	// the runtime's poller. A SIGTERM before then shuts the socket down,
@@ -108,6 +107,14 @@ func readAssignment(ctx context.Context) (*Child, func(context.Context, *Child) 
 		close(shut)
 	})
 	f, err := newRecvFrameReader(fdRecv(assignFd)).read()
+	if pooled {
+		// Descriptor 4 tells the server that this child runs, or is gone:
+		// it starts the replacement only now, not to compete with it.
+		// Its closing wakes the server, which so does its part while
+		// this child decodes its assignment rather than as the function
+		// starts, when its requester wakes up too.
+		syscall.Close(startedFd)
+	}
 	if !stop() {
 		<-shut // the descriptor stays open until the shutdown is done
 	}
