@@ -496,7 +496,8 @@ func TestThreadsDoNotGrow(t *testing.T) {
 // goroutine per Fork leaves them 100 off after 100 forks, 50 with a
 // connection to the server and 50 without; 500 proved no more. The
 // warm-up Forks before the counts include a warm one with a socket, after
-// which the Server holds the socket pair of the next (see makeSpare).
+// which the Server holds the socket pair of the next, made as the
+// replacement comes (see makeSpare).
 func TestNoLeaks(t *testing.T) {
 	for _, size := range []int{0, 2} {
 		t.Run(fmt.Sprintf("pool=%d", size), func(t *testing.T) {
@@ -512,6 +513,9 @@ func checkNoLeaks(t *testing.T, srv *forkserver.Server, pooled int) {
 	warmUp = fork(t, srv, echo, &forkserver.Attr{Socket: true})
 	warmUp.Conn().Close()
 	forkserver.Wait(t, warmUp)
+	if err := srv.WaitWarm(forkserver.TestContext(t)); err != nil { // its replacement came with the pair
+		t.Fatal(err)
+	}
 	forkserver.Eventually(t, fmt.Sprintf("a pool of %d", pooled), func() bool { return len(forkserver.ChildrenOf(srv.Pid())) == pooled })
 	fdsBefore, srvFdsBefore, goroutinesBefore := len(openFds()), forkserver.CountFds(t, srv.Pid()), runtime.NumGoroutine()
 	for i := range 100 {

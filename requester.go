@@ -222,6 +222,7 @@ func (s *Server) dispatch(f frame) error {
 			p.finish(exitFromMsg(m), nil)
 		}
 	case *wire.Warm:
+		s.makeSpare() // before a Fork can take the child
 		s.mu.Lock()
 		// Sandbox is at most wire.MaxSandboxes; a kind s does not know,
 		// which a server it did not start could send, no Fork takes.

@@ -38,6 +38,7 @@ type Server struct {
 	stats      Stats           // the counts; its other fields are filled in by Stats
 	warmGotten uint64          // warm children handed over so far
 	spare      *socketPair     // made ahead for the next warm Fork with a socket, or nil
+	wantSpare  bool            // a warm Fork with a socket came: make spares
 }
 
 // socketPair is a connected pair of sockets: the requester's end as a

@@ -153,9 +153,6 @@ func (s *Server) forkWarm(rq *request) (*Process, error) {
 		err := p.assign(ctl, frame, rq)
 		syscall.Close(ctl)
 		if err == nil {
-			if rq.flags&wire.FlagSocket != 0 {
-				s.makeSpare()
-			}
 			// The child tells the server it runs; the program tells it the
 			// child is its own, in scope of KillAll and SignalGroup, before
 			// its next request.
@@ -261,11 +258,12 @@ func (p *Process) assign(ctl int, frame []byte, rq *request) error {
 }
 
 // takeSpare returns the socket pair s made ahead, if it holds one, or a new
-// one.
+// one; from then on s makes one ahead as it is handed a warm child (see
+// makeSpare).
 func (s *Server) takeSpare() (*socketPair, error) {
 	s.mu.Lock()
 	sp := s.spare
-	s.spare = nil
+	s.spare, s.wantSpare = nil, true
 	s.mu.Unlock()
 	if sp != nil {
 		return sp, nil
@@ -278,15 +276,17 @@ func (s *Server) takeSpare() (*socketPair, error) {
 }
 
 // makeSpare makes the socket pair of the next warm Fork with a socket, if
-// s holds none and works. A Fork calls it once it has written its
-// assignment, while the child wakes up: making a pair and its connection,
-// a socketpair and the runtime's poller taking one end, costs about 20 µs
-// that would otherwise come before the assignment.
+// a warm Fork with a socket came before and s holds none and works. The
+// connection's reader calls it as the server hands over a warm child,
+// before the Forks see the child: making a pair and its connection, a
+// socketpair and the runtime's poller taking one end, costs about 20 µs
+// that a Fork would otherwise spend before its assignment, and in a busy
+// program each of its system calls may cost the Fork its processor.
 func (s *Server) makeSpare() {
 	s.mu.Lock()
-	held := s.spare != nil || s.err != nil
+	needed := s.wantSpare && s.spare == nil && s.err == nil
 	s.mu.Unlock()
-	if held {
+	if !needed {
 		return
 	}
 	conn, theirs, err := socketConnPair()
