@@ -39,8 +39,10 @@ import (
 // [Attr.Stdin]).
 //
 // Wait blocks in a system call on the calling goroutine's thread, as
-// os/exec's Wait does, and so returns as soon as the server has reaped the
-// child, however busy the program's other goroutines keep its processors.
+// os/exec's Wait does, and so returns as soon as the server has seen the
+// child exit, however busy the program's other goroutines keep its
+// processors. The server tells the exit just before it reaps the child,
+// and sends no signal and counts no child until it has.
 // Like os/exec, a program that blocks many goroutines in Wait at once may
 // use a thread for each; [Process.Done] uses none.
 func (p *Process) Wait() (*Exit, error) {

@@ -6,6 +6,8 @@ package forkserver
 
 import (
 	"os"
+	"runtime"
+	"strings"
 	"syscall"
 	"unsafe"
 )
@@ -133,23 +135,60 @@ func waitExited(pid int) {
 }
 
 // waitAnyExited waits until a child of this process has exited, leaves it
-// a zombie for wait4 to reap, and returns its pid. It returns ECHILD at
+// a zombie for wait4 to reap, and returns its pid, its wait status and its
+// resource usage, which are what wait4 reports as it reaps it: the kernel
+// reads both from the same zombie. ok is false when the status is not one
+// of an exit (the caller then learns it from wait4). It returns ECHILD at
 // once when the process has no child.
-func waitAnyExited() (pid int, err error) {
+func waitAnyExited() (pid int, ws syscall.WaitStatus, ru *syscall.Rusage, ok bool, err error) {
+	return peekExited(pWaitAll, 0)
+}
+
+// peekExited is waitAnyExited for the children waitid's idtype and id
+// select.
+func peekExited(idtype, id int) (pid int, ws syscall.WaitStatus, ru *syscall.Rusage, ok bool, err error) {
 	var info [128]byte // siginfo_t
+	ru = new(syscall.Rusage)
 	err = ignoringEINTR(func() error {
-		_, _, errno := syscall.Syscall6(syscall.SYS_WAITID, pWaitAll, 0, uintptr(unsafe.Pointer(&info[0])), syscall.WEXITED|syscall.WNOWAIT, 0, 0)
+		_, _, errno := syscall.Syscall6(syscall.SYS_WAITID, uintptr(idtype), uintptr(id), uintptr(unsafe.Pointer(&info[0])), syscall.WEXITED|syscall.WNOWAIT, uintptr(unsafe.Pointer(ru)), 0)
 		if errno != 0 {
 			return errno
 		}
 		return nil
 	})
-	return int(*(*int32)(unsafe.Pointer(&info[siginfoPid]))), err
+	field := func(off uintptr) int32 { return *(*int32)(unsafe.Pointer(&info[off])) }
+	status := field(siginfoPid + 8) // after si_pid and si_uid
+	switch field(siginfoCode()) {
+	case cldExited:
+		ws, ok = syscall.WaitStatus(status&0xff)<<8, true
+	case cldKilled:
+		ws, ok = syscall.WaitStatus(status&0x7f), true
+	case cldDumped:
+		ws, ok = syscall.WaitStatus(status&0x7f|0x80), true
+	}
+	return int(field(siginfoPid)), ws, ru, ok, err
 }
 
 // siginfoPid is the offset of si_pid in a siginfo_t: after three ints,
 // aligned as a pointer.
 const siginfoPid = (12 + unsafe.Sizeof(uintptr(0)) - 1) &^ (unsafe.Sizeof(uintptr(0)) - 1)
+
+// siginfoCode returns the offset of si_code in a siginfo_t: after si_signo
+// and si_errno, but before si_errno on MIPS.
+func siginfoCode() uintptr {
+	if strings.HasPrefix(runtime.GOARCH, "mips") {
+		return 4
+	}
+	return 8
+}
+
+// The si_code of a child's exit: by exit, by a signal, by a signal with a
+// core dump.
+const (
+	cldExited = 1
+	cldKilled = 2
+	cldDumped = 3
+)
 
 // schedOther and schedIdle are SCHED_OTHER and SCHED_IDLE.
 const (
