@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -84,9 +85,13 @@ func (sv *supervisor) spawnIdle(path string, argv []string, attr *syscall.ProcAt
 // pooled child calls it once started, before it says it is ready, so that
 // the assignment finds nothing of it left to do: it sets every thread a
 // listing finds, then those a new listing finds that the previous did not,
-// until one finds none. From then on a new thread is created by a thread
-// at normal priority, and has it too: nothing makes a thread of it idle
-// again, for it was idle from its first instruction (see spawnIdle).
+// until one finds none while none it set was creating a thread before the
+// listing. A thread in creation takes its creator's priority as creation
+// begins, and is listed only once created: one that a creator began while
+// still idle either shows in the next listing or keeps its creator in
+// clone. From then on a new thread is created by a thread at normal
+// priority, and has it too: nothing makes a thread of it idle again, for
+// it was idle from its first instruction (see spawnIdle).
 // It records how many threads it found, and how many of them idle, in
 // leftIdle.
 func leaveIdle() error {
@@ -96,6 +101,7 @@ func leaveIdle() error {
 	os.Unsetenv(idleEnv)
 	done := map[int]bool{}
 	for first := true; ; first = false {
+		cloning := creatingThread(done)
 		now, err := threads()
 		if err != nil {
 			return err
@@ -117,10 +123,26 @@ func leaveIdle() error {
 			}
 			done[tid] = true
 		}
-		if todo == 0 {
+		if todo == 0 && !cloning {
 			return nil
 		}
 	}
+}
+
+// creatingThread reports whether one of the threads tids of this process
+// is in clone or clone3, as /proc shows its system call.
+func creatingThread(tids map[int]bool) bool {
+	for tid := range tids {
+		b, err := os.ReadFile("/proc/self/task/" + strconv.Itoa(tid) + "/syscall")
+		if err != nil {
+			continue // it has ended
+		}
+		nr, _, _ := strings.Cut(string(b), " ")
+		if nr == strconv.Itoa(syscall.SYS_CLONE) || nr == strconv.Itoa(sysClone3) {
+			return true
+		}
+	}
+	return false
 }
 
 // leftIdle counts the threads of a pooled child that the first listing of

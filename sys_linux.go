@@ -89,6 +89,9 @@ func prctlChildSubreaper() error {
 	return nil
 }
 
+// sysClone3 is clone3's number, as sysPidfdSendSignal's is.
+const sysClone3 = 435
+
 // sysPidfdSendSignal is pidfd_send_signal's number on every architecture
 // but alpha and MIPS, as the sandbox's Landlock calls assume theirs is.
 const sysPidfdSendSignal = 424
