@@ -405,7 +405,7 @@ const (
 	plainThread           spawnThread = iota
 	confiningThread                   // no_new_privs, and no capability passed on: see onConfiningThread
 	confiningChrootThread             // the same but CAP_SYS_CHROOT, for a child that enters its Chroot itself
-	idleThread                        // the calling goroutine's, at idle priority while it creates a plain pool's child: see atIdlePriority
+	idleThread                        // the calling goroutine's, at idle priority while it creates a plain pool's child: see spawnIdle
 )
 
 // confined reports whether a child with st is confined: one that asks for
