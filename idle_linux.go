@@ -17,7 +17,7 @@ import (
 )
 
 // idleEnv tells a pooled child that it was started at idle priority and
-// must leave it when assigned.
+// must leave it once started, before it says it is ready.
 const idleEnv = "FORKSERVER_IDLE"
 
 // canLeaveIdle reports whether this process may raise a thread from
