@@ -161,7 +161,7 @@ func peekExited(idtype, id int) (pid int, ws syscall.WaitStatus, ru *syscall.Rus
 	})
 	field := func(off uintptr) int32 { return *(*int32)(unsafe.Pointer(&info[off])) }
 	status := field(siginfoPid + 8) // after si_pid and si_uid
-	switch field(siginfoCode()) {
+	switch field(siginfoCode) {
 	case cldExited:
 		ws, ok = syscall.WaitStatus(status&0xff)<<8, true
 	case cldKilled:
@@ -176,14 +176,14 @@ func peekExited(idtype, id int) (pid int, ws syscall.WaitStatus, ru *syscall.Rus
 // aligned as a pointer.
 const siginfoPid = (12 + unsafe.Sizeof(uintptr(0)) - 1) &^ (unsafe.Sizeof(uintptr(0)) - 1)
 
-// siginfoCode returns the offset of si_code in a siginfo_t: after si_signo
-// and si_errno, but before si_errno on MIPS.
-func siginfoCode() uintptr {
+// siginfoCode is the offset of si_code in a siginfo_t: after si_signo and
+// si_errno, but before si_errno on MIPS.
+var siginfoCode = func() uintptr {
 	if strings.HasPrefix(runtime.GOARCH, "mips") {
 		return 4
 	}
 	return 8
-}
+}()
 
 // The si_code of a child's exit: by exit, by a signal, by a signal with a
 // core dump.
