@@ -22,6 +22,29 @@ const fdDir = "/proc/self/fd"
 // change: the server and every child run exactly this program's code.
 func executable() (string, error) { return "/proc/self/exe", nil }
 
+// nameProcess gives this process the name ps, top, pgrep and the journal
+// show (the kernel keeps 15 bytes of it), in place of the "exe" executing
+// /proc/self/exe gave it: through the calling thread if it is the
+// process's first, as it is during a role's start, else through
+// /proc/self/comm, which a sandbox with Paths may refuse. Either way it is
+// the name of the first thread alone: the process's name.
+func nameProcess(name string) {
+	if name == "" {
+		return
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if syscall.Gettid() == syscall.Getpid() {
+		b := append([]byte(name), 0)
+		syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0)
+		return
+	}
+	if f, err := os.OpenFile("/proc/self/comm", os.O_WRONLY, 0); err == nil {
+		f.WriteString(name)
+		f.Close()
+	}
+}
+
 // recvmsgFlags makes every descriptor received close-on-exec from birth.
 const recvmsgFlags = syscall.MSG_CMSG_CLOEXEC
 
@@ -139,8 +162,10 @@ func waitExited(pid int) {
 
 // waitAnyExited waits until a child of this process has exited, leaves it
 // a zombie for wait4 to reap, and returns its pid, its wait status and its
-// resource usage, which are what wait4 reports as it reaps it: the kernel
-// reads both from the same zombie. ok is false when the status is not one
+// resource usage, which are what wait4 would report at the same instant:
+// the kernel reads both from the same zombie, whose last moments on a
+// processor (microseconds, a context switch) a later wait4 may count
+// besides. ok is false when the status is not one
 // of an exit (the caller then learns it from wait4). It returns ECHILD at
 // once when the process has no child.
 func waitAnyExited() (pid int, ws syscall.WaitStatus, ru *syscall.Rusage, ok bool, err error) {
