@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -185,18 +186,22 @@ func readAssignment(ctx context.Context, pooled bool) (*Child, func(context.Cont
 	return c, fn, a, nil
 }
 
-// runRole runs the role this process was executed for, and exits.
+// runRole runs the role this process was executed for, and exits. Each
+// role first takes the program's name, once it will execute no more.
 func runRole(role string) {
 	switch role {
 	case "server":
+		nameProcess(programName())
 		os.Exit(runServer())
 	case roleKeeper:
+		nameProcess(programName())
 		os.Exit(runKeeper())
 	case roleChild:
 		if err := enterLandlock(rulesetFd, roleChild); err != nil {
 			fmt.Fprintf(os.Stderr, "forkserver: child: %s\n", err)
 			os.Exit(127)
 		}
+		nameProcess(programName())
 		os.Exit(runChild(false))
 	case rolePooled:
 		// A warm child of a declared sandbox with Paths gets its rulesets
@@ -206,11 +211,21 @@ func runRole(role string) {
 			fmt.Fprintf(os.Stderr, "forkserver: warm child: %s\n", err)
 			os.Exit(127)
 		}
+		nameProcess(programName())
 		warmUp()
 		os.Exit(runChild(true))
 	}
 	fmt.Fprintf(os.Stderr, "forkserver: unknown role %s=%q\n", roleEnv, role)
 	os.Exit(2)
+}
+
+// programName is the name the program was executed under, as the kernel
+// names a process: the last element of its first argument.
+func programName() string {
+	if len(os.Args) == 0 || os.Args[0] == "" {
+		return ""
+	}
+	return filepath.Base(os.Args[0])
 }
 
 // apply sets the child up as st says, in the order Attr documents.

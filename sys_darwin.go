@@ -18,6 +18,10 @@ const fdDir = "/dev/fd"
 // again by the server: macOS has no /proc/self/exe.
 func executable() (string, error) { return os.Executable() }
 
+// nameProcess does nothing: macOS names a process by the path executed,
+// which executable resolved.
+func nameProcess(string) {}
+
 // recvmsgFlags: macOS has no MSG_CMSG_CLOEXEC. Only a child receives on a
 // raw descriptor, its assignment, before it could start anything.
 const recvmsgFlags = 0
