@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/forkserver/forkserver/internal/sysnum"
 )
 
 // idleEnv tells a pooled child that it was started at idle priority and
@@ -138,7 +140,7 @@ func creatingThread(tids map[int]bool) bool {
 			continue // it has ended
 		}
 		nr, _, _ := strings.Cut(string(b), " ")
-		if nr == strconv.Itoa(syscall.SYS_CLONE) || nr == strconv.Itoa(sysClone3) {
+		if nr == strconv.Itoa(syscall.SYS_CLONE) || nr == strconv.Itoa(sysnum.Clone3) {
 			return true
 		}
 	}

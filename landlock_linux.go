@@ -67,7 +67,7 @@ func programFiles(root, path string) []string {
 	if err := syscall.Stat(filepath.Join(root, path), &st); err != nil {
 		return findProgramFiles(root, path)
 	}
-	key := programKey{root, path, st.Dev, st.Ino, st.Size, st.Mtim}
+	key := programKey{root, path, uint64(st.Dev), st.Ino, st.Size, st.Mtim}
 	programCache.Lock()
 	defer programCache.Unlock()
 	files, ok := programCache.m[key]

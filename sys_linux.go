@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"unsafe"
+
+	"github.com/forkserver/forkserver/internal/sysnum"
 )
 
 // prSetNoNewPrivs is PR_SET_NO_NEW_PRIVS, which package syscall lacks.
@@ -112,17 +114,9 @@ func prctlChildSubreaper() error {
 	return nil
 }
 
-// sysClone3 is clone3's number, as sysPidfdSendSignal's is.
-const sysClone3 = 435
-
-// sysPidfdSendSignal is pidfd_send_signal's number on every architecture
-// but alpha and MIPS, as the sandbox's Landlock calls assume theirs is.
-const sysPidfdSendSignal = 424
-
 // havePidfds reports whether the kernel makes pidfds (Linux 5.3 on).
 func havePidfds() bool {
-	const sysPidfdOpen = 434 // numbered as sysPidfdSendSignal is
-	fd, _, errno := syscall.Syscall(sysPidfdOpen, uintptr(os.Getpid()), 0, 0)
+	fd, _, errno := syscall.Syscall(sysnum.PidfdOpen, uintptr(os.Getpid()), 0, 0)
 	if errno != 0 {
 		return false
 	}
@@ -133,7 +127,7 @@ func havePidfds() bool {
 // pidfdSignal sends sig to the process pidfd refers to; 0 checks that it
 // exists, a zombie included: ESRCH once it has been reaped.
 func pidfdSignal(pidfd int, sig syscall.Signal) error {
-	_, _, errno := syscall.Syscall6(sysPidfdSendSignal, uintptr(pidfd), uintptr(sig), 0, 0, 0, 0)
+	_, _, errno := syscall.Syscall6(sysnum.PidfdSendSignal, uintptr(pidfd), uintptr(sig), 0, 0, 0, 0)
 	if errno != 0 {
 		return errno
 	}

@@ -6,13 +6,8 @@ import (
 	"os"
 	"syscall"
 	"unsafe"
-)
 
-// Landlock's system calls, numbered alike on every architecture.
-const (
-	sysLandlockCreateRuleset = 444
-	sysLandlockAddRule       = 445
-	sysLandlockRestrictSelf  = 446
+	"github.com/forkserver/forkserver/internal/sysnum"
 )
 
 // prctl(2) options and the flag of open(2) that package syscall lacks.
@@ -26,7 +21,7 @@ const (
 
 // landlockCreateRuleset is landlock_create_ruleset(2).
 func landlockCreateRuleset(attr unsafe.Pointer, size uintptr, flags uint32) (int, error) {
-	fd, _, errno := syscall.Syscall(sysLandlockCreateRuleset, uintptr(attr), size, uintptr(flags))
+	fd, _, errno := syscall.Syscall(sysnum.LandlockCreateRuleset, uintptr(attr), size, uintptr(flags))
 	if errno != 0 {
 		return -1, os.NewSyscallError("landlock_create_ruleset", errno)
 	}
@@ -35,7 +30,7 @@ func landlockCreateRuleset(attr unsafe.Pointer, size uintptr, flags uint32) (int
 
 // landlockAddRule is landlock_add_rule(2).
 func landlockAddRule(ruleset int, ruleType uint32, attr unsafe.Pointer) error {
-	_, _, errno := syscall.Syscall6(sysLandlockAddRule, uintptr(ruleset), uintptr(ruleType), uintptr(attr), 0, 0, 0)
+	_, _, errno := syscall.Syscall6(sysnum.LandlockAddRule, uintptr(ruleset), uintptr(ruleType), uintptr(attr), 0, 0, 0)
 	if errno != 0 {
 		return os.NewSyscallError("landlock_add_rule", errno)
 	}
@@ -45,7 +40,7 @@ func landlockAddRule(ruleset int, ruleType uint32, attr unsafe.Pointer) error {
 // landlockRestrictSelf is landlock_restrict_self(2), which confines the
 // calling thread only.
 func landlockRestrictSelf(ruleset int) error {
-	if _, _, errno := syscall.RawSyscall(sysLandlockRestrictSelf, uintptr(ruleset), 0, 0); errno != 0 {
+	if _, _, errno := syscall.RawSyscall(sysnum.LandlockRestrictSelf, uintptr(ruleset), 0, 0); errno != 0 {
 		return os.NewSyscallError("landlock_restrict_self", errno)
 	}
 	return nil
