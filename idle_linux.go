@@ -48,10 +48,12 @@ func canLeaveIdle() bool {
 // It holds no sv.forkMu meanwhile: on a busy machine an idle exec can take
 // long, and the reaper's sweeps, a stop and the end of a connection, which
 // wait for the forks in flight, must not wait for it, nor every Fork
-// behind them. The reaper may then take the child, should it die before it
-// is recorded, for a stray and reap it; the child's pidfd says whether it
-// did, so that a pid reaped, which may be reused, is never recorded.
-func (sv *supervisor) spawnIdle(path string, argv []string, attr *syscall.ProcAttr, add func(pid int) error) error {
+// behind them. Counted in sv.spawning, it keeps sweeps from killing its
+// child as a stray, and sweeps once it has recorded it, should one have
+// been put off. The reaper may still take the child, should it die before
+// it is recorded, for a stray and reap it; the child's pidfd says whether
+// it did, so that a pid reaped, which may be reused, is never recorded.
+func (sv *supervisor) spawnIdle(path string, argv []string, attr *syscall.ProcAttr, add func(pid int) error) (err error) {
 	pidfd := -1
 	sys := syscall.SysProcAttr{}
 	if attr.Sys != nil {
@@ -60,26 +62,42 @@ func (sv *supervisor) spawnIdle(path string, argv []string, attr *syscall.ProcAt
 	sys.PidFD = &pidfd
 	withPidfd := *attr
 	withPidfd.Sys = &sys
-	runtime.LockOSThread()
-	if err := schedSetscheduler(0, schedIdle); err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	pid, err := syscall.ForkExec(path, argv, &withPidfd)
-	if schedSetscheduler(0, schedOther) == nil {
-		runtime.UnlockOSThread()
-	}
-	if err != nil {
-		return os.NewSyscallError("fork/exec", err)
-	}
-	defer syscall.Close(pidfd)
-	sv.noteForked()
 	sv.mu.Lock()
-	defer sv.mu.Unlock()
-	if pidfd < 0 || pidfdSignal(pidfd, 0) != nil {
-		return errors.New("the child died as it started")
+	sv.spawning++
+	sv.mu.Unlock()
+	runtime.LockOSThread()
+	pid := -1
+	err = schedSetscheduler(0, schedIdle)
+	if err == nil {
+		pid, err = syscall.ForkExec(path, argv, &withPidfd)
+		if schedSetscheduler(0, schedOther) != nil {
+			runtime.LockOSThread() // the thread ends with its goroutine, as it may not run idle
+		}
+		if err != nil {
+			err = os.NewSyscallError("fork/exec", err)
+		} else {
+			defer syscall.Close(pidfd)
+			sv.noteForked()
+		}
 	}
-	return add(pid)
+	runtime.UnlockOSThread()
+	sv.mu.Lock()
+	// The count drops in the same hold of sv.mu as the child is recorded:
+	// no sweep finds it neither counted nor recorded.
+	switch {
+	case err != nil:
+	case pidfd < 0 || pidfdSignal(pidfd, 0) != nil:
+		err = errors.New("the child died as it started")
+	default:
+		err = add(pid)
+	}
+	sv.spawning--
+	sweep := sv.spawning == 0 && sv.strays > 0
+	sv.mu.Unlock()
+	if sweep {
+		sv.reapExited()
+	}
+	return err
 }
 
 // leaveIdle restores normal priority on every thread of this process, if

@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"syscall"
 	"testing"
 )
 
@@ -122,5 +123,108 @@ func TestLeaveIdle(t *testing.T) {
 	}
 	if leftIdle.idle < 3 {
 		t.Errorf("leaveIdle found %d of %d threads idle; want at least the 3 made so", leftIdle.idle, leftIdle.threads)
+	}
+}
+
+// startCat starts cat as a child of the test, through start, which calls
+// spawnIdle or ForkExec with the attributes it is given, and returns its
+// input and output: as long as the cat lives, it echoes what it is sent.
+// Once the cat is created, release closes the test's copies of its ends,
+// so that its output reads end-of-file once it is dead.
+func startCat(t *testing.T, start func(*syscall.ProcAttr) error) (toCat, fromCat *os.File, release func()) {
+	t.Helper()
+	in, toCat, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromCat, out, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	release = func() { in.Close(); out.Close() }
+	t.Cleanup(func() { release(); toCat.Close(); fromCat.Close() })
+	if err := start(&syscall.ProcAttr{Files: []uintptr{in.Fd(), out.Fd(), 2}}); err != nil {
+		t.Fatal(err)
+	}
+	return toCat, fromCat, release
+}
+
+// echoes reports whether the cat at the other end of toCat and fromCat
+// still echoes; once it is dead, its output reads end-of-file.
+func echoes(toCat, fromCat *os.File) bool {
+	toCat.Write([]byte("x"))
+	_, err := fromCat.Read(make([]byte, 1))
+	return err == nil
+}
+
+// TestIdleSpawnSparedBySweeps checks that a sweep for strays, which a
+// connection's end runs, neither kills the child an idle spawn is
+// creating, which is not recorded yet, nor lets a stray it spared for that
+// outlive the spawn. The sweep is made to come between the spawn's fork
+// and its recording, which on a busy machine is the whole idle exec.
+func TestIdleSpawnSparedBySweeps(t *testing.T) {
+	if !canLeaveIdle() || !havePidfds() {
+		t.Skip("no idle spawn here")
+	}
+	sv := &supervisor{children: make(map[int]*entry), forked: make(chan struct{}, 1), idleRefill: true}
+	for _, pid := range childPids() {
+		sv.children[pid] = &entry{} // the test's own, not strays
+	}
+	toStray, fromStray, release := startCat(t, func(attr *syscall.ProcAttr) error {
+		_, err := syscall.ForkExec("/bin/cat", []string{"cat"}, attr)
+		return err
+	})
+	release()
+	spawned := make(chan error, 1)
+	toCat, fromCat, release := startCat(t, func(attr *syscall.ProcAttr) error {
+		go func() {
+			spawned <- sv.spawnIdle("/bin/cat", []string{"cat"}, attr, func(pid int) error {
+				sv.children[pid] = &entry{pooled: &pooled{pid: pid}}
+				return nil
+			})
+		}()
+		// Hold sv.mu once the spawn is counted, as a reap would for a
+		// moment: the spawn forks, at idle priority, then waits for sv.mu
+		// to record its child.
+		for {
+			sv.mu.Lock()
+			if sv.spawning == 1 {
+				return nil
+			}
+			sv.mu.Unlock()
+			select {
+			case err := <-spawned:
+				t.Fatalf("the spawn ended (%v) before the test could hold sv.mu", err)
+			default:
+			}
+		}
+	})
+	// Wait for the child, which the spawn creates while the test holds
+	// sv.mu.
+	for len(childPids()) < len(sv.children)+2 {
+		runtime.Gosched()
+	}
+	sv.forkMu.Lock() // a sweep, as a connection's end makes one
+	sv.strays = sv.killStrays()
+	sv.forkMu.Unlock()
+	sv.mu.Unlock()
+	if err := <-spawned; err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if !echoes(toCat, fromCat) {
+		t.Error("a sweep killed the child an idle spawn was creating")
+	}
+	if echoes(toStray, fromStray) {
+		t.Error("the stray a sweep spared during the idle spawn outlived it")
+	}
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	for pid := range sv.children {
+		if sv.children[pid].pooled != nil {
+			syscall.Kill(pid, syscall.SIGKILL)
+			var ws syscall.WaitStatus
+			wait4(pid, &ws, 0, nil)
+		}
 	}
 }

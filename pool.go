@@ -32,12 +32,13 @@ type kind struct {
 	pool     []*pooled     // waiting in the server
 	handed   int           // handed to the program and not yet assigned
 	starting int           // a sandbox's children started, not yet ready
-	failures int           // a sandbox's children in a row that did not get ready
-	retry    time.Time     // no child of the sandbox starts before then
+	failures int           // its children in a row that did not start or get ready
+	retry    time.Time     // no child of the kind starts before then
 }
 
-// Bounds of the wait before a sandbox's next child starts, after one did
-// not get ready inside it: it doubles with every failure in a row.
+// Bounds of the wait before a kind's next child starts, after one did not
+// start, or did not get ready inside its sandbox: it doubles with every
+// failure in a row.
 const (
 	retryMin = 50 * time.Millisecond
 	retryMax = 5 * time.Second
@@ -145,8 +146,8 @@ func (sv *supervisor) refill() {
 			return
 		}
 		if err := sv.startPooled(k, gen); err != nil {
-			if k.index == 0 || errors.Is(err, ErrClosed) {
-				return // the next Fork tries again
+			if errors.Is(err, ErrClosed) {
+				return
 			}
 			sv.mu.Lock()
 			sv.failed(k, err)
@@ -170,9 +171,9 @@ func (sv *supervisor) nextToStart() *kind {
 	return nil
 }
 
-// failed records that a child of the sandbox k did not get ready inside
-// it, for the reason why, and holds the next one back for a time that
-// doubles with every failure in a row. sv.mu must be held.
+// failed records that a child of k did not start, or, of a sandbox, did
+// not get ready inside it, for the reason why, and holds the next one back
+// for a time that doubles with every failure in a row. sv.mu must be held.
 func (sv *supervisor) failed(k *kind, why error) {
 	k.failures++
 	wait := retryMax
@@ -180,7 +181,11 @@ func (sv *supervisor) failed(k *kind, why error) {
 		wait = min(retryMin<<(k.failures-1), retryMax)
 	}
 	k.retry = time.Now().Add(wait)
-	fmt.Fprintf(os.Stderr, "forkserver: server: a warm child of sandbox %d did not start inside it: %v; next try in %v\n", k.index, why, wait)
+	what := "a warm child did not start"
+	if k.index > 0 {
+		what = fmt.Sprintf("a warm child of sandbox %d did not start inside it", k.index)
+	}
+	fmt.Fprintf(os.Stderr, "forkserver: server: %s: %v; next try in %v\n", what, why, wait)
 	time.AfterFunc(wait, sv.refill)
 }
 
@@ -228,8 +233,11 @@ func (sv *supervisor) startPooled(k *kind, gen int) error {
 				k.starting++ // handed out once ready
 			case gen != sv.poolGen: // drained while it started: it may predate an Eval
 				syscall.Close(ctl)
-			case !sv.handOff(pc):
-				k.pool = append(k.pool, pc)
+			default:
+				k.failures = 0
+				if !sv.handOff(pc) {
+					k.pool = append(k.pool, pc)
+				}
 			}
 			go sv.watchPooled(pc, started, gen)
 			return nil

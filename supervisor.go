@@ -73,9 +73,13 @@ type supervisor struct {
 	idle      []chan struct{} // closed when children becomes empty and no stray is left
 
 	// dying counts the children killed because their owner ended, not yet
-	// reaped, and strays the processes the last sweep killed: while either
-	// is not zero, every reap sweeps again (see killStrays).
+	// reaped, and strays the processes the last sweep killed or spared:
+	// while either is not zero, every reap sweeps again (see killStrays).
 	dying, strays int
+
+	// spawning counts the idle spawns in flight, whose children are not
+	// yet recorded (see spawnIdle).
+	spawning int
 
 	// program is the program's connection, to which pooled children are
 	// handed ahead of need, at most its kind's size of each kind
@@ -239,13 +243,21 @@ func (sv *supervisor) killFor(pid int, e *entry) {
 // server stops, and at every reap while a child killed for its owner's
 // end is not yet reaped, so that what a dying child leaves behind, and what
 // that leaves in turn, dies with it. It returns the number of strays
-// killed. sv.forkMu and sv.mu must be held, so that every child created is
+// killed or spared. sv.forkMu and sv.mu must be held, so that every child created is
 // recorded and every pid listed still names its process.
+//
+// An idle spawn creates its child without sv.forkMu: while one is in
+// flight, a child not recorded may be its child rather than a stray. Then
+// no unrecorded child is killed, unless the server is stopping, but each
+// is counted, so that sweeps stay due; the spawn that ends the last one in
+// flight sweeps.
 func (sv *supervisor) killStrays() int {
 	n := 0
 	for _, pid := range childPids() {
 		if _, ok := sv.children[pid]; !ok {
-			syscall.Kill(pid, syscall.SIGKILL)
+			if sv.spawning == 0 || sv.stopping {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
 			n++
 		}
 	}
