@@ -1,6 +1,8 @@
 package forkserver
 
 import (
+	"os"
+	"strconv"
 	"syscall"
 	"testing"
 )
@@ -17,7 +19,7 @@ func TestPeekExitedAsReaped(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wpid, ws, ru, ok, err := peekExited(pWaitPid, pid)
+		wpid, ws, ru, ok, err := peekExited(pWaitPid, pid, 0)
 		if err != nil || wpid != pid || !ok {
 			t.Fatalf("%s: waitid: pid %d, known %v, %v; want %d", script, wpid, ok, err, pid)
 		}
@@ -44,4 +46,50 @@ func sameUsage(peeked, reaped syscall.Rusage) bool {
 		within(int64(peeked.Nvcsw), int64(reaped.Nvcsw)) && within(int64(peeked.Nivcsw), int64(reaped.Nivcsw))
 	peeked.Utime, peeked.Stime, peeked.Nvcsw, peeked.Nivcsw = reaped.Utime, reaped.Stime, reaped.Nvcsw, reaped.Nivcsw
 	return ok && peeked == reaped
+}
+
+// TestReapRecordedStalePeek checks that an exit the watcher saw before it
+// held sv.mu is not told of a child that took the pid since: ForkExec
+// reaps a child whose exec failed itself, and the pid may then be reused
+// by a child the server records. The test reaps the first process itself,
+// as ForkExec would, and has the next pid be the same through ns_last_pid.
+func TestReapRecordedStalePeek(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("ns_last_pid is root's to write")
+	}
+	sv := &supervisor{children: make(map[int]*entry), forked: make(chan struct{}, 1)}
+	first, err := syscall.ForkExec("/bin/sh", []string{"sh", "-c", "exit 126"}, nil) // as a failed exec exits
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid, _, _, _, err := peekExited(pWaitPid, first, 0); err != nil || pid != first {
+		t.Fatalf("waitid: pid %d, %v; want %d", pid, err, first)
+	}
+	var ws syscall.WaitStatus
+	wait4(first, &ws, 0, nil)
+	if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(first-1)), 0); err != nil {
+		t.Skip(err)
+	}
+	var second int
+	err = sv.spawnOn(nil, "/bin/sleep", []string{"sleep", "60"}, &syscall.ProcAttr{Files: []uintptr{0, 1, 2}}, func(pid int) error {
+		second = pid
+		sv.children[pid] = &entry{gone: make(chan struct{})}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		syscall.Kill(second, syscall.SIGKILL)
+		wait4(second, &ws, 0, nil)
+	}()
+	if second != first {
+		t.Skipf("pid %d was not reused: got %d", first, second)
+	}
+	if !sv.reapRecorded(first) {
+		t.Error("reapRecorded handed the stale exit on")
+	}
+	if _, ok := sv.children[second]; !ok {
+		t.Errorf("child %d, alive, was taken for the earlier process of its pid, and left the table", second)
+	}
 }

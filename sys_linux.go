@@ -155,24 +155,31 @@ func waitExited(pid int) {
 }
 
 // waitAnyExited waits until a child of this process has exited, leaves it
-// a zombie for wait4 to reap, and returns its pid, its wait status and its
-// resource usage, which are what wait4 would report at the same instant:
-// the kernel reads both from the same zombie, whose last moments on a
-// processor (microseconds, a context switch) a later wait4 may count
-// besides. ok is false when the status is not one
-// of an exit (the caller then learns it from wait4). It returns ECHILD at
+// a zombie for wait4 to reap, and returns its pid. It returns ECHILD at
 // once when the process has no child.
-func waitAnyExited() (pid int, ws syscall.WaitStatus, ru *syscall.Rusage, ok bool, err error) {
-	return peekExited(pWaitAll, 0)
+func waitAnyExited() (pid int, err error) {
+	pid, _, _, _, err = peekExited(pWaitAll, 0, 0)
+	return pid, err
 }
 
-// peekExited is waitAnyExited for the children waitid's idtype and id
-// select.
-func peekExited(idtype, id int) (pid int, ws syscall.WaitStatus, ru *syscall.Rusage, ok bool, err error) {
-	var info [128]byte // siginfo_t
+// exitedNow returns, without waiting, the exit of the child pid, which it
+// leaves a zombie for wait4 to reap: its pid, 0 if it has not exited, its
+// wait status and its resource usage. These are what wait4 would report at
+// the same instant: the kernel reads both from the same zombie, whose last
+// moments on a processor (microseconds, a context switch) a later wait4
+// may count besides. ok is false when the status is not one of an exit
+// (the caller then learns it from wait4).
+func exitedNow(pid int) (wpid int, ws syscall.WaitStatus, ru *syscall.Rusage, ok bool, err error) {
+	return peekExited(pWaitPid, pid, syscall.WNOHANG)
+}
+
+// peekExited is waitid(idtype, id, WEXITED|WNOWAIT|options), as
+// waitAnyExited and exitedNow use it.
+func peekExited(idtype, id, options int) (pid int, ws syscall.WaitStatus, ru *syscall.Rusage, ok bool, err error) {
+	var info [128]byte // siginfo_t; si_pid stays 0 if, with WNOHANG, no child has exited
 	ru = new(syscall.Rusage)
 	err = ignoringEINTR(func() error {
-		_, _, errno := syscall.Syscall6(syscall.SYS_WAITID, uintptr(idtype), uintptr(id), uintptr(unsafe.Pointer(&info[0])), syscall.WEXITED|syscall.WNOWAIT, uintptr(unsafe.Pointer(ru)), 0)
+		_, _, errno := syscall.Syscall6(syscall.SYS_WAITID, uintptr(idtype), uintptr(id), uintptr(unsafe.Pointer(&info[0])), uintptr(syscall.WEXITED|syscall.WNOWAIT|options), uintptr(unsafe.Pointer(ru)), 0)
 		if errno != 0 {
 			return errno
 		}
