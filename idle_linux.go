@@ -105,23 +105,27 @@ func (sv *supervisor) spawnIdle(path string, argv []string, attr *syscall.ProcAt
 // pooled child calls it once started, before it says it is ready, so that
 // the assignment finds nothing of it left to do: it sets every thread a
 // listing finds, then those a new listing finds that the previous did not,
-// until one finds none while none it set was creating a thread before the
-// listing. A thread in creation takes its creator's priority as creation
-// begins, and is listed only once created: one that a creator began while
-// still idle either shows in the next listing or keeps its creator in
-// clone. From then on a new thread is created by a thread at normal
-// priority, and has it too: nothing makes a thread of it idle again, for
-// it was idle from its first instruction (see spawnIdle).
-// It records how many threads it found, and how many of them idle, in
-// leftIdle.
+// until one finds none while none it set but its own may have been
+// creating a thread before the listing. A thread in creation takes its
+// creator's priority as creation begins, and is listed only once created:
+// one that a creator began while still idle either shows in the next
+// listing or keeps its creator in clone. From then on a new thread is
+// created by a thread at normal priority, and has it too: nothing makes a
+// thread of it idle again, for it was idle from its first instruction
+// (see spawnIdle). A thread that keeps running past maxCloneWaits
+// listings is taken not to be creating one. It records how many threads
+// it found, and how many of them idle, in leftIdle.
 func leaveIdle() error {
 	if os.Getenv(idleEnv) == "" {
 		return nil
 	}
 	os.Unsetenv(idleEnv)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	self := syscall.Gettid()
 	done := map[int]bool{}
-	for first := true; ; first = false {
-		cloning := creatingThread(done)
+	for round := 0; ; round++ {
+		cloning := round < maxCloneWaits && creatingThread(done, self)
 		now, err := threads()
 		if err != nil {
 			return err
@@ -132,7 +136,7 @@ func leaveIdle() error {
 				continue
 			}
 			todo++
-			if first {
+			if round == 0 {
 				leftIdle.threads++
 				if policy, err := schedGetscheduler(tid); err == nil && policy == schedIdle {
 					leftIdle.idle++
@@ -146,19 +150,31 @@ func leaveIdle() error {
 		if todo == 0 && !cloning {
 			return nil
 		}
+		if cloning {
+			schedYield() // so that a creator running on this processor gets on
+		}
 	}
 }
 
-// creatingThread reports whether one of the threads tids of this process
-// is in clone or clone3, as /proc shows its system call.
-func creatingThread(tids map[int]bool) bool {
+// maxCloneWaits bounds the listings leaveIdle makes while a thread may be
+// creating another: a thread running runtime work can show as running for
+// long, and then none of its work is a thread's creation begun while idle.
+const maxCloneWaits = 100
+
+// creatingThread reports whether one of the threads tids of this process,
+// but self, may be creating a thread: in clone or clone3, as /proc shows
+// its system call, or running, when /proc shows no system call at all.
+func creatingThread(tids map[int]bool, self int) bool {
 	for tid := range tids {
+		if tid == self {
+			continue
+		}
 		b, err := os.ReadFile("/proc/self/task/" + strconv.Itoa(tid) + "/syscall")
 		if err != nil {
 			continue // it has ended
 		}
-		nr, _, _ := strings.Cut(string(b), " ")
-		if nr == strconv.Itoa(syscall.SYS_CLONE) || nr == strconv.Itoa(sysnum.Clone3) {
+		nr, _, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
+		if nr == "running" || nr == strconv.Itoa(syscall.SYS_CLONE) || nr == strconv.Itoa(sysnum.Clone3) {
 			return true
 		}
 	}

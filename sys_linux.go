@@ -101,6 +101,10 @@ func prctlPdeathsig(sig syscall.Signal) error {
 	return nil
 }
 
+// schedYield gives the calling thread's processor to another ready thread,
+// if there is one.
+func schedYield() { syscall.RawSyscall(syscall.SYS_SCHED_YIELD, 0, 0, 0) }
+
 // prSetChildSubreaper is PR_SET_CHILD_SUBREAPER, which package syscall lacks.
 const prSetChildSubreaper = 36
 
