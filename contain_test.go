@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -387,4 +388,89 @@ func copyExecutable(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return exe
+}
+
+// containHogs leaves behind as many processes as its Arg says, each
+// spinning on a processor, orphaned at once (so strays of the server),
+// writes their pids on its socket, one a line, then "ready", and lives
+// until its socket's end-of-file.
+var containHogs = forkserver.Register("contain-hogs", func(ctx context.Context, c *forkserver.Child) error {
+	n, _ := strconv.Atoi(string(c.Arg()))
+	script := fmt.Sprintf("for i in $(seq %d); do (while :; do :; done) </dev/null >/dev/null 2>&1 & echo $!; done", n)
+	out, err := exec.Command("sh", "-c", script).Output()
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(c.Conn())
+	for _, f := range strings.Fields(string(out)) {
+		fmt.Fprintln(w, f)
+	}
+	fmt.Fprintln(w, "ready")
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, c.Conn())
+	return err
+})
+
+// containRelay forks containHogs through its own connection to the
+// server, relays the pids it says, and lives until its socket's
+// end-of-file: then it exits, its connection to the server ends, and with
+// it the hogs' child, and, as the package promises, what that child left
+// behind.
+var containRelay = forkserver.Register("contain-relay", func(ctx context.Context, c *forkserver.Child) error {
+	p, err := c.Server().Fork(ctx, containHogs, &forkserver.Attr{Socket: true, Arg: c.Arg()})
+	if err != nil {
+		return err
+	}
+	pids, err := readPids(p.Conn())
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(c.Conn())
+	for _, pid := range pids {
+		fmt.Fprintln(w, pid)
+	}
+	fmt.Fprintln(w, "ready")
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, c.Conn())
+	return err
+})
+
+// TestContainDuringIdleRefill checks that what a child left behind dies
+// within deathBound of its owner's end even while the plain pool's idle
+// refill is creating a child: the strays here keep the processors busy,
+// which is what keeps an idle exec from finishing.
+func TestContainDuringIdleRefill(t *testing.T) {
+	srv := forkserver.StartWith(t, &forkserver.Config{PoolSize: 1})
+	ctx := forkserver.TestContext(t)
+	if err := srv.WaitWarm(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n := 8 * runtime.NumCPU()
+	p, err := srv.Fork(ctx, containRelay, &forkserver.Attr{Server: true, Socket: true, Arg: []byte(strconv.Itoa(n))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids, err := readPids(p.Conn())
+	t.Cleanup(func() {
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The warm child p took is being replaced, at idle priority, on
+	// processors the strays keep busy; a Fork that takes the replacement,
+	// should it be ready, starts another.
+	if q, err := srv.Fork(ctx, returnNil, nil); err == nil {
+		forkserver.Wait(t, q)
+	}
+	begin := time.Now()
+	p.Conn().Close()
+	forkserver.Wait(t, p)
+	waitAllGone(t, "their owner's end, with an idle refill in flight", begin, pids)
 }

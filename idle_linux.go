@@ -48,12 +48,23 @@ func canLeaveIdle() bool {
 // It holds no sv.forkMu meanwhile: on a busy machine an idle exec can take
 // long, and the reaper's sweeps, a stop and the end of a connection, which
 // wait for the forks in flight, must not wait for it, nor every Fork
-// behind them. Counted in sv.spawning, it keeps sweeps from killing its
-// child as a stray, and sweeps once it has recorded it, should one have
-// been put off. The reaper may still take the child, should it die before
-// it is recorded, for a stray and reap it; the child's pidfd says whether
-// it did, so that a pid reaped, which may be reused, is never recorded.
-func (sv *supervisor) spawnIdle(path string, argv []string, attr *syscall.ProcAttr, add func(pid int) error) (err error) {
+// behind them. Its thread is a spawner (see killStrays) until the child is
+// recorded, so that no sweep takes the child for a stray. The reaper may
+// still take the child, should it die before it is recorded, for a stray
+// and reap it; the child's pidfd says whether it did, so that a pid
+// reaped, which may be reused, is never recorded.
+func (sv *supervisor) spawnIdle(path string, argv []string, attr *syscall.ProcAttr, add func(pid int) error) error {
+	runtime.LockOSThread()
+	tid := syscall.Gettid()
+	if tid == syscall.Getpid() {
+		// The first thread, where the kernel lists strays, is never a
+		// spawner: a new goroutine gets another while this one holds it.
+		done := make(chan error, 1)
+		go func() { done <- sv.spawnIdle(path, argv, attr, add) }()
+		err := <-done
+		runtime.UnlockOSThread()
+		return err
+	}
 	pidfd := -1
 	sys := syscall.SysProcAttr{}
 	if attr.Sys != nil {
@@ -63,16 +74,16 @@ func (sv *supervisor) spawnIdle(path string, argv []string, attr *syscall.ProcAt
 	withPidfd := *attr
 	withPidfd.Sys = &sys
 	sv.mu.Lock()
-	sv.spawning++
+	if sv.spawners == nil {
+		sv.spawners = make(map[int]bool)
+	}
+	sv.spawners[tid] = true
 	sv.mu.Unlock()
-	runtime.LockOSThread()
-	pid := -1
-	err = schedSetscheduler(0, schedIdle)
+	pid, stuckIdle := -1, false
+	err := schedSetscheduler(0, schedIdle)
 	if err == nil {
 		pid, err = syscall.ForkExec(path, argv, &withPidfd)
-		if schedSetscheduler(0, schedOther) != nil {
-			runtime.LockOSThread() // the thread ends with its goroutine, as it may not run idle
-		}
+		stuckIdle = schedSetscheduler(0, schedOther) != nil
 		if err != nil {
 			err = os.NewSyscallError("fork/exec", err)
 		} else {
@@ -80,10 +91,13 @@ func (sv *supervisor) spawnIdle(path string, argv []string, attr *syscall.ProcAt
 			sv.noteForked()
 		}
 	}
-	runtime.UnlockOSThread()
+	if !stuckIdle {
+		runtime.UnlockOSThread()
+	} // else the thread, which may not run idle, ends with its goroutine
 	sv.mu.Lock()
-	// The count drops in the same hold of sv.mu as the child is recorded:
-	// no sweep finds it neither counted nor recorded.
+	// The thread stops being a spawner in the same hold of sv.mu as the
+	// child is recorded: no sweep finds the child neither spared nor
+	// recorded.
 	switch {
 	case err != nil:
 	case pidfd < 0 || pidfdSignal(pidfd, 0) != nil:
@@ -91,10 +105,14 @@ func (sv *supervisor) spawnIdle(path string, argv []string, attr *syscall.ProcAt
 	default:
 		err = add(pid)
 	}
-	sv.spawning--
-	sweep := sv.spawning == 0 && sv.strays > 0
+	delete(sv.spawners, tid)
+	sweep := sv.strays > 0 // the count included the child: make it afresh
 	sv.mu.Unlock()
-	if sweep {
+	switch {
+	case !sweep:
+	case stuckIdle:
+		go sv.reapExited() // not at idle priority, holding what every Fork waits for
+	default:
 		sv.reapExited()
 	}
 	return err

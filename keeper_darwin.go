@@ -14,3 +14,9 @@ func runKeeper() int { return 2 }
 // childPids finds nothing: with no subreaper, no stray comes back to the
 // server.
 func childPids() []int { return nil }
+
+// threadChildren finds nothing, as childPids does.
+func threadChildren(tid int) []int { return nil }
+
+// haveThreadChildren reports false: macOS lists no thread's children.
+func haveThreadChildren() bool { return false }

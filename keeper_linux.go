@@ -108,19 +108,38 @@ func childPids() []int {
 	if err != nil {
 		return nil
 	}
+	if !haveThreadChildren() {
+		return childPidsScan()
+	}
 	var pids []int
 	for _, task := range tasks {
-		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/children")
-		if os.IsNotExist(err) && task.Name() == strconv.Itoa(os.Getpid()) {
-			return childPidsScan()
-		}
-		for f := range strings.FieldsSeq(string(b)) { // none if the thread ended meanwhile
-			if pid, err := strconv.Atoi(f); err == nil {
-				pids = append(pids, pid)
-			}
+		if tid, err := strconv.Atoi(task.Name()); err == nil {
+			pids = append(pids, threadChildren(tid)...) // none if the thread ended meanwhile
 		}
 	}
 	return pids
+}
+
+// threadChildren lists the processes, zombies included, whose parent is
+// the thread tid of this process, which a kernel with CONFIG_PROC_CHILDREN
+// lists: those it created, and, for the process's first thread, those
+// reparented to the process.
+func threadChildren(tid int) []int {
+	b, _ := os.ReadFile("/proc/self/task/" + strconv.Itoa(tid) + "/children")
+	var pids []int
+	for f := range strings.FieldsSeq(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// haveThreadChildren reports whether the kernel lists each thread's
+// children (CONFIG_PROC_CHILDREN).
+func haveThreadChildren() bool {
+	_, err := os.Stat("/proc/self/task/" + strconv.Itoa(os.Getpid()) + "/children")
+	return err == nil
 }
 
 // childPidsScan is childPids the slow way: every process's PPid.

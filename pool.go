@@ -123,35 +123,39 @@ func (sv *supervisor) assignPooled(k *kind, frame []byte, fds []int, l *launch) 
 // refill starts pooled children of every kind until each, with the
 // children handed to the program and not yet assigned, is full. One
 // refill runs at a time, outside any Fork: a burst larger than a pool
-// starts cold.
+// starts cold. A refill asked for while one runs makes that one look
+// again before it ends, so that no ask is lost, a retry's included.
 func (sv *supervisor) refill() {
 	sv.mu.Lock()
 	if sv.refilling {
+		sv.refillAgain = true
 		sv.mu.Unlock()
 		return
 	}
 	sv.refilling = true
-	sv.mu.Unlock()
 	defer func() {
-		sv.mu.Lock()
 		sv.refilling = false
 		sv.mu.Unlock()
 	}()
 	for {
-		sv.mu.Lock()
 		k := sv.nextToStart()
 		gen := sv.poolGen
-		sv.mu.Unlock()
 		if k == nil {
-			return
-		}
-		if err := sv.startPooled(k, gen); err != nil {
-			if errors.Is(err, ErrClosed) {
+			if !sv.refillAgain {
 				return
 			}
-			sv.mu.Lock()
+			sv.refillAgain = false
+			continue
+		}
+		sv.mu.Unlock()
+		err := sv.startPooled(k, gen)
+		sv.mu.Lock()
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrClosed) || sv.stopping:
+			return // whatever the child died of, the server is stopping
+		default:
 			sv.failed(k, err)
-			sv.mu.Unlock()
 		}
 	}
 }

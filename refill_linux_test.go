@@ -3,8 +3,10 @@
 package forkserver_test
 
 import (
+	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -68,5 +70,44 @@ func TestRefillSurvivesConnectionEnds(t *testing.T) {
 	stopHogs()
 	if err := srv.WaitWarm(ctx); err != nil {
 		t.Errorf("the pool did not refill once the machine was quiet: %v (%+v)", err, srv.Stats())
+	}
+}
+
+// TestCloseDuringRefillQuiet checks that a server closed while its plain
+// pool's refill is creating a child, on processors kept busy, says nothing
+// on its standard error: the child the stop kills is no failure to start.
+// The servers run in an execution of the test binary of their own, whose
+// output the test reads.
+func TestCloseDuringRefillQuiet(t *testing.T) {
+	if os.Getenv("FORKSERVER_TEST_CLOSE_LOOP") != "" {
+		for i := range 20 {
+			srv, err := forkserver.Start(&forkserver.Config{PoolSize: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Duration(i%6) * 300 * time.Microsecond)
+			srv.Close()
+		}
+		return
+	}
+	// Busy processors keep the idle exec of the refill going while the
+	// server is closed.
+	for range 2 * runtime.NumCPU() {
+		hog := exec.Command("/bin/sh", "-c", "while :; do :; done")
+		if err := hog.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { hog.Process.Kill(); hog.Wait() }()
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCloseDuringRefillQuiet$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "FORKSERVER_TEST_CLOSE_LOOP=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	for line := range strings.Lines(string(out)) {
+		if strings.Contains(line, "forkserver: server:") {
+			t.Errorf("a server that was only closed said: %s", strings.TrimSpace(line))
+		}
 	}
 }

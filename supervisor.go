@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -65,21 +66,22 @@ type supervisor struct {
 	// mu guards the fields below. It is held while reaping, so that a pid
 	// in children always names that child, alive or a zombie, while mu is
 	// held: a signal sent under mu cannot reach a reused pid.
-	mu        sync.Mutex
-	children  map[int]*entry
-	poolGen   int // counts drains: a child started before one is not pooled
-	refilling bool
-	stopping  bool            // no new children
-	idle      []chan struct{} // closed when children becomes empty and no stray is left
+	mu          sync.Mutex
+	children    map[int]*entry
+	poolGen     int // counts drains: a child started before one is not pooled
+	refilling   bool
+	refillAgain bool            // a refill was asked for while one ran
+	stopping    bool            // no new children
+	idle        []chan struct{} // closed when children becomes empty and no stray is left
 
 	// dying counts the children killed because their owner ended, not yet
 	// reaped, and strays the processes the last sweep killed or spared:
 	// while either is not zero, every reap sweeps again (see killStrays).
 	dying, strays int
 
-	// spawning counts the idle spawns in flight, whose children are not
-	// yet recorded (see spawnIdle).
-	spawning int
+	// spawners are the threads creating a child at idle priority, each
+	// with its own child not yet recorded (see spawnIdle).
+	spawners map[int]bool
 
 	// program is the program's connection, to which pooled children are
 	// handed ahead of need, at most its kind's size of each kind
@@ -89,7 +91,8 @@ type supervisor struct {
 
 	// idleRefill says the plain pool's children start at idle priority,
 	// which they may leave (see canLeaveIdle), and are created without
-	// sv.forkMu, which takes pidfds (see spawnIdle).
+	// sv.forkMu, which takes pidfds and each thread's list of children
+	// (see spawnIdle and killStrays).
 	idleRefill bool
 
 	// throttles counts the times a client was not read from because too
@@ -134,7 +137,7 @@ func runServer() int {
 	if err == nil {
 		var conn *net.UnixConn
 		if conn, err = unixConn(3); err == nil {
-			sv := &supervisor{exe: exe, children: make(map[int]*entry), forked: make(chan struct{}, 1), idleRefill: canLeaveIdle() && havePidfds()}
+			sv := &supervisor{exe: exe, children: make(map[int]*entry), forked: make(chan struct{}, 1), idleRefill: canLeaveIdle() && havePidfds() && haveThreadChildren()}
 			size, _ := strconv.Atoi(os.Getenv(poolEnv))
 			sv.kinds = newKinds(size)
 			root := sv.newClient(conn, nil, allRights)
@@ -246,16 +249,23 @@ func (sv *supervisor) killFor(pid int, e *entry) {
 // killed or spared. sv.forkMu and sv.mu must be held, so that every child created is
 // recorded and every pid listed still names its process.
 //
-// An idle spawn creates its child without sv.forkMu: while one is in
-// flight, a child not recorded may be its child rather than a stray. Then
-// no unrecorded child is killed, unless the server is stopping, but each
-// is counted, so that sweeps stay due; the spawn that ends the last one in
-// flight sweeps.
+// An idle spawn creates its child without sv.forkMu, so that a child not
+// recorded may be its child rather than a stray. The kernel tells them
+// apart: the spawn's child is listed as a child of the thread that created
+// it, a spawner, and a stray as a child of the process's first thread,
+// which is never a spawner. The spawn's child is spared, unless the server
+// is stopping, but counted, so that sweeps stay due until it is recorded.
 func (sv *supervisor) killStrays() int {
+	var spared []int
+	if !sv.stopping {
+		for tid := range sv.spawners {
+			spared = append(spared, threadChildren(tid)...)
+		}
+	}
 	n := 0
 	for _, pid := range childPids() {
 		if _, ok := sv.children[pid]; !ok {
-			if sv.spawning == 0 || sv.stopping {
+			if !slices.Contains(spared, pid) {
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
 			n++
