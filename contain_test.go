@@ -44,16 +44,7 @@ func runContainChild(ctx context.Context, c *forkserver.Child) error {
 		}
 		pids = append(pids, more...)
 	}
-	w := bufio.NewWriter(c.Conn())
-	for _, pid := range pids {
-		fmt.Fprintln(w, pid)
-	}
-	fmt.Fprintln(w, "ready")
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	_, err := io.Copy(io.Discard, c.Conn())
-	return err
+	return reportPids(c, pids)
 }
 
 // containStart starts one kind of descendant of the child c and returns
@@ -401,17 +392,23 @@ var containHogs = forkserver.Register("contain-hogs", func(ctx context.Context, 
 	if err != nil {
 		return err
 	}
+	return reportPids(c, strings.Fields(string(out)))
+})
+
+// reportPids writes pids on c's socket, one a line, then "ready", as
+// readPids reads them, and waits for the socket's end-of-file.
+func reportPids[T any](c *forkserver.Child, pids []T) error {
 	w := bufio.NewWriter(c.Conn())
-	for _, f := range strings.Fields(string(out)) {
-		fmt.Fprintln(w, f)
+	for _, pid := range pids {
+		fmt.Fprintln(w, pid)
 	}
 	fmt.Fprintln(w, "ready")
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	_, err = io.Copy(io.Discard, c.Conn())
+	_, err := io.Copy(io.Discard, c.Conn())
 	return err
-})
+}
 
 // containRelay forks containHogs through its own connection to the
 // server, relays the pids it says, and lives until its socket's
@@ -427,16 +424,7 @@ var containRelay = forkserver.Register("contain-relay", func(ctx context.Context
 	if err != nil {
 		return err
 	}
-	w := bufio.NewWriter(c.Conn())
-	for _, pid := range pids {
-		fmt.Fprintln(w, pid)
-	}
-	fmt.Fprintln(w, "ready")
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	_, err = io.Copy(io.Discard, c.Conn())
-	return err
+	return reportPids(c, pids)
 })
 
 // TestContainDuringIdleRefill checks that what a child left behind dies

@@ -15,28 +15,35 @@ import (
 	"github.com/forkserver/forkserver"
 )
 
-// TestRefillSurvivesConnectionEnds checks, on a machine whose processors
-// are kept busy, where a plain pool's refill executes at idle priority for
-// a long time, that connections ending meanwhile (each sweeps the server's
-// strays) kill no refill: no warm Fork gets a child that was killed before
-// it ran, and the pool is full again once the machine is quiet.
-func TestRefillSurvivesConnectionEnds(t *testing.T) {
+// startHogs starts n processes that keep a processor busy each, until the
+// test ends or stop is called.
+func startHogs(t *testing.T, n int) (stop func()) {
 	var hogs []*exec.Cmd
-	stopHogs := func() {
+	stop = func() {
 		for _, hog := range hogs {
 			hog.Process.Kill()
 			hog.Wait()
 		}
 		hogs = nil
 	}
-	defer stopHogs()
-	for range runtime.NumCPU() {
+	t.Cleanup(stop)
+	for range n {
 		hog := exec.Command("/bin/sh", "-c", "while :; do :; done")
 		if err := hog.Start(); err != nil {
 			t.Fatal(err)
 		}
 		hogs = append(hogs, hog)
 	}
+	return stop
+}
+
+// TestRefillSurvivesConnectionEnds checks, on a machine whose processors
+// are kept busy, where a plain pool's refill executes at idle priority for
+// a long time, that connections ending meanwhile (each sweeps the server's
+// strays) kill no refill: no warm Fork gets a child that was killed before
+// it ran, and the pool is full again once the machine is quiet.
+func TestRefillSurvivesConnectionEnds(t *testing.T) {
+	stopHogs := startHogs(t, runtime.NumCPU())
 	srv := forkserver.StartWith(t, &forkserver.Config{PoolSize: 2})
 	ctx := forkserver.TestContext(t)
 	stop := make(chan struct{})
@@ -92,13 +99,7 @@ func TestCloseDuringRefillQuiet(t *testing.T) {
 	}
 	// Busy processors keep the idle exec of the refill going while the
 	// server is closed.
-	for range 2 * runtime.NumCPU() {
-		hog := exec.Command("/bin/sh", "-c", "while :; do :; done")
-		if err := hog.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { hog.Process.Kill(); hog.Wait() }()
-	}
+	startHogs(t, 2*runtime.NumCPU())
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCloseDuringRefillQuiet$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "FORKSERVER_TEST_CLOSE_LOOP=1")
 	out, err := cmd.CombinedOutput()
