@@ -381,12 +381,28 @@ func copyExecutable(t *testing.T) string {
 	return exe
 }
 
-// containHogs leaves behind as many processes as its Arg says, each
-// spinning on a processor, orphaned at once (so strays of the server),
-// writes their pids on its socket, one a line, then "ready", and lives
-// until its socket's end-of-file.
+// containHogs leaves behind as many processes as its Arg's first word
+// says, each spinning on a processor, writes their pids on its socket, one
+// a line, then "ready", and lives until its socket's end-of-file. With
+// "orphans" they are double-forked, orphaned at once, so strays of the
+// server; with "beside" they are created with CLONE_PARENT, children of
+// the server thread that created this child, as a hostile child could
+// place them.
 var containHogs = forkserver.Register("contain-hogs", func(ctx context.Context, c *forkserver.Child) error {
-	n, _ := strconv.Atoi(string(c.Arg()))
+	count, how, _ := strings.Cut(string(c.Arg()), " ")
+	n, _ := strconv.Atoi(count)
+	if how == "beside" {
+		var pids []int
+		for range n {
+			cmd := exec.Command("sh", "-c", "while :; do :; done")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_PARENT}
+			if err := cmd.Start(); err != nil {
+				return err
+			}
+			pids = append(pids, cmd.Process.Pid)
+		}
+		return reportPids(c, pids)
+	}
 	script := fmt.Sprintf("for i in $(seq %d); do (while :; do :; done) </dev/null >/dev/null 2>&1 & echo $!; done", n)
 	out, err := exec.Command("sh", "-c", script).Output()
 	if err != nil {
@@ -429,36 +445,42 @@ var containRelay = forkserver.Register("contain-relay", func(ctx context.Context
 
 // TestContainDuringIdleRefill checks that what a child left behind dies
 // within deathBound of its owner's end even while the plain pool's idle
-// refill is creating a child: the strays here keep the processors busy,
-// which is what keeps an idle exec from finishing.
+// refill is creating a child: the leftovers here keep the processors busy,
+// which is what keeps an idle exec from finishing. They are orphans, or
+// processes the child placed beside itself as children of the server
+// thread that created it, which may be the refill's.
 func TestContainDuringIdleRefill(t *testing.T) {
-	srv := forkserver.StartWith(t, &forkserver.Config{PoolSize: 1})
-	ctx := forkserver.TestContext(t)
-	if err := srv.WaitWarm(ctx); err != nil {
-		t.Fatal(err)
+	for _, how := range []string{"orphans", "beside"} {
+		t.Run(how, func(t *testing.T) {
+			srv := forkserver.StartWith(t, &forkserver.Config{PoolSize: 1})
+			ctx := forkserver.TestContext(t)
+			if err := srv.WaitWarm(ctx); err != nil {
+				t.Fatal(err)
+			}
+			arg := fmt.Sprintf("%d %s", 8*runtime.NumCPU(), how)
+			p, err := srv.Fork(ctx, containRelay, &forkserver.Attr{Server: true, Socket: true, Arg: []byte(arg)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pids, err := readPids(p.Conn())
+			t.Cleanup(func() {
+				for _, pid := range pids {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The warm child p took is being replaced, at idle priority,
+			// on processors the leftovers keep busy; a Fork that takes the
+			// replacement, should it be ready, starts another.
+			if q, err := srv.Fork(ctx, returnNil, nil); err == nil {
+				forkserver.Wait(t, q)
+			}
+			begin := time.Now()
+			p.Conn().Close()
+			forkserver.Wait(t, p)
+			waitAllGone(t, "their owner's end, with an idle refill in flight", begin, pids)
+		})
 	}
-	n := 8 * runtime.NumCPU()
-	p, err := srv.Fork(ctx, containRelay, &forkserver.Attr{Server: true, Socket: true, Arg: []byte(strconv.Itoa(n))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pids, err := readPids(p.Conn())
-	t.Cleanup(func() {
-		for _, pid := range pids {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The warm child p took is being replaced, at idle priority, on
-	// processors the strays keep busy; a Fork that takes the replacement,
-	// should it be ready, starts another.
-	if q, err := srv.Fork(ctx, returnNil, nil); err == nil {
-		forkserver.Wait(t, q)
-	}
-	begin := time.Now()
-	p.Conn().Close()
-	forkserver.Wait(t, p)
-	waitAllGone(t, "their owner's end, with an idle refill in flight", begin, pids)
 }

@@ -73,14 +73,16 @@ func (sv *supervisor) spawnIdle(path string, argv []string, attr *syscall.ProcAt
 	sys.PidFD = &pidfd
 	withPidfd := *attr
 	withPidfd.Sys = &sys
+	// The thread becomes idle and a spawner in one hold of sv.mu: a sweep
+	// that hurries it (see killStrays) comes after it is idle.
 	sv.mu.Lock()
 	if sv.spawners == nil {
 		sv.spawners = make(map[int]bool)
 	}
 	sv.spawners[tid] = true
+	err := schedSetscheduler(0, schedIdle)
 	sv.mu.Unlock()
 	pid, stuckIdle := -1, false
-	err := schedSetscheduler(0, schedIdle)
 	if err == nil {
 		pid, err = syscall.ForkExec(path, argv, &withPidfd)
 		stuckIdle = schedSetscheduler(0, schedOther) != nil
@@ -116,6 +118,17 @@ func (sv *supervisor) spawnIdle(path string, argv []string, attr *syscall.ProcAt
 		sv.reapExited()
 	}
 	return err
+}
+
+// hurrySpawn raises the spawner thread tid and the children spared beside
+// it to normal priority, so that the spawn ends, and its sweep comes,
+// without waiting for idle processor time, which what a sweep spares may
+// be keeping busy.
+func hurrySpawn(tid int, spared []int) {
+	for _, pid := range spared {
+		schedSetscheduler(pid, schedOther)
+	}
+	schedSetscheduler(tid, schedOther)
 }
 
 // leaveIdle restores normal priority on every thread of this process, if

@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -212,5 +213,85 @@ func TestIdleSpawnSparedBySweeps(t *testing.T) {
 			var ws syscall.WaitStatus
 			wait4(pid, &ws, 0, nil)
 		}
+	}
+}
+
+// sentKill reports whether process pid has been sent SIGKILL: it is gone,
+// a zombie, or has the signal pending.
+func sentKill(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return true
+	}
+	for line := range strings.Lines(string(b)) {
+		name, value, _ := strings.Cut(line, ":")
+		value = strings.TrimSpace(value)
+		switch name {
+		case "State":
+			if strings.HasPrefix(value, "Z") || strings.HasPrefix(value, "X") {
+				return true
+			}
+		case "SigPnd", "ShdPnd":
+			if mask, err := strconv.ParseUint(value, 16, 64); err == nil && mask&(1<<(syscall.SIGKILL-1)) != 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestIdleSpawnRacesSweeps checks that sweeps made back to back while idle
+// spawns create their children never kill one: each sweep reads a
+// spawner's list of children once, so a child created while it reads is
+// either spared or not seen.
+func TestIdleSpawnRacesSweeps(t *testing.T) {
+	if !canLeaveIdle() || !havePidfds() || !haveThreadChildren() {
+		t.Skip("no idle spawn here")
+	}
+	sv := &supervisor{children: make(map[int]*entry), forked: make(chan struct{}, 1), idleRefill: true}
+	for _, pid := range childPids() {
+		sv.children[pid] = &entry{} // the test's own, not strays
+	}
+	stop := make(chan struct{})
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			sv.forkMu.Lock()
+			sv.mu.Lock()
+			sv.killStrays()
+			sv.mu.Unlock()
+			sv.forkMu.Unlock()
+		}
+	}()
+	var pids []int
+	for range 200 {
+		err := sv.spawnIdle("/bin/sleep", []string{"sleep", "60"}, &syscall.ProcAttr{}, func(pid int) error {
+			sv.children[pid] = &entry{}
+			pids = append(pids, pid)
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	close(stop)
+	<-swept
+	killed := 0
+	for _, pid := range pids {
+		if sentKill(pid) {
+			killed++
+		}
+		syscall.Kill(pid, syscall.SIGKILL)
+		var ws syscall.WaitStatus
+		wait4(pid, &ws, 0, nil)
+	}
+	if killed > 0 {
+		t.Errorf("%d of %d idle spawns' children were killed by a sweep before they were recorded", killed, len(pids))
 	}
 }

@@ -15,8 +15,8 @@ func runKeeper() int { return 2 }
 // server.
 func childPids() []int { return nil }
 
-// threadChildren finds nothing, as childPids does.
-func threadChildren(tid int) []int { return nil }
+// eachThreadChildren calls nothing, as childPids finds nothing.
+func eachThreadChildren(fn func(tid int, pids []int)) {}
 
 // haveThreadChildren reports false: macOS lists no thread's children.
 func haveThreadChildren() bool { return false }

@@ -100,30 +100,34 @@ func killDescendants() {
 }
 
 // childPids lists the processes, zombies included, whose parent is this
-// process, from every thread's list: a process reparented to this one may
-// name any of its threads as parent. A kernel without those lists
-// (CONFIG_PROC_CHILDREN) has them found in every process's status.
+// process.
 func childPids() []int {
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return nil
-	}
-	if !haveThreadChildren() {
-		return childPidsScan()
-	}
 	var pids []int
-	for _, task := range tasks {
-		if tid, err := strconv.Atoi(task.Name()); err == nil {
-			pids = append(pids, threadChildren(tid)...) // none if the thread ended meanwhile
-		}
-	}
+	eachThreadChildren(func(_ int, children []int) { pids = append(pids, children...) })
 	return pids
 }
 
+// eachThreadChildren calls fn with each thread of this process and the
+// processes whose parent it is, each list read once: a process reparented
+// to this one names the first thread as its parent; one the process
+// created, the thread that created it. A kernel without those lists
+// (CONFIG_PROC_CHILDREN) has them found in every process's status, and
+// given as the first thread's.
+func eachThreadChildren(fn func(tid int, pids []int)) {
+	if !haveThreadChildren() {
+		fn(os.Getpid(), childPidsScan())
+		return
+	}
+	tasks, _ := os.ReadDir("/proc/self/task")
+	for _, task := range tasks {
+		if tid, err := strconv.Atoi(task.Name()); err == nil {
+			fn(tid, threadChildren(tid)) // none if the thread ended meanwhile
+		}
+	}
+}
+
 // threadChildren lists the processes, zombies included, whose parent is
-// the thread tid of this process, which a kernel with CONFIG_PROC_CHILDREN
-// lists: those it created, and, for the process's first thread, those
-// reparented to the process.
+// the thread tid of this process, from the kernel's list.
 func threadChildren(tid int) []int {
 	b, _ := os.ReadFile("/proc/self/task/" + strconv.Itoa(tid) + "/children")
 	var pids []int

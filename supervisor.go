@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -250,27 +249,36 @@ func (sv *supervisor) killFor(pid int, e *entry) {
 // recorded and every pid listed still names its process.
 //
 // An idle spawn creates its child without sv.forkMu, so that a child not
-// recorded may be its child rather than a stray. The kernel tells them
-// apart: the spawn's child is listed as a child of the thread that created
-// it, a spawner, and a stray as a child of the process's first thread,
-// which is never a spawner. The spawn's child is spared, unless the server
-// is stopping, but counted, so that sweeps stay due until it is recorded.
+// recorded may be its child rather than a stray. The kernel lists a child
+// under the thread that created it, and a process reparented to the
+// server under the first thread, which is never a spawner (see
+// spawnIdle). An unrecorded child of a spawner is spared, unless the
+// server is stopping, and counted, so that sweeps stay due: it is the
+// spawn's child, or a process a child of that thread created beside
+// itself (clone's CLONE_PARENT). Either way the spawn is hurried to its
+// end, which sweeps again, at normal priority.
 func (sv *supervisor) killStrays() int {
-	var spared []int
-	if !sv.stopping {
-		for tid := range sv.spawners {
-			spared = append(spared, threadChildren(tid)...)
-		}
-	}
 	n := 0
-	for _, pid := range childPids() {
-		if _, ok := sv.children[pid]; !ok {
-			if !slices.Contains(spared, pid) {
-				syscall.Kill(pid, syscall.SIGKILL)
+	eachThreadChildren(func(tid int, children []int) {
+		// One reading of a spawner's list finds what to spare: a child
+		// created after it is found by no other.
+		spawner := sv.spawners[tid] && !sv.stopping
+		var spared []int
+		for _, pid := range children {
+			if _, ok := sv.children[pid]; ok {
+				continue
 			}
 			n++
+			if spawner {
+				spared = append(spared, pid)
+			} else {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
 		}
-	}
+		if len(spared) > 0 {
+			hurrySpawn(tid, spared)
+		}
+	})
 	return n
 }
 
