@@ -48,23 +48,14 @@ func canLeaveIdle() bool {
 // It holds no sv.forkMu meanwhile: on a busy machine an idle exec can take
 // long, and the reaper's sweeps, a stop and the end of a connection, which
 // wait for the forks in flight, must not wait for it, nor every Fork
-// behind them. Its thread is a spawner (see killStrays) until the child is
-// recorded, so that no sweep takes the child for a stray. The reaper may
-// still take the child, should it die before it is recorded, for a stray
-// and reap it; the child's pidfd says whether it did, so that a pid
-// reaped, which may be reused, is never recorded.
+// behind them. A sweep meanwhile kills the child as a stray, at once, as
+// it kills what a child left behind: its thread is a spawner (see
+// killStrays), and a spawn a sweep came through kills its child, if it
+// still lives, and returns errSwept. The reaper may take the child, should
+// it die before it is recorded, for a stray and reap it; the child's pidfd
+// says whether it did, so that a pid reaped, which may be reused, is never
+// recorded.
 func (sv *supervisor) spawnIdle(path string, argv []string, attr *syscall.ProcAttr, add func(pid int) error) error {
-	runtime.LockOSThread()
-	tid := syscall.Gettid()
-	if tid == syscall.Getpid() {
-		// The first thread, where the kernel lists strays, is never a
-		// spawner: a new goroutine gets another while this one holds it.
-		done := make(chan error, 1)
-		go func() { done <- sv.spawnIdle(path, argv, attr, add) }()
-		err := <-done
-		runtime.UnlockOSThread()
-		return err
-	}
 	pidfd := -1
 	sys := syscall.SysProcAttr{}
 	if attr.Sys != nil {
@@ -73,19 +64,21 @@ func (sv *supervisor) spawnIdle(path string, argv []string, attr *syscall.ProcAt
 	sys.PidFD = &pidfd
 	withPidfd := *attr
 	withPidfd.Sys = &sys
-	// The thread becomes idle and a spawner in one hold of sv.mu: a sweep
-	// that hurries it (see killStrays) comes after it is idle.
+	runtime.LockOSThread()
+	tid := syscall.Gettid()
 	sv.mu.Lock()
 	if sv.spawners == nil {
 		sv.spawners = make(map[int]bool)
 	}
-	sv.spawners[tid] = true
-	err := schedSetscheduler(0, schedIdle)
+	sv.spawners[tid] = false
 	sv.mu.Unlock()
-	pid, stuckIdle := -1, false
+	pid := -1
+	err := schedSetscheduler(0, schedIdle)
 	if err == nil {
 		pid, err = syscall.ForkExec(path, argv, &withPidfd)
-		stuckIdle = schedSetscheduler(0, schedOther) != nil
+		if schedSetscheduler(0, schedOther) != nil {
+			runtime.LockOSThread() // the thread, which may not run idle, ends with its goroutine
+		}
 		if err != nil {
 			err = os.NewSyscallError("fork/exec", err)
 		} else {
@@ -93,42 +86,26 @@ func (sv *supervisor) spawnIdle(path string, argv []string, attr *syscall.ProcAt
 			sv.noteForked()
 		}
 	}
-	if !stuckIdle {
-		runtime.UnlockOSThread()
-	} // else the thread, which may not run idle, ends with its goroutine
+	runtime.UnlockOSThread()
 	sv.mu.Lock()
+	defer sv.mu.Unlock()
 	// The thread stops being a spawner in the same hold of sv.mu as the
-	// child is recorded: no sweep finds the child neither spared nor
-	// recorded.
+	// child is recorded: every sweep before marked it, none after finds
+	// the child unrecorded.
+	swept := sv.spawners[tid]
+	delete(sv.spawners, tid)
 	switch {
 	case err != nil:
+		return err
 	case pidfd < 0 || pidfdSignal(pidfd, 0) != nil:
-		err = errors.New("the child died as it started")
-	default:
-		err = add(pid)
+		return errors.New("the child died as it started")
+	case swept:
+		// Not reaped, as the pidfd says, and not recorded: its pid still
+		// names it.
+		syscall.Kill(pid, syscall.SIGKILL)
+		return errSwept
 	}
-	delete(sv.spawners, tid)
-	sweep := sv.strays > 0 // the count included the child: make it afresh
-	sv.mu.Unlock()
-	switch {
-	case !sweep:
-	case stuckIdle:
-		go sv.reapExited() // not at idle priority, holding what every Fork waits for
-	default:
-		sv.reapExited()
-	}
-	return err
-}
-
-// hurrySpawn raises the spawner thread tid and the children spared beside
-// it to normal priority, so that the spawn ends, and its sweep comes,
-// without waiting for idle processor time, which what a sweep spares may
-// be keeping busy.
-func hurrySpawn(tid int, spared []int) {
-	for _, pid := range spared {
-		schedSetscheduler(pid, schedOther)
-	}
-	schedSetscheduler(tid, schedOther)
+	return add(pid)
 }
 
 // leaveIdle restores normal priority on every thread of this process, if

@@ -120,6 +120,10 @@ func (sv *supervisor) assignPooled(k *kind, frame []byte, fds []int, l *launch) 
 	}
 }
 
+// errSwept is spawnIdle's error when a sweep for strays came while it
+// created its child: the child may have been killed, so it is not used.
+var errSwept = errors.New("a sweep for strays came as the child started")
+
 // refill starts pooled children of every kind until each, with the
 // children handed to the program and not yet assigned, is full. One
 // refill runs at a time, outside any Fork: a burst larger than a pool
@@ -154,6 +158,11 @@ func (sv *supervisor) refill() {
 		case err == nil:
 		case errors.Is(err, ErrClosed) || sv.stopping:
 			return // whatever the child died of, the server is stopping
+		case errors.Is(err, errSwept):
+			// Killed with what a child left behind, it counts among the
+			// strays, whose reaping sweeps again: the next start waits
+			// for that sweep rather than meet it.
+			sv.holdBack(k, retryMin)
 		default:
 			sv.failed(k, err)
 		}
@@ -184,12 +193,17 @@ func (sv *supervisor) failed(k *kind, why error) {
 	if k.failures < 8 {
 		wait = min(retryMin<<(k.failures-1), retryMax)
 	}
-	k.retry = time.Now().Add(wait)
 	what := "a warm child did not start"
 	if k.index > 0 {
 		what = fmt.Sprintf("a warm child of sandbox %d did not start inside it", k.index)
 	}
 	fmt.Fprintf(os.Stderr, "forkserver: server: %s: %v; next try in %v\n", what, why, wait)
+	sv.holdBack(k, wait)
+}
+
+// holdBack starts no child of k for wait, then refills. sv.mu must be held.
+func (sv *supervisor) holdBack(k *kind, wait time.Duration) {
+	k.retry = time.Now().Add(wait)
 	time.AfterFunc(wait, sv.refill)
 }
 

@@ -79,7 +79,8 @@ type supervisor struct {
 	dying, strays int
 
 	// spawners are the threads creating a child at idle priority, each
-	// with its own child not yet recorded (see spawnIdle).
+	// with its own child not yet recorded, and whether a sweep killed a
+	// child of theirs meanwhile (see spawnIdle).
 	spawners map[int]bool
 
 	// program is the program's connection, to which pooled children are
@@ -249,34 +250,21 @@ func (sv *supervisor) killFor(pid int, e *entry) {
 // recorded and every pid listed still names its process.
 //
 // An idle spawn creates its child without sv.forkMu, so that a child not
-// recorded may be its child rather than a stray. The kernel lists a child
-// under the thread that created it, and a process reparented to the
-// server under the first thread, which is never a spawner (see
-// spawnIdle). An unrecorded child of a spawner is spared, unless the
-// server is stopping, and counted, so that sweeps stay due: it is the
-// spawn's child, or a process a child of that thread created beside
-// itself (clone's CLONE_PARENT). Either way the spawn is hurried to its
-// end, which sweeps again, at normal priority.
+// recorded may be its child rather than a stray: it is killed all the
+// same, and the spawn, whose thread the kernel lists as that child's
+// parent, is marked swept, so that it does not record a child that may be
+// dead (see spawnIdle).
 func (sv *supervisor) killStrays() int {
 	n := 0
 	eachThreadChildren(func(tid int, children []int) {
-		// One reading of a spawner's list finds what to spare: a child
-		// created after it is found by no other.
-		spawner := sv.spawners[tid] && !sv.stopping
-		var spared []int
 		for _, pid := range children {
-			if _, ok := sv.children[pid]; ok {
-				continue
-			}
-			n++
-			if spawner {
-				spared = append(spared, pid)
-			} else {
+			if _, ok := sv.children[pid]; !ok {
 				syscall.Kill(pid, syscall.SIGKILL)
+				n++
+				if _, spawner := sv.spawners[tid]; spawner {
+					sv.spawners[tid] = true
+				}
 			}
-		}
-		if len(spared) > 0 {
-			hurrySpawn(tid, spared)
 		}
 	})
 	return n
