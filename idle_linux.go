@@ -97,16 +97,23 @@ func (sv *supervisor) spawnIdle(path string, argv []string, attr *syscall.ProcAt
 	switch {
 	case err != nil:
 		return err
+	case swept:
+		// Killed already, maybe reaped too: its pidfd, unlike its pid,
+		// can name nothing else.
+		if pidfd >= 0 {
+			pidfdSignal(pidfd, syscall.SIGKILL)
+		}
+		return errSwept
 	case pidfd < 0 || pidfdSignal(pidfd, 0) != nil:
 		return errors.New("the child died as it started")
-	case swept:
-		// Not reaped, as the pidfd says, and not recorded: its pid still
-		// names it.
-		syscall.Kill(pid, syscall.SIGKILL)
-		return errSwept
 	}
 	return add(pid)
 }
+
+// hasten raises pid, a child of a spawner that a sweep kills, to normal
+// priority: at idle priority, on a busy machine, it would take as long to
+// die as to be given a processor, and every reap would sweep meanwhile.
+func hasten(pid int) { schedSetscheduler(pid, schedOther) }
 
 // leaveIdle restores normal priority on every thread of this process, if
 // the server started it idle, and removes idleEnv from its environment. A

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // idleThreads counts the threads of process pid at SCHED_IDLE, and all its
@@ -152,23 +154,25 @@ func sentKill(pid int) bool {
 	return false
 }
 
-// TestIdleSpawnRacesSweeps checks that sweeps made back to back while idle
-// spawns create their children never kill one that is then recorded: a
-// spawn a sweep came through, which may have killed its child, returns
-// errSwept instead.
+// TestIdleSpawnRacesSweeps checks, with sweeps made again and again while
+// idle spawns create their children, each after reaping what exited as
+// the server's reaper does, that no child a spawn records was killed by a
+// sweep, and that a spawn a sweep came through says so (errSwept), not
+// that its child died as it started, which would count as a failure.
 func TestIdleSpawnRacesSweeps(t *testing.T) {
 	if !canLeaveIdle() || !havePidfds() || !haveThreadChildren() {
 		t.Skip("no idle spawn here")
 	}
 	sv := &supervisor{children: make(map[int]*entry), forked: make(chan struct{}, 1), idleRefill: true}
-	for _, pid := range childPids() {
+	before := childPids()
+	for _, pid := range before {
 		sv.children[pid] = &entry{} // the test's own, not strays
 	}
 	stop := make(chan struct{})
 	swept := make(chan struct{})
 	go func() {
 		defer close(swept)
-		for {
+		for i := 0; ; i++ {
 			select {
 			case <-stop:
 				return
@@ -176,14 +180,27 @@ func TestIdleSpawnRacesSweeps(t *testing.T) {
 			}
 			sv.forkMu.Lock()
 			sv.mu.Lock()
+			for { // as reapExited: reap what exited, then sweep
+				var ws syscall.WaitStatus
+				pid, err := wait4(-1, &ws, syscall.WNOHANG, nil)
+				if err != nil || pid <= 0 {
+					break
+				}
+				if _, ok := sv.children[pid]; ok {
+					t.Errorf("recorded child %d exited", pid)
+					delete(sv.children, pid)
+				}
+			}
 			sv.killStrays()
 			sv.mu.Unlock()
 			sv.forkMu.Unlock()
+			// A spread of timings between sweeps, not a wait.
+			time.Sleep(time.Duration(i%4) * 100 * time.Microsecond)
 		}
 	}()
 	var pids []int
 	discarded := 0
-	for range 200 {
+	for range 300 {
 		err := sv.spawnIdle("/bin/sleep", []string{"sleep", "60"}, &syscall.ProcAttr{}, func(pid int) error {
 			sv.children[pid] = &entry{}
 			pids = append(pids, pid)
@@ -204,11 +221,18 @@ func TestIdleSpawnRacesSweeps(t *testing.T) {
 		if sentKill(pid) {
 			killed++
 		}
-		syscall.Kill(pid, syscall.SIGKILL)
-		var ws syscall.WaitStatus
-		wait4(pid, &ws, 0, nil)
+	}
+	for _, pid := range childPids() { // the recorded and the swept: all of them
+		if !slices.Contains(before, pid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			var ws syscall.WaitStatus
+			wait4(pid, &ws, 0, nil)
+		}
 	}
 	if killed > 0 {
 		t.Errorf("%d of %d idle spawns' children were killed by a sweep before they were recorded", killed, len(pids))
+	}
+	if len(pids) == 0 || discarded == 0 {
+		t.Errorf("no spawn both recorded and swept: the race was not run")
 	}
 }

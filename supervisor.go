@@ -257,13 +257,15 @@ func (sv *supervisor) killFor(pid int, e *entry) {
 func (sv *supervisor) killStrays() int {
 	n := 0
 	eachThreadChildren(func(tid int, children []int) {
+		_, spawner := sv.spawners[tid]
 		for _, pid := range children {
 			if _, ok := sv.children[pid]; !ok {
-				syscall.Kill(pid, syscall.SIGKILL)
-				n++
-				if _, spawner := sv.spawners[tid]; spawner {
+				if spawner {
+					hasten(pid)
 					sv.spawners[tid] = true
 				}
+				syscall.Kill(pid, syscall.SIGKILL)
+				n++
 			}
 		}
 	})
