@@ -98,8 +98,9 @@ func (sv *supervisor) spawnIdle(path string, argv []string, attr *syscall.ProcAt
 	case err != nil:
 		return err
 	case swept:
-		// Killed already, maybe reaped too: its pidfd, unlike its pid,
-		// can name nothing else.
+		// Killed, maybe, and reaped too, or created after the sweep:
+		// killed through its pidfd, which, unlike its pid, can name
+		// nothing else.
 		if pidfd >= 0 {
 			pidfdSignal(pidfd, syscall.SIGKILL)
 		}
