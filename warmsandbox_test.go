@@ -35,9 +35,11 @@ type layers struct {
 }
 
 // probeAtInit looks at the layers a child runs under while the package
-// initialises; in any other process it does nothing.
+// initialises, if its server's environment names an outside file; in any
+// other process it does nothing, so that the children of other tests and
+// benchmarks do not pay for it (about 50 µs).
 func probeAtInit() layers {
-	if role := os.Getenv(forkserver.RoleEnv); role != "child" && role != "pooled" {
+	if role := os.Getenv(forkserver.RoleEnv); role != "child" && role != "pooled" || os.Getenv(outsideEnv) == "" {
 		return layers{}
 	}
 	return seeLayers()
