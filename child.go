@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -121,7 +122,21 @@ func readAssignment(ctx context.Context, pooled bool) (*Child, func(context.Cont
 		syscall.Shutdown(assignFd, syscall.SHUT_RD)
 		close(shut)
 	})
-	f, err := newRecvFrameReader(fdRecv(assignFd)).read()
+	r := newRecvFrameReader(fdRecv(assignFd))
+	f, err := r.read()
+	// A pooled child may get its function's socket ahead of its
+	// assignment, and makes it a connection as it waits.
+	var ahead *net.UnixConn
+	defer func() {
+		if ahead != nil {
+			ahead.Close() // not asked for
+		}
+	}()
+	if _, ok := f.msg.(*wire.Socket); ok && pooled {
+		if ahead, err = unixConn(f.fds[0]); err == nil {
+			f, err = r.read()
+		}
+	}
 	if pooled {
 		// Descriptor 4 tells the server that this child runs, or is gone:
 		// it starts the replacement only now, not to compete with it.
@@ -152,7 +167,13 @@ func readAssignment(ctx context.Context, pooled bool) (*Child, func(context.Cont
 	}
 	c := &Child{arg: a.Arg}
 	fds := f.fds
-	if a.Flags&wire.FlagSocket != 0 {
+	switch {
+	case a.Flags&wire.FlagSocketAhead != 0 && ahead == nil:
+		closeFds(fds)
+		return nil, nil, nil, fmt.Errorf("%w: an assignment for a socket sent ahead, and none came", wire.ErrMalformed)
+	case a.Flags&wire.FlagSocketAhead != 0:
+		c.conn, ahead = ahead, nil
+	case a.Flags&wire.FlagSocket != 0:
 		if c.conn, err = unixConn(fds[0]); err != nil {
 			closeFds(fds[1:])
 			return nil, nil, nil, err

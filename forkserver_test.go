@@ -496,8 +496,8 @@ func TestThreadsDoNotGrow(t *testing.T) {
 // goroutine per Fork leaves them 100 off after 100 forks, 50 with a
 // connection to the server and 50 without; 500 proved no more. The
 // warm-up Forks before the counts include a warm one with a socket, after
-// which the Server holds the socket pair of the next, made as the
-// replacement comes (see makeSpare).
+// which the Server holds the requester's end of a socket sent to each warm
+// child ahead (see sendSocketAhead).
 func TestNoLeaks(t *testing.T) {
 	for _, size := range []int{0, 2} {
 		t.Run(fmt.Sprintf("pool=%d", size), func(t *testing.T) {

@@ -6,19 +6,31 @@ package forkserver
 // connection, which assigns them itself.
 
 import (
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/forkserver/forkserver/internal/wire"
 )
 
-// takeWarmChild waits until srv holds a warm child and takes it.
+// takeWarmChild waits until srv holds a warm child and takes it, closing
+// the socket sent to it ahead, if any.
 func takeWarmChild(t *testing.T, srv *Server) (p *Process, ctl int) {
 	t.Helper()
-	if !await(func() bool { p, ctl = srv.takeWarm(0); return p != nil }) {
+	var w warmChild
+	if !await(func() bool { p, w = srv.takeWarm(0); return p != nil }) {
 		t.Fatalf("the server handed over no warm child in %v", hangBound)
 	}
-	return p, ctl
+	if w.conn != nil {
+		w.conn.Close()
+	}
+	return p, w.ctl
 }
 
 // TestHandOffGarbage checks that a requester that writes garbage to a warm
@@ -38,6 +50,9 @@ func TestHandOffGarbage(t *testing.T) {
 		{"an assignment of no registered function", assignment(&wire.Assign{ServerPid: 1, Name: "handoff-no-such-function"}), 0},
 		{"an assignment without the socket it announces", assignment(&wire.Assign{Flags: wire.FlagSocket, ServerPid: 1, Name: hostileNil.name}), 0},
 		{"descriptors no assignment announces", assignment(&wire.Assign{ServerPid: 1, Name: hostileNil.name}), 2},
+		{"an assignment for a socket sent ahead, and none was", assignment(&wire.Assign{Flags: wire.FlagSocketAhead, ServerPid: 1, Name: hostileNil.name}), 0},
+		{"a socket sent ahead, then no assignment", append(wire.AppendFrame(nil, 0, &wire.Socket{}), wire.AppendFrame(nil, 0, &wire.Reply{})...), 1},
+		{"two sockets sent ahead", append(wire.AppendFrame(nil, 0, &wire.Socket{}), wire.AppendFrame(nil, 0, &wire.Socket{})...), 2},
 		{"a cut assignment", assignment(&wire.Assign{ServerPid: 1, Name: hostileNil.name, Arg: make([]byte, 100)})[:40], 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -67,5 +82,94 @@ func TestHandOffGarbage(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitSuccess(t, p)
+	}
+}
+
+// handOffDescriptors writes, as JSON, its open descriptors above 2 to its
+// first file, which it leaves out, and "hi" on its socket if it has one.
+var handOffDescriptors = Register("handoff-descriptors", func(ctx context.Context, c *Child) error {
+	names, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	var fds []string
+	for _, e := range names {
+		fd, _ := strconv.Atoi(e.Name())
+		target, err := os.Readlink("/proc/self/fd/" + e.Name())
+		// The directory read and the runtime's poller are not the child's.
+		if err != nil || fd <= 2 || fd == int(c.Files()[0].Fd()) || strings.HasPrefix(target, "anon_inode:") {
+			continue
+		}
+		if strings.HasPrefix(target, "socket:") {
+			target = "socket"
+		}
+		fds = append(fds, target)
+	}
+	if err := json.NewEncoder(c.Files()[0]).Encode(fds); err != nil {
+		return err
+	}
+	if c.Conn() != nil {
+		_, err = c.Conn().Write([]byte("hi"))
+	}
+	return err
+})
+
+// TestSocketAhead checks that after a warm Fork that asked for a socket,
+// and only then, the warm children handed over get one ahead of their
+// assignment; that a warm Fork with a socket gets that one, connected to
+// the child's; and that neither such a Fork nor one without a socket
+// leaves the child a descriptor it did not ask for.
+func TestSocketAhead(t *testing.T) {
+	srv := startWith(t, &Config{PoolSize: 1})
+	forks := []bool{true, true, false, false, true}
+	for i, socket := range forks {
+		if err := srv.WaitWarm(testContext(t)); err != nil {
+			t.Fatal(err)
+		}
+		srv.mu.Lock()
+		ahead := len(srv.warm) == 1 && srv.warm[0].conn != nil
+		srv.mu.Unlock()
+		if want := i > 0 && forks[i-1]; ahead != want {
+			t.Fatalf("Fork %d: the warm child has a socket sent ahead: %v, want %v", i, ahead, want)
+		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		given, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := srv.Fork(testContext(t), handOffDescriptors, &Attr{Socket: socket, Files: []*os.File{w, given}})
+		w.Close()
+		given.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fds []string
+		err = json.NewDecoder(r).Decode(&fds)
+		r.Close()
+		if err != nil {
+			t.Fatalf("Fork %d: %v", i, err)
+		}
+		want := []string{os.DevNull}
+		if socket {
+			want = append(want, "socket")
+			buf := make([]byte, 2)
+			if _, err := io.ReadFull(p.Conn(), buf); err != nil || string(buf) != "hi" {
+				t.Errorf("Fork %d: the socket says %q, %v", i, buf, err)
+			}
+			p.Conn().Close()
+		} else if p.Conn() != nil {
+			t.Errorf("Fork %d: a socket not asked for", i)
+		}
+		slices.Sort(fds)
+		if !slices.Equal(fds, want) {
+			t.Errorf("Fork %d, socket %v: the child's descriptors above 2 are %q, want %q", i, socket, fds, want)
+		}
+		waitSuccess(t, p)
+		if got := srv.Stats().WarmForks; got != uint64(i+1) {
+			t.Fatalf("Fork %d: %d warm forks", i, got)
+		}
 	}
 }

@@ -171,7 +171,6 @@ func (s *Server) readLoop(r *frameReader) {
 	calls, procs := s.calls, s.procs
 	s.calls, s.procs = nil, nil
 	s.dropWarm()
-	s.dropSpare()
 	s.wakeWarmWaiters()
 	err = s.err
 	s.mu.Unlock()
@@ -214,7 +213,7 @@ func (s *Server) dispatch(f frame) error {
 		p := s.procs[f.id]
 		delete(s.procs, f.id)
 		if i := slices.IndexFunc(s.warm, func(w warmChild) bool { return w.id == f.id }); i >= 0 {
-			closeFds([]int{s.warm[i].ctl, s.warm[i].exit})
+			s.warm[i].close()
 			s.warm = slices.Delete(s.warm, i, i+1)
 		}
 		s.mu.Unlock()
@@ -222,11 +221,17 @@ func (s *Server) dispatch(f frame) error {
 			p.finish(exitFromMsg(m), nil)
 		}
 	case *wire.Warm:
-		s.makeSpare() // before a Fork can take the child
-		s.mu.Lock()
 		// Sandbox is at most wire.MaxSandboxes; a kind s does not know,
 		// which a server it did not start could send, no Fork takes.
-		s.warm = append(s.warm, warmChild{id: f.id, pid: int(m.Pid), kind: int(m.Sandbox), ctl: f.fds[0], exit: f.fds[1]})
+		w := warmChild{id: f.id, pid: int(m.Pid), kind: int(m.Sandbox), ctl: f.fds[0], exit: f.fds[1]}
+		s.mu.Lock()
+		ahead := s.wantSocket
+		s.mu.Unlock()
+		if ahead {
+			w.conn = sendSocketAhead(w.ctl) // before a Fork can take the child
+		}
+		s.mu.Lock()
+		s.warm = append(s.warm, w)
 		s.warmGotten++
 		s.wakeWarmWaiters()
 		s.mu.Unlock()
@@ -239,8 +244,8 @@ func (s *Server) dispatch(f frame) error {
 
 // dropWarm closes the warm children s holds, which exit. s.mu must be held.
 func (s *Server) dropWarm() {
-	for _, w := range s.warm {
-		closeFds([]int{w.ctl, w.exit})
+	for i := range s.warm {
+		s.warm[i].close()
 	}
 	s.warm = nil
 }

@@ -37,15 +37,7 @@ type Server struct {
 	warmed     chan struct{}   // closed when warm grows or s.err is set; nil if nobody waits
 	stats      Stats           // the counts; its other fields are filled in by Stats
 	warmGotten uint64          // warm children handed over so far
-	spare      *socketPair     // made ahead for the next warm Fork with a socket, or nil
-	wantSpare  bool            // a warm Fork with a socket came: make spares
-}
-
-// socketPair is a connected pair of sockets: the requester's end as a
-// connection, the child's as a raw close-on-exec descriptor.
-type socketPair struct {
-	conn   *net.UnixConn
-	theirs int
+	wantSocket bool            // the last warm Fork asked for a socket: send warm children theirs ahead
 }
 
 // Stats are counts about a Server, for sizing [Config.PoolSize] and the
@@ -100,6 +92,16 @@ type call struct {
 type warmChild struct {
 	id        uint32 // the server's id for it, which its exit event carries
 	pid       int
-	kind      int // 0: the plain pool; i: the i-th of Config.Sandboxes, from 1
-	ctl, exit int // its control socket and the read end of its exit pipe
+	kind      int           // 0: the plain pool; i: the i-th of Config.Sandboxes, from 1
+	ctl, exit int           // its control socket and the read end of its exit pipe
+	conn      *net.UnixConn // the requester's end of the socket sent to it ahead, or nil
+}
+
+// close closes what the requester holds of the warm child w, which then
+// exits.
+func (w *warmChild) close() {
+	closeFds([]int{w.ctl, w.exit})
+	if w.conn != nil {
+		w.conn.Close()
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"path/filepath"
 	"slices"
 	"syscall"
@@ -140,18 +141,19 @@ func (s *Server) forkWarm(rq *request) (*Process, error) {
 	if kind > 0 {
 		assigned = perCall(st)
 	}
-	frame := wire.AppendFrame(nil, 0, rq.assignment(s.pid, assigned))
+	a := rq.assignment(s.pid, assigned)
+	frame := wire.AppendFrame(nil, 0, a)
 	if len(frame)-wire.HeaderSize > wire.MaxBody {
 		return nil, nil // the server says why
 	}
 	for {
-		p, ctl := s.takeWarm(kind)
+		p, w := s.takeWarm(kind)
 		if p == nil {
 			return nil, nil
 		}
 		p.name = rq.name()
-		err := p.assign(ctl, frame, rq)
-		syscall.Close(ctl)
+		err := p.assign(&w, a, frame, rq)
+		syscall.Close(w.ctl)
 		if err == nil {
 			// The child tells the server it runs; the program tells it the
 			// child is its own, in scope of KillAll and SignalGroup, before
@@ -166,7 +168,7 @@ func (s *Server) forkWarm(rq *request) (*Process, error) {
 		// closed under the call: its exit is nobody's.
 		s.forget(p.id)
 		p.finish(nil, err)
-		if bad := sendErr(err, []int{ctl}); bad != nil {
+		if bad := sendErr(err, []int{w.ctl}); bad != nil {
 			return nil, bad // the next warm child would fare no better
 		}
 	}
@@ -217,8 +219,8 @@ func (s *Server) warmFull() bool {
 }
 
 // takeWarm takes a warm child of kind from those s holds and returns it as
-// a Process, with its control socket, or nil if s holds none.
-func (s *Server) takeWarm(kind int) (*Process, int) {
+// a Process, with what s held of it, or nil if s holds none.
+func (s *Server) takeWarm(kind int) (*Process, warmChild) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// The last handed over of its kind, as a stack: taking the oldest
@@ -227,29 +229,48 @@ func (s *Server) takeWarm(kind int) (*Process, int) {
 	for ; i >= 0 && s.warm[i].kind != kind; i-- {
 	}
 	if s.err != nil || i < 0 {
-		return nil, -1
+		return nil, warmChild{}
 	}
 	w := s.warm[i]
 	s.warm = slices.Delete(s.warm, i, i+1)
 	p := &Process{Pid: w.pid, srv: s, id: w.id, done: make(chan struct{}), exitFd: w.exit}
 	s.procs[w.id] = p
-	return p, w.ctl
+	return p, w
 }
 
-// assign writes the assignment frame to the warm child p on its control
-// socket ctl, with the descriptors the request rq sends.
-func (p *Process) assign(ctl int, frame []byte, rq *request) error {
+// assign writes the assignment a, whose frame is frame, to the warm child
+// p on w's control socket, with the descriptors the request rq sends. The
+// socket rq asks for is the one sent to the child ahead, if w has one: the
+// assignment then says so rather than carrying it. One rq does not ask
+// for is closed, and the child closes its end. The warm children handed
+// over next get a socket ahead if rq asks for one.
+func (p *Process) assign(w *warmChild, a *wire.Assign, frame []byte, rq *request) error {
+	socket := rq.flags&wire.FlagSocket != 0
+	p.srv.mu.Lock()
+	p.srv.wantSocket = socket
+	p.srv.mu.Unlock()
 	var fds []int
-	if rq.flags&wire.FlagSocket != 0 {
-		sp, err := p.srv.takeSpare()
-		if err != nil {
-			return err
+	if socket {
+		if w.conn != nil {
+			p.conn, w.conn = w.conn, nil
+			ahead := *a
+			ahead.Flags = a.Flags&^wire.FlagSocket | wire.FlagSocketAhead
+			frame = wire.AppendFrame(nil, 0, &ahead)
+		} else {
+			conn, theirs, err := socketConnPair()
+			if err != nil {
+				return err
+			}
+			p.conn = conn
+			defer closeFds([]int{theirs})
+			fds = []int{theirs}
 		}
-		p.conn = sp.conn
-		defer closeFds([]int{sp.theirs})
-		fds = []int{sp.theirs}
 	}
-	err := withFds(rq.files, func(files []int) error { return sendMsgFd(ctl, frame, append(fds, files...)) })
+	if w.conn != nil {
+		w.conn.Close()
+		w.conn = nil
+	}
+	err := withFds(rq.files, func(files []int) error { return sendMsgFd(w.ctl, frame, append(fds, files...)) })
 	if err != nil && p.conn != nil {
 		p.conn.Close()
 		p.conn = nil
@@ -257,60 +278,23 @@ func (p *Process) assign(ctl int, frame []byte, rq *request) error {
 	return err
 }
 
-// takeSpare returns the socket pair s made ahead, if it holds one, or a new
-// one; from then on s makes one ahead as it is handed a warm child (see
-// makeSpare).
-func (s *Server) takeSpare() (*socketPair, error) {
-	s.mu.Lock()
-	sp := s.spare
-	s.spare, s.wantSpare = nil, true
-	s.mu.Unlock()
-	if sp != nil {
-		return sp, nil
-	}
+// sendSocketAhead sends the warm child on the control socket ctl its end
+// of a new socket pair, which it makes a connection of while it waits, and
+// returns the requester's end as a connection: a Fork that asks for a
+// socket then spends nothing on it, where making the pair, its connection
+// and the child's cost about 40 µs. It returns nil if that fails, and the
+// child's socket then goes with its assignment.
+func sendSocketAhead(ctl int) *net.UnixConn {
 	conn, theirs, err := socketConnPair()
 	if err != nil {
-		return nil, err
+		return nil
 	}
-	return &socketPair{conn, theirs}, nil
-}
-
-// makeSpare makes the socket pair of the next warm Fork with a socket, if
-// a warm Fork with a socket came before and s holds none and works. The
-// connection's reader calls it as the server hands over a warm child,
-// before the Forks see the child: making a pair and its connection, a
-// socketpair and the runtime's poller taking one end, costs about 20 µs
-// that a Fork would otherwise spend before its assignment, and in a busy
-// program each of its system calls may cost the Fork its processor.
-func (s *Server) makeSpare() {
-	s.mu.Lock()
-	needed := s.wantSpare && s.spare == nil && s.err == nil
-	s.mu.Unlock()
-	if !needed {
-		return
-	}
-	conn, theirs, err := socketConnPair()
-	if err != nil {
-		return // the next Fork makes its own, and says why it cannot
-	}
-	s.mu.Lock()
-	if s.spare == nil && s.err == nil {
-		s.spare, conn = &socketPair{conn, theirs}, nil
-	}
-	s.mu.Unlock()
-	if conn != nil {
+	defer syscall.Close(theirs)
+	if sendMsgFd(ctl, wire.AppendFrame(nil, 0, &wire.Socket{}), []int{theirs}) != nil {
 		conn.Close()
-		syscall.Close(theirs)
+		return nil
 	}
-}
-
-// dropSpare closes the socket pair s holds, if any. s.mu must be held.
-func (s *Server) dropSpare() {
-	if s.spare != nil {
-		s.spare.conn.Close()
-		syscall.Close(s.spare.theirs)
-		s.spare = nil
-	}
+	return conn
 }
 
 // message returns the request rq as the server takes it, asking for an exit

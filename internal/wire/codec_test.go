@@ -275,13 +275,24 @@ func TestFrameNfdsMismatch(t *testing.T) {
 	}
 	// The flag for the server's connection carries no descriptor in a fork
 	// request, but does in an assignment; only a fork request carries an
-	// exit pipe.
+	// exit pipe; a socket sent ahead is no descriptor of the assignment.
 	fork := &Fork{Flags: forkFlags, NumFiles: 2, Name: "f"}
-	assign := &Assign{Flags: assignFlags, NumFiles: 2, ServerPid: 1, Name: "f"}
-	if fork.NumFds() != 5+2 || assign.NumFds() != 5+2 {
+	assign := &Assign{Flags: assignFlags &^ FlagSocket, NumFiles: 2, ServerPid: 1, Name: "f"}
+	if fork.NumFds() != 5+2 || assign.NumFds() != 4+2 || (&Socket{}).NumFds() != 1 {
 		t.Errorf("fork needs %d descriptors, assign %d", fork.NumFds(), assign.NumFds())
 	}
+}
 
+// TestAssignSocketTwice checks that an assignment may not carry a socket
+// and also say that one came ahead.
+func TestAssignSocketTwice(t *testing.T) {
+	for _, flags := range []uint32{FlagSocket, FlagSocketAhead, FlagSocket | FlagSocketAhead} {
+		body := (&Assign{Flags: flags, ServerPid: 1, Name: "f"}).appendBody(nil)
+		_, err := DecodeBody(TypeAssign, body)
+		if both := flags == FlagSocket|FlagSocketAhead; both != errors.Is(err, ErrMalformed) || !both && err != nil {
+			t.Errorf("assignment with flags %#x: %v", flags, err)
+		}
+	}
 }
 
 // TestFrameCorpusFiles checks that testdata/fuzz/FuzzDecodeFrame holds

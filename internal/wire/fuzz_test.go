@@ -65,7 +65,7 @@ func fzRawFrame(t Type, nfds uint16, body []byte) []byte {
 // argument.
 func fzMaxAssign() []byte {
 	return AppendFrame(nil, 9, &Assign{
-		Flags: assignFlags, NumFiles: 1, ServerPid: 1 << 30,
+		Flags: assignFlags &^ FlagSocketAhead, NumFiles: 1, ServerPid: 1 << 30,
 		Name: strings.Repeat("n", MaxName), Arg: bytes.Repeat([]byte{0xa5}, MaxArg),
 	})
 }
@@ -219,7 +219,7 @@ func FuzzDecodeFrame(f *testing.F) {
 	})
 }
 
-var fzKinds = []Type{TypeFork, TypeSignal, TypeKillAll, TypeEval, TypeStop, TypeDetach, TypeHello, TypeReply, TypeExit, TypeAssign, TypeExec, TypeSignalGroup, TypeKillAllGroup, TypeWarm, TypeTaken}
+var fzKinds = []Type{TypeFork, TypeSignal, TypeKillAll, TypeEval, TypeStop, TypeDetach, TypeHello, TypeReply, TypeExit, TypeAssign, TypeExec, TypeSignalGroup, TypeKillAllGroup, TypeWarm, TypeTaken, TypeSocket}
 
 func fzName(s string) string {
 	if s == "" {
@@ -269,6 +269,9 @@ func fzBuild(kind byte, a, b uint32, c uint16, s string, p []byte) Message {
 		return m
 	case TypeAssign:
 		m := &Assign{Flags: a & assignFlags, NumFiles: c % (MaxFiles + 1), ServerPid: fzPid(b), Name: fzName(s), Arg: fzArg(p)}
+		if m.Flags&FlagSocket != 0 {
+			m.Flags &^= FlagSocketAhead // a socket comes one way or the other
+		}
 		m.Settings = fzSettings(m.Flags, b, s)
 		return m
 	case TypeExec:
@@ -283,6 +286,8 @@ func fzBuild(kind byte, a, b uint32, c uint16, s string, p []byte) Message {
 		return &Warm{Pid: fzPid(a), Sandbox: b % (MaxSandboxes + 1)}
 	case TypeTaken:
 		return &Taken{Pid: fzPid(a), Group: b&1 != 0}
+	case TypeSocket:
+		return &Socket{}
 	}
 	panic("unreachable")
 }

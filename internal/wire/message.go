@@ -31,6 +31,7 @@ const (
 	TypeExit   Type = 34 // a child exited; id is the Fork request's
 	TypeWarm   Type = 35 // hands the requester a warm child; id is the server's
 	TypeAssign Type = 48 // tells a fresh child what to run
+	TypeSocket Type = 49 // gives a warm child, ahead of its assignment, its function's socket
 )
 
 // Flag bits of Fork, Exec and Assign: which optional descriptors follow,
@@ -41,12 +42,13 @@ const (
 	FlagStdin
 	FlagStdout
 	FlagStderr
-	FlagSettings // a settings section follows (no descriptor)
-	FlagExit     // the write end of a pipe for the reply and the exit (after the socket)
+	FlagSettings    // a settings section follows (no descriptor)
+	FlagExit        // the write end of a pipe for the reply and the exit (after the socket)
+	FlagSocketAhead // the socket came ahead, in a Socket frame (Assign only; no descriptor)
 
 	fdFlags     = FlagSocket | FlagExit | FlagServer | FlagStdin | FlagStdout | FlagStderr
 	forkFlags   = fdFlags | FlagSettings
-	assignFlags = forkFlags &^ FlagExit // a pooled child gets its stdio in the assignment
+	assignFlags = forkFlags&^FlagExit | FlagSocketAhead // a pooled child gets its stdio in the assignment
 	execFlags   = forkFlags &^ FlagServer
 )
 
@@ -158,6 +160,12 @@ type Assign struct {
 	Settings  Settings // if Flags has FlagSettings
 }
 
+// Socket gives a warm child, ahead of its assignment, the socket its
+// function gets if the assignment has FlagSocketAhead: its descriptor is
+// the child's end of a connected pair, which the child makes a connection
+// of while it waits.
+type Socket struct{}
+
 // Exec asks for an external program. Its descriptors are as a Fork's,
 // but it has no connection to the server.
 type Exec struct {
@@ -192,6 +200,7 @@ func (*Exit) Type() Type   { return TypeExit }
 func (*Assign) Type() Type { return TypeAssign }
 func (*Warm) Type() Type   { return TypeWarm }
 func (*Taken) Type() Type  { return TypeTaken }
+func (*Socket) Type() Type { return TypeSocket }
 
 func (m *Fork) NumFds() int {
 	return bits.OnesCount32(m.Flags&fdFlags&^FlagServer) + int(m.NumFiles)
@@ -208,6 +217,7 @@ func (*Reply) NumFds() int    { return 0 }
 func (*Exit) NumFds() int     { return 0 }
 func (*Warm) NumFds() int     { return 2 }
 func (*Taken) NumFds() int    { return 0 }
+func (*Socket) NumFds() int   { return 1 }
 
 func newMessage(t Type) Message {
 	switch t {
@@ -241,6 +251,8 @@ func newMessage(t Type) Message {
 		return new(Warm)
 	case TypeTaken:
 		return new(Taken)
+	case TypeSocket:
+		return new(Socket)
 	}
 	return nil
 }
@@ -327,6 +339,8 @@ func (*Stop) appendBody(b []byte) []byte   { return b }
 func (*Stop) parseBody(*decoder)           {}
 func (*Detach) appendBody(b []byte) []byte { return b }
 func (*Detach) parseBody(*decoder)         {}
+func (*Socket) appendBody(b []byte) []byte { return b }
+func (*Socket) parseBody(*decoder)         {}
 
 func (m *Warm) appendBody(b []byte) []byte {
 	b = binary.LittleEndian.AppendUint32(b, m.Pid)
@@ -409,4 +423,7 @@ func (m *Assign) parseBody(d *decoder) {
 		m.Name = d.name()
 		m.Arg = d.arg()
 	})
+	if d.err == nil && m.Flags&FlagSocket != 0 && m.Flags&FlagSocketAhead != 0 {
+		d.fail("a socket both sent ahead and sent with the assignment")
+	}
 }
