@@ -47,9 +47,6 @@ func (sv *supervisor) reaped(pid int, ws syscall.WaitStatus, ru *syscall.Rusage)
 	if e.killed {
 		sv.dying-- // what it leaves behind is now the server's: sweep
 	}
-	if e.gone != nil {
-		close(e.gone)
-	}
 	switch {
 	case e.owner != nil:
 		if e.warm != nil { // it died unassigned: it is replaced
@@ -64,6 +61,11 @@ func (sv *supervisor) reaped(pid int, ws syscall.WaitStatus, ru *syscall.Rusage)
 		e.pooled.exit = exitToMsg(pid, ws, ru)
 	case e.pooled != nil:
 		sv.leftPool(pid) // it died while waiting: nobody to tell
+	}
+	// Only now, as waking its waiter costs a wake-up of one of the
+	// runtime's threads, which the requester need not wait for.
+	if e.gone != nil {
+		close(e.gone)
 	}
 	return e.killed
 }
