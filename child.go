@@ -132,7 +132,7 @@ func readAssignment(ctx context.Context, pooled bool) (*Child, func(context.Cont
 			ahead.Close() // not asked for
 		}
 	}()
-	if _, ok := f.msg.(*wire.Socket); ok && pooled {
+	if _, ok := f.msg.(*wire.Socket); ok && pooled && err == nil {
 		if ahead, err = unixConn(f.fds[0]); err == nil {
 			f, err = r.read()
 		}

@@ -6,10 +6,12 @@ package forkserver
 // connection, which assigns them itself.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -171,5 +173,88 @@ func TestSocketAhead(t *testing.T) {
 		if got := srv.Stats().WarmForks; got != uint64(i+1) {
 			t.Fatalf("Fork %d: %d warm forks", i, got)
 		}
+	}
+}
+
+// startPooledChild executes this binary as a pooled child, its control
+// socket and started pipe made here, and returns the test's end of the
+// control socket, the command and the child's standard error.
+func startPooledChild(t *testing.T) (int, *exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	ours, theirs, err := socketpair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl := os.NewFile(uintptr(theirs), "ctl")
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(testContext(t), os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), roleEnv+"="+rolePooled)
+	cmd.ExtraFiles = []*os.File{ctl, w} // descriptors 3 and 4
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctl.Close()
+	w.Close()
+	b := make([]byte, 1)
+	if n, _ := r.Read(b); n != 1 { // it is ready
+		t.Fatalf("the pooled child did not say it was ready")
+	}
+	r.Close()
+	return ours, cmd, &stderr
+}
+
+// TestSocketAheadFdsLost checks that a warm child given a socket frame
+// whose descriptors it cannot all receive (more than a frame may carry,
+// or none free) fails with an error, as for any other frame, and does not
+// crash.
+func TestSocketAheadFdsLost(t *testing.T) {
+	ctl, cmd, stderr := startPooledChild(t)
+	var fds []int
+	for range wire.MaxFds + 2 {
+		r, w, err := pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fds = append(fds, r)
+		defer closeFds([]int{r, w})
+	}
+	err := sendMsgFd(ctl, wire.AppendFrame(nil, 0, &wire.Socket{}), fds)
+	syscall.Close(ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	werr := cmd.Wait()
+	if werr == nil {
+		t.Errorf("the warm child exited 0")
+	}
+	if strings.Contains(stderr.String(), "panic") {
+		t.Errorf("the warm child crashed (%v):\n%s", werr, stderr)
+	}
+}
+
+// TestSocketAheadThenEnd checks that a warm child sent a socket ahead and
+// then sent away (its control socket closed with no assignment, as when
+// the program's Fork fails or the program goes) exits 0, as one sent away
+// without a socket does.
+func TestSocketAheadThenEnd(t *testing.T) {
+	ctl, cmd, stderr := startPooledChild(t)
+	conn, theirs, err := socketConnPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	err = sendMsgFd(ctl, wire.AppendFrame(nil, 0, &wire.Socket{}), []int{theirs})
+	syscall.Close(theirs)
+	syscall.Close(ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("the warm child sent away: %v\n%s", err, stderr)
 	}
 }

@@ -242,6 +242,15 @@ func (s *Server) dispatch(f frame) error {
 	return nil
 }
 
+// close closes what the requester holds of the warm child w, which then
+// exits.
+func (w *warmChild) close() {
+	closeFds([]int{w.ctl, w.exit})
+	if w.conn != nil {
+		w.conn.Close()
+	}
+}
+
 // dropWarm closes the warm children s holds, which exit. s.mu must be held.
 func (s *Server) dropWarm() {
 	for i := range s.warm {

@@ -96,12 +96,3 @@ type warmChild struct {
 	ctl, exit int           // its control socket and the read end of its exit pipe
 	conn      *net.UnixConn // the requester's end of the socket sent to it ahead, or nil
 }
-
-// close closes what the requester holds of the warm child w, which then
-// exits.
-func (w *warmChild) close() {
-	closeFds([]int{w.ctl, w.exit})
-	if w.conn != nil {
-		w.conn.Close()
-	}
-}
