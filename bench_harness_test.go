@@ -76,10 +76,23 @@ var benchBlock = forkserver.Register("bench-block", func(ctx context.Context, c 
 // one byte on its descriptor 3 before it exits.
 const benchExecByte = "FORKSERVER_BENCH_EXEC_BYTE"
 
+// benchExecTouch, set in the environment of an os/exec child to a count
+// of KiB, makes it write to that much more memory before its byte.
+const benchExecTouch = "FORKSERVER_BENCH_EXEC_TOUCH_KIB"
+
+// benchTouched keeps what benchExecChild touched alive until it exits.
+var benchTouched []byte
+
 // benchExecChild is the child of the os/exec counterparts: the same binary,
 // started and initialised, which writes a byte on descriptor 3 as its one
 // act if asked to, then exits as a Go program does at the end of main.
 func benchExecChild() {
+	if kib, _ := strconv.Atoi(os.Getenv(benchExecTouch)); kib > 0 {
+		benchTouched = make([]byte, kib<<10)
+		for i := range len(benchTouched) / 4096 {
+			benchTouched[i*4096] = 1
+		}
+	}
 	if os.Getenv(benchExecByte) != "" {
 		syscall.Write(3, []byte{1})
 	}

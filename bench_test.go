@@ -31,6 +31,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"os/exec"
 	"runtime/metrics"
 	"sync"
 	"sync/atomic"
@@ -252,8 +253,17 @@ func BenchmarkPooledExitWait(b *testing.B) {
 	benchSetupLoad(b)
 	srv := forkserver.StartWith(b, &forkserver.Config{PoolSize: benchPool})
 	settle := func() { benchSettlePool(b, srv.Pid(), benchPool) }
+	r := benchInterleave(b, settle,
+		benchOp{"exit until Wait", benchPooledExit(b, srv)},
+		benchOp{"exit floor", benchExecExit(b, benchExecCmd(b))})
+	r.reportAgainst(b, 1)
+}
+
+// benchPooledExit forks, from srv's pool, a child that writes a byte and
+// returns, and times from reading that byte until Wait returns.
+func benchPooledExit(b *testing.B, srv *forkserver.Server) func(*benchClock) {
 	buf := make([]byte, 1)
-	ours := func(clock *benchClock) {
+	return func(clock *benchClock) {
 		p, err := srv.Fork(context.Background(), benchExitByte, &forkserver.Attr{Socket: true})
 		if err != nil {
 			b.Fatal(err)
@@ -276,10 +286,62 @@ func BenchmarkPooledExitWait(b *testing.B) {
 			b.Fatalf("child %d: %v, %v", p.Pid, exit, err)
 		}
 	}
+}
+
+// BenchmarkExitParts takes apart the exit row of BenchmarkPooledExitWait:
+// the exit floor; the same with 512 KiB more memory written before the
+// last write (touched-512k), what a child's exit costs per memory it
+// holds; the same binary as the floor's, executed by the server through
+// Command (server-exec), whose exit reaches Wait through the server as a
+// pooled child's does; and a pooled child's exit (p50-µs). Each p50 in µs.
+func BenchmarkExitParts(b *testing.B) {
+	benchSetupLoad(b)
+	srv := forkserver.StartWith(b, &forkserver.Config{PoolSize: benchPool})
+	settle := func() { benchSettlePool(b, srv.Pid(), benchPool) }
+	command := benchExecCmd(b)
+	touched := func(w *os.File) *exec.Cmd {
+		cmd := command(w)
+		cmd.Env = append(cmd.Env, benchExecTouch+"=512")
+		return cmd
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 1)
+	serverExec := func(clock *benchClock) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer r.Close()
+		cmd := srv.Command(exe, "-test.run=^$")
+		cmd.Env = command(w).Env
+		cmd.ExtraFiles = []*os.File{w}
+		err = cmd.Start()
+		w.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(r, buf); err != nil {
+			b.Fatalf("child %d: %v", cmd.Process.Pid, err)
+		}
+		clock.begin()
+		err = cmd.Wait()
+		clock.end()
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
 	r := benchInterleave(b, settle,
-		benchOp{"exit until Wait", ours},
-		benchOp{"exit floor", benchExecExit(b, benchExecCmd(b))})
-	r.reportAgainst(b, 1)
+		benchOp{"pooled exit until Wait", benchPooledExit(b, srv)},
+		benchOp{"exit floor", benchExecExit(b, command)},
+		benchOp{"exit floor, 512 KiB more", benchExecExit(b, touched)},
+		benchOp{"executed by the server", serverExec})
+	r.report(b, 0, "")
+	r.report(b, 1, "floor-")
+	r.report(b, 2, "touched-512k-")
+	r.report(b, 3, "server-exec-")
 }
 
 // BenchmarkManyAlive: 2,000 children of a pooled server alive at once, all
