@@ -77,8 +77,12 @@ var benchBlock = forkserver.Register("bench-block", func(ctx context.Context, c 
 const benchExecByte = "FORKSERVER_BENCH_EXEC_BYTE"
 
 // benchExecTouch, set in the environment of an os/exec child to a count
-// of KiB, makes it write to that much more memory before its byte.
-const benchExecTouch = "FORKSERVER_BENCH_EXEC_TOUCH_KIB"
+// of KiB, makes it write to that much more memory before its byte;
+// benchExecWait, to a count of ms, makes it wait that long first.
+const (
+	benchExecTouch = "FORKSERVER_BENCH_EXEC_TOUCH_KIB"
+	benchExecWait  = "FORKSERVER_BENCH_EXEC_WAIT_MS"
+)
 
 // benchTouched keeps what benchExecChild touched alive until it exits.
 var benchTouched []byte
@@ -92,6 +96,9 @@ func benchExecChild() {
 		for i := range len(benchTouched) / 4096 {
 			benchTouched[i*4096] = 1
 		}
+	}
+	if ms, _ := strconv.Atoi(os.Getenv(benchExecWait)); ms > 0 {
+		time.Sleep(time.Duration(ms) * time.Millisecond)
 	}
 	if os.Getenv(benchExecByte) != "" {
 		syscall.Write(3, []byte{1})

@@ -254,16 +254,18 @@ func BenchmarkPooledExitWait(b *testing.B) {
 	srv := forkserver.StartWith(b, &forkserver.Config{PoolSize: benchPool})
 	settle := func() { benchSettlePool(b, srv.Pid(), benchPool) }
 	r := benchInterleave(b, settle,
-		benchOp{"exit until Wait", benchPooledExit(b, srv)},
+		benchOp{"exit until Wait", benchPooledExit(b, srv, 0)},
 		benchOp{"exit floor", benchExecExit(b, benchExecCmd(b))})
 	r.reportAgainst(b, 1)
 }
 
-// benchPooledExit forks, from srv's pool, a child that writes a byte and
-// returns, and times from reading that byte until Wait returns.
-func benchPooledExit(b *testing.B, srv *forkserver.Server) func(*benchClock) {
+// benchPooledExit forks, from srv's pool, a child that writes a byte once
+// cued and returns, cues it at least wait after the Fork, and times from
+// reading that byte until Wait returns.
+func benchPooledExit(b *testing.B, srv *forkserver.Server, wait time.Duration) func(*benchClock) {
 	buf := make([]byte, 1)
 	return func(clock *benchClock) {
+		forked := time.Now()
 		p, err := srv.Fork(context.Background(), benchExitByte, &forkserver.Attr{Socket: true})
 		if err != nil {
 			b.Fatal(err)
@@ -273,6 +275,7 @@ func benchPooledExit(b *testing.B, srv *forkserver.Server) func(*benchClock) {
 		// child waiting for its cue, so that it does not compete with the
 		// exit.
 		benchSettlePool(b, srv.Pid(), benchPool+1)
+		time.Sleep(time.Until(forked.Add(wait))) // untimed: the wait asked for
 		if _, err := p.Conn().Write(buf); err != nil {
 			b.Fatal(err)
 		}
@@ -293,16 +296,22 @@ func benchPooledExit(b *testing.B, srv *forkserver.Server) func(*benchClock) {
 // last write (touched-512k), what a child's exit costs per memory it
 // holds; the same binary as the floor's, executed by the server through
 // Command (server-exec), whose exit reaches Wait through the server as a
-// pooled child's does; and a pooled child's exit (p50-µs). Each p50 in µs.
+// pooled child's does; and a pooled child's exit (p50-µs). And the floor
+// and the pooled child's exit again, each child having waited 10 ms
+// before its last write (floor-waited-, waited-): a process that has sat
+// idle takes longer to die, and a pooled child has always waited, in the
+// pool at least. Each p50 in µs.
 func BenchmarkExitParts(b *testing.B) {
 	benchSetupLoad(b)
 	srv := forkserver.StartWith(b, &forkserver.Config{PoolSize: benchPool})
 	settle := func() { benchSettlePool(b, srv.Pid(), benchPool) }
 	command := benchExecCmd(b)
-	touched := func(w *os.File) *exec.Cmd {
-		cmd := command(w)
-		cmd.Env = append(cmd.Env, benchExecTouch+"=512")
-		return cmd
+	withEnv := func(kv string) func(w *os.File) *exec.Cmd {
+		return func(w *os.File) *exec.Cmd {
+			cmd := command(w)
+			cmd.Env = append(cmd.Env, kv)
+			return cmd
+		}
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -334,14 +343,18 @@ func BenchmarkExitParts(b *testing.B) {
 		}
 	}
 	r := benchInterleave(b, settle,
-		benchOp{"pooled exit until Wait", benchPooledExit(b, srv)},
+		benchOp{"pooled exit until Wait", benchPooledExit(b, srv, 0)},
 		benchOp{"exit floor", benchExecExit(b, command)},
-		benchOp{"exit floor, 512 KiB more", benchExecExit(b, touched)},
-		benchOp{"executed by the server", serverExec})
+		benchOp{"exit floor, 512 KiB more", benchExecExit(b, withEnv(benchExecTouch+"=512"))},
+		benchOp{"executed by the server", serverExec},
+		benchOp{"exit floor, after 10 ms", benchExecExit(b, withEnv(benchExecWait+"=10"))},
+		benchOp{"pooled exit, after 10 ms", benchPooledExit(b, srv, 10*time.Millisecond)})
 	r.report(b, 0, "")
 	r.report(b, 1, "floor-")
 	r.report(b, 2, "touched-512k-")
 	r.report(b, 3, "server-exec-")
+	r.report(b, 4, "floor-waited-")
+	r.report(b, 5, "waited-")
 }
 
 // BenchmarkManyAlive: 2,000 children of a pooled server alive at once, all
