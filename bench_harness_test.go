@@ -294,6 +294,19 @@ func benchExecRun(b *testing.B, command func(*os.File) *exec.Cmd) func(*benchClo
 // byte and exits; from reading the byte until cmd.Wait, the parent's own
 // blocking wait for its child, returns.
 func benchExecExit(b *testing.B, command func(*os.File) *exec.Cmd) func(*benchClock) {
+	return benchExitAfterByte(b, func(w *os.File) (func() error, int) {
+		cmd := command(w)
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		return cmd.Wait, cmd.Process.Pid
+	})
+}
+
+// benchExitAfterByte times the exit of the child start starts, given the
+// write end of a pipe, on which it writes a byte and exits: from reading
+// the byte until the wait start returns does.
+func benchExitAfterByte(b *testing.B, start func(w *os.File) (wait func() error, pid int)) func(*benchClock) {
 	buf := make([]byte, 1)
 	return func(clock *benchClock) {
 		r, w, err := os.Pipe()
@@ -301,16 +314,13 @@ func benchExecExit(b *testing.B, command func(*os.File) *exec.Cmd) func(*benchCl
 			b.Fatal(err)
 		}
 		defer r.Close()
-		cmd := command(w)
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
+		wait, pid := start(w)
 		w.Close()
 		if _, err := io.ReadFull(r, buf); err != nil {
-			b.Fatalf("os/exec child %d: %v", cmd.Process.Pid, err)
+			b.Fatalf("child %d: %v", pid, err)
 		}
 		clock.begin()
-		err = cmd.Wait()
+		err = wait()
 		clock.end()
 		if err != nil {
 			b.Fatal(err)

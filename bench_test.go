@@ -317,31 +317,15 @@ func BenchmarkExitParts(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	buf := make([]byte, 1)
-	serverExec := func(clock *benchClock) {
-		r, w, err := os.Pipe()
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer r.Close()
+	serverExec := benchExitAfterByte(b, func(w *os.File) (func() error, int) {
 		cmd := srv.Command(exe, "-test.run=^$")
 		cmd.Env = command(w).Env
 		cmd.ExtraFiles = []*os.File{w}
-		err = cmd.Start()
-		w.Close()
-		if err != nil {
+		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := io.ReadFull(r, buf); err != nil {
-			b.Fatalf("child %d: %v", cmd.Process.Pid, err)
-		}
-		clock.begin()
-		err = cmd.Wait()
-		clock.end()
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
+		return cmd.Wait, cmd.Process.Pid
+	})
 	r := benchInterleave(b, settle,
 		benchOp{"pooled exit until Wait", benchPooledExit(b, srv, 0)},
 		benchOp{"exit floor", benchExecExit(b, command)},
