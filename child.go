@@ -233,6 +233,10 @@ func runRole(role string) {
 			os.Exit(127)
 		}
 		nameProcess(programName())
+		if err := enterSandboxAhead(); err != nil {
+			fmt.Fprintf(os.Stderr, "forkserver: warm child: %s\n", err)
+			os.Exit(127)
+		}
 		warmUp()
 		os.Exit(runChild(true))
 	}

@@ -235,18 +235,23 @@ type Config struct {
 // it is it handed out; one that could not enter it exits, and the server
 // logs that and tries again later, at growing intervals.
 //
-// The rest of the Fork's Attr is applied per call, by the child, once it
-// is assigned, in the order Attr gives: Setsid or Setpgid, Rlimits and
-// MemoryLimit, Dir, Pdeathsig, Env and ExtraEnv, and DenySyscalls last,
-// with its standard descriptors, socket, files and connection.
+// The sandbox's DenySyscalls too is in force in a warm child before it is
+// handed out: the child installs that filter as it starts. A Fork takes a
+// warm child of the first declared sandbox whose creation-time settings
+// equal its own and whose DenySyscalls it holds; one that denies fewer
+// groups does not. The rest of the Fork's Attr is applied per call, by
+// the child, once it is assigned, in the order Attr gives: Setsid or
+// Setpgid, Rlimits and MemoryLimit, Dir, Pdeathsig, Env and ExtraEnv, and
+// the groups DenySyscalls adds to the sandbox's last, with its standard
+// descriptors, socket, files and connection.
 //
 // Only forks through the connection Start returns take warm children of
 // a sandbox; those through a connection handed to a child, whose
 // confinement the server adds to what they ask for, start cold.
 type Sandbox struct {
-	// Attr's creation-time settings are the sandbox's; its other fields
-	// are ignored, so that the Attr a program forks with can be declared
-	// as it is. A nil Attr, or one that asks for none of them, is the
+	// Attr's creation-time settings, and its DenySyscalls, are the
+	// sandbox's; its other fields are ignored, so that the Attr a program
+	// forks with can be declared as it is. A nil Attr, or one that asks for none of them, is the
 	// plain pool, which PoolSize sizes, and is refused here.
 	Attr *Attr
 

@@ -187,7 +187,7 @@ func (sv *supervisor) forkChild(l *launch, a *wire.Assign) error {
 		// sandbox is in it already, and applies only what is per call.
 		pa := *a
 		if k.index > 0 {
-			pa.Settings = perCall(&a.Settings)
+			pa.Settings = perCall(&a.Settings, &k.shape)
 			pa.Flags = pa.Flags&^wire.FlagSettings | pa.Settings.Flag()
 		}
 		var stdio []int

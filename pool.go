@@ -71,7 +71,7 @@ func newKinds(size int) []*kind {
 }
 
 // kindFor returns the kind of pooled child that may take l's child: the
-// declared sandbox of l's shape, then the plain pool, if l's settings
+// first declared sandbox that serves l's shape, then the plain pool, if l's settings
 // allow; nil if none may. Only the program's connection takes a sandbox's
 // children: another's requests carry the confinement of the child it was
 // handed to, whose path layers no sandbox's shape shows.
@@ -79,7 +79,7 @@ func (sv *supervisor) kindFor(l *launch) *kind {
 	if l.from == sv.program && len(l.from.rulesets) == 0 {
 		sh := shape(&l.st)
 		for _, k := range sv.kinds[1:] {
-			if sameShape(&k.shape, &sh) {
+			if serves(&k.shape, &sh) {
 				return k
 			}
 		}
@@ -233,6 +233,9 @@ func (sv *supervisor) startPooled(k *kind, gen int) error {
 		}
 		if len(rulesets) > 0 {
 			attr.Env = append(attr.Env, landlockEnv+"="+strconv.Itoa(len(rulesets)))
+		}
+		if k.shape.Syscalls != 0 {
+			attr.Env = append(attr.Env, syscallsEnv+"="+strconv.FormatUint(uint64(k.shape.Syscalls), 10))
 		}
 	}
 	if err == nil {

@@ -31,9 +31,10 @@ func enterLandlock(int, string) error { return nil }
 // pathRulesets is never reached: sandboxAdmissible refuses Paths.
 func pathRulesets([]wire.PathLayer) ([]int, error) { return nil, errors.ErrUnsupported }
 
-// enterSandbox has nothing to do: sandboxAdmissible refuses what would
-// ask for it.
+// enterSandbox and enterSandboxAhead have nothing to do:
+// sandboxAdmissible refuses what would ask for them.
 func enterSandbox(*wire.Settings) error { return nil }
+func enterSandboxAhead() error          { return nil }
 
 // withSandbox is never called: sandboxAdmissible refuses what would ask
 // for it.

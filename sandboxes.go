@@ -18,17 +18,23 @@ import (
 // the server which shapes to keep warm children of.
 
 // sandboxesEnv tells a server the sandboxes the program declared: see
-// encodeSandboxes.
-const sandboxesEnv = "FORKSERVER_SANDBOXES"
+// encodeSandboxes. syscallsEnv tells a warm child of one the system call
+// groups it denies before its assignment: see enterSandboxAhead.
+const (
+	sandboxesEnv = "FORKSERVER_SANDBOXES"
+	syscallsEnv  = "FORKSERVER_SYSCALLS"
+)
 
 // shapeSet are the bits of Settings.Set that belong to a sandbox's shape.
 const shapeSet = wire.SetCredential | wire.SetNoNewPrivs
 
 // shape returns the creation-time part of st: what a warm child of a
-// declared sandbox has from its creation on.
+// declared sandbox has from its creation on, and the system call groups
+// it denies from before its assignment on.
 func shape(st *wire.Settings) wire.Settings {
 	sh := wire.Settings{
 		Set:        st.Set & shapeSet,
+		Syscalls:   st.Syscalls,
 		Chroot:     st.Chroot,
 		Namespaces: st.Namespaces,
 		UidMaps:    st.UidMaps,
@@ -41,9 +47,19 @@ func shape(st *wire.Settings) wire.Settings {
 	return sh
 }
 
+// serves reports whether a warm child of the declared sandbox of shape sb
+// may take a Fork of shape sh: the same shape, but for the system call
+// groups, of which the Fork must deny at least those sb's children deny
+// already.
+func serves(sb, sh *wire.Settings) bool {
+	rest := *sh
+	rest.Syscalls = sb.Syscalls
+	return sh.Syscalls&sb.Syscalls == sb.Syscalls && sameShape(sb, &rest)
+}
+
 // sameShape reports whether the shapes a and b are equal.
 func sameShape(a, b *wire.Settings) bool {
-	return a.Set == b.Set && a.Uid == b.Uid && a.Gid == b.Gid && slices.Equal(a.Groups, b.Groups) &&
+	return a.Set == b.Set && a.Syscalls == b.Syscalls && a.Uid == b.Uid && a.Gid == b.Gid && slices.Equal(a.Groups, b.Groups) &&
 		a.Chroot == b.Chroot && a.Namespaces == b.Namespaces &&
 		slices.Equal(a.UidMaps, b.UidMaps) && slices.Equal(a.GidMaps, b.GidMaps) &&
 		slices.EqualFunc(a.PathLayers, b.PathLayers, func(x, y wire.PathLayer) bool {
@@ -51,11 +67,12 @@ func sameShape(a, b *wire.Settings) bool {
 		})
 }
 
-// perCall returns st without its shape: what a warm child of the sandbox
-// st's shape names applies once assigned.
-func perCall(st *wire.Settings) wire.Settings {
+// perCall returns st without the shape sb, which serves it: what a warm
+// child of the sandbox sb applies once assigned.
+func perCall(st, sb *wire.Settings) wire.Settings {
 	out := *st
 	out.Set &^= shapeSet
+	out.Syscalls &^= sb.Syscalls
 	out.Uid, out.Gid, out.Groups = 0, 0, nil
 	out.Chroot, out.Namespaces, out.UidMaps, out.GidMaps, out.PathLayers = "", 0, nil, nil, nil
 	return out

@@ -139,7 +139,10 @@ func (s *Server) forkWarm(rq *request) (*Process, error) {
 	// what is per call.
 	assigned := *st
 	if kind > 0 {
-		assigned = perCall(st)
+		s.mu.Lock()
+		sb := s.sandboxes[kind-1]
+		s.mu.Unlock()
+		assigned = perCall(st, &sb)
 	}
 	a := rq.assignment(s.pid, assigned)
 	frame := wire.AppendFrame(nil, 0, a)
@@ -189,7 +192,7 @@ func (s *Server) warmKind(rq *request) int {
 	if st.Set&shapeSet != 0 || st.Chroot != "" || st.Namespaces != 0 || len(st.PathLayers) > 0 {
 		sh := shape(st)
 		for i := range sandboxes {
-			if sameShape(&sandboxes[i], &sh) {
+			if serves(&sandboxes[i], &sh) {
 				return i + 1
 			}
 		}

@@ -260,3 +260,60 @@ func TestWarmSandboxRefused(t *testing.T) {
 		})
 	}
 }
+
+// syscallsProbe reports, as JSON on its socket, the errors of making an
+// AF_INET socket and of creating a process, each "" if it worked.
+var syscallsProbe = forkserver.Register("syscalls-probe", func(ctx context.Context, c *forkserver.Child) error {
+	var got [2]string
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err == nil {
+		syscall.Close(fd)
+	} else {
+		got[0] = err.Error()
+	}
+	pid, err := syscall.ForkExec("/bin/true", []string{"true"}, nil)
+	if err == nil {
+		var ws syscall.WaitStatus
+		syscall.Wait4(pid, &ws, 0, nil)
+	} else {
+		got[1] = err.Error()
+	}
+	return json.NewEncoder(c.Conn()).Encode(got)
+})
+
+// TestWarmSandboxSyscallsAhead checks that a declared sandbox's
+// DenySyscalls is in force in its warm children before they are assigned,
+// and that they serve only the Forks that deny at least as much: one that
+// denies more gets the rest denied too, one that denies less starts cold.
+func TestWarmSandboxSyscallsAhead(t *testing.T) {
+	sb := &forkserver.Attr{NoNewPrivs: true, DenySyscalls: forkserver.SyscallsNetwork}
+	srv := forkserver.StartWith(t, &forkserver.Config{Sandboxes: []forkserver.Sandbox{{Attr: sb, Size: 1}}})
+	const eperm = "operation not permitted"
+	for i, c := range []struct {
+		deny             forkserver.SyscallGroup
+		warm             bool
+		socketErr, exErr string
+	}{
+		{forkserver.SyscallsNetwork, true, eperm, ""},
+		{forkserver.SyscallsNetwork | forkserver.SyscallsExec, true, eperm, eperm},
+		{0, false, "", ""},
+		{forkserver.SyscallsExec, false, "", eperm},
+	} {
+		if err := srv.WaitWarm(forkserver.TestContext(t)); err != nil {
+			t.Fatal(err)
+		}
+		before := srv.Stats().WarmForks
+		p := fork(t, srv, syscallsProbe, &forkserver.Attr{NoNewPrivs: true, DenySyscalls: c.deny, Socket: true})
+		var got [2]string
+		if err := json.NewDecoder(p.Conn()).Decode(&got); err != nil {
+			t.Fatalf("Fork %d: no report from the child: %v", i, err)
+		}
+		forkserver.WaitSuccess(t, p)
+		if warm := srv.Stats().WarmForks > before; warm != c.warm {
+			t.Errorf("Fork %d, denying %#x: warm %v, want %v", i, c.deny, warm, c.warm)
+		}
+		if got != [2]string{c.socketErr, c.exErr} {
+			t.Errorf("Fork %d, denying %#x: making a socket and a process: %q, want %q", i, c.deny, got, [2]string{c.socketErr, c.exErr})
+		}
+	}
+}
