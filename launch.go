@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/forkserver/forkserver/internal/sandbox"
@@ -187,7 +188,7 @@ func (sv *supervisor) forkChild(l *launch, a *wire.Assign) error {
 		// sandbox is in it already, and applies only what is per call.
 		pa := *a
 		if k.index > 0 {
-			pa.Settings = perCall(&a.Settings, &k.shape)
+			pa.Settings = perCall(&a.Settings)
 			pa.Flags = pa.Flags&^wire.FlagSettings | pa.Settings.Flag()
 		}
 		var stdio []int
@@ -238,7 +239,26 @@ const (
 )
 
 // childEnv is the environment of a child executed to run a function.
-func childEnv() []string { return append(os.Environ(), roleEnv+"="+roleChild) }
+func childEnv() []string { return environ(os.Environ(), roleEnv+"="+roleChild) }
+
+// internalEnv are the variables through which this package tells a
+// process it executes its role and what to enter before it runs. None is
+// ever taken from an environment, the program's, one in Config.Env or one
+// an Eval changed, where it could say that a child's sandbox is entered
+// already: environ removes them, and each execution sets those it needs.
+var internalEnv = []string{roleEnv, poolEnv, maxChildrenEnv, sandboxesEnv, syscallsEnv, landlockEnv, idleEnv, execLimitsEnv}
+
+// environ returns env without the variables of internalEnv, followed by
+// set, this package's variables for the process to execute.
+func environ(env []string, set ...string) []string {
+	out := make([]string, 0, len(env)+len(set))
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); !slices.Contains(internalEnv, k) {
+			out = append(out, kv)
+		}
+	}
+	return append(out, set...)
+}
 
 // childClient makes the connection the child of l gets, sets l.own to it
 // and returns the child's end: its rights are those l's settings ask for,
@@ -309,7 +329,7 @@ func (sv *supervisor) exec(l *launch, m *wire.Exec) error {
 	if err != nil {
 		return err
 	}
-	env := os.Environ()
+	env := environ(os.Environ())
 	if l.st.Set&wire.SetEnv != 0 {
 		env = l.st.Env
 	}

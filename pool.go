@@ -220,7 +220,7 @@ func (sv *supervisor) startPooled(k *kind, gen int) error {
 		closeFds([]int{ctl, childCtl})
 		return err
 	}
-	attr := &syscall.ProcAttr{Env: append(os.Environ(), roleEnv+"="+rolePooled), Files: []uintptr{0, 1, 2, uintptr(childCtl), uintptr(childStarted)}}
+	attr := &syscall.ProcAttr{Env: environ(os.Environ(), roleEnv+"="+rolePooled), Files: []uintptr{0, 1, 2, uintptr(childCtl), uintptr(childStarted)}}
 	idle := k.index == 0 && sv.idleRefill // a sandbox's may not be allowed to leave it
 	if idle {
 		attr.Env = append(attr.Env, idleEnv+"=1")

@@ -67,12 +67,13 @@ func sameShape(a, b *wire.Settings) bool {
 		})
 }
 
-// perCall returns st without the shape sb, which serves it: what a warm
-// child of the sandbox sb applies once assigned.
-func perCall(st, sb *wire.Settings) wire.Settings {
+// perCall returns st without its creation-time settings: what a warm
+// child of a declared sandbox applies once assigned. Its system call
+// groups stay whole: the child leaves out those it denies already, which
+// it knows for itself (see enterSandboxAhead).
+func perCall(st *wire.Settings) wire.Settings {
 	out := *st
 	out.Set &^= shapeSet
-	out.Syscalls &^= sb.Syscalls
 	out.Uid, out.Gid, out.Groups = 0, 0, nil
 	out.Chroot, out.Namespaces, out.UidMaps, out.GidMaps, out.PathLayers = "", 0, nil, nil, nil
 	return out

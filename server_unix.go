@@ -63,7 +63,7 @@ func startFrom(cfg *Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	env = append(withoutRole(env), roleEnv+"="+serverRole, poolEnv+"="+strconv.Itoa(cfg.PoolSize), maxChildrenEnv+"="+strconv.Itoa(cfg.MaxChildren))
+	env = environ(env, roleEnv+"="+serverRole, poolEnv+"="+strconv.Itoa(cfg.PoolSize), maxChildrenEnv+"="+strconv.Itoa(cfg.MaxChildren))
 	if len(shapes) > 0 {
 		env = append(env, sandboxesEnv+"="+encodeSandboxes(cfg.Sandboxes, shapes))
 	}
@@ -110,17 +110,6 @@ func withoutExitSleep(env []string) []string {
 		value += " "
 	}
 	return append(out, "GORACE="+value+option+"=0")
-}
-
-// withoutRole returns env without the variables this package sets.
-func withoutRole(env []string) []string {
-	out := make([]string, 0, len(env)+3)
-	for _, kv := range env {
-		if k, _, _ := strings.Cut(kv, "="); k != roleEnv && k != poolEnv && k != maxChildrenEnv && k != sandboxesEnv {
-			out = append(out, kv)
-		}
-	}
-	return out
 }
 
 // newServer returns the Server on conn to the server pid; a non-zero reap

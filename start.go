@@ -139,10 +139,7 @@ func (s *Server) forkWarm(rq *request) (*Process, error) {
 	// what is per call.
 	assigned := *st
 	if kind > 0 {
-		s.mu.Lock()
-		sb := s.sandboxes[kind-1]
-		s.mu.Unlock()
-		assigned = perCall(st, &sb)
+		assigned = perCall(st)
 	}
 	a := rq.assignment(s.pid, assigned)
 	frame := wire.AppendFrame(nil, 0, a)
