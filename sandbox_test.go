@@ -316,20 +316,11 @@ func TestSandboxProbes(t *testing.T) {
 func TestSandboxGroups(t *testing.T) {
 	f := newSandboxFiles(t)
 	srv := start(t)
-	for _, c := range []struct {
-		name  string
-		group forkserver.SyscallGroup
-	}{
-		{"network", forkserver.SyscallsNetwork},
-		{"exec", forkserver.SyscallsExec},
-		{"trace", forkserver.SyscallsTrace},
-		{"mount", forkserver.SyscallsMount},
-		{"kernel", forkserver.SyscallsKernel},
-	} {
+	for _, c := range groupNames {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			got := forkProbe(t, srv, sandboxProbe, f, &forkserver.Attr{DenySyscalls: c.group})
-			checkProbes(t, got, deniedBy(false, c.group))
+			got := forkProbe(t, srv, sandboxProbe, f, &forkserver.Attr{DenySyscalls: c.g})
+			checkProbes(t, got, deniedBy(false, c.g))
 		})
 	}
 }

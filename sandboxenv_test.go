@@ -11,7 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"unsafe"
 
 	"github.com/forkserver/forkserver"
 )
@@ -20,9 +19,10 @@ import (
 // group denied ahead and per call, and this package's variables planted in
 // the server's environment.
 
-// groupProbe reports, for each group, the error of one call that group
-// denies ("" if it worked), every thread's Seccomp mode, the session,
-// the directory, an env var, the rlimit and the syscalls env var.
+// groupReport is what groupProbe reports: for each group, the error of
+// one call that group denies ("" if it worked), every thread's Seccomp
+// mode, the session, the directory, an env var, the rlimit and the
+// syscalls env var.
 type groupReport struct {
 	Errs      map[string]string
 	Modes     []string
@@ -34,6 +34,7 @@ type groupReport struct {
 	NoNewPriv uintptr
 }
 
+// errStr is err's text, or "" for nil.
 func errStr(err error) string {
 	if err == nil {
 		return ""
@@ -41,6 +42,8 @@ func errStr(err error) string {
 	return err.Error()
 }
 
+// probeGroups tries one call of each group and returns, by the group's
+// name, its error ("" if it worked).
 func probeGroups() map[string]string {
 	errs := map[string]string{}
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
@@ -82,6 +85,7 @@ func probeGroups() map[string]string {
 	return errs
 }
 
+// threadModes returns the Seccomp mode of every thread of this process.
 func threadModes() []string {
 	var modes []string
 	tasks, _ := filepath.Glob("/proc/self/task/*/status")
@@ -100,6 +104,7 @@ func threadModes() []string {
 	return modes
 }
 
+// groupProbe sends its groupReport as JSON on its socket.
 var groupProbe = forkserver.Register("sandboxenv-group-probe", func(ctx context.Context, c *forkserver.Child) error {
 	var r groupReport
 	r.Errs = probeGroups()
@@ -114,10 +119,10 @@ var groupProbe = forkserver.Register("sandboxenv-group-probe", func(ctx context.
 	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
 	r.NoFile = rl.Cur
 	r.NoNewPriv, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, 39, 0, 0)
-	_ = unsafe.Pointer(nil)
 	return json.NewEncoder(c.Conn()).Encode(r)
 })
 
+// groupNames are the system call groups, each with its name.
 var groupNames = []struct {
 	name string
 	g    forkserver.SyscallGroup
@@ -129,6 +134,8 @@ var groupNames = []struct {
 	{"kernel", forkserver.SyscallsKernel},
 }
 
+// runProbe forks groupProbe on srv, once it holds its warm children, and
+// returns its report and whether the Fork took a warm child.
 func runProbe(t *testing.T, srv *forkserver.Server, attr *forkserver.Attr) (groupReport, bool) {
 	t.Helper()
 	if err := srv.WaitWarm(forkserver.TestContext(t)); err != nil {
@@ -144,6 +151,8 @@ func runProbe(t *testing.T, srv *forkserver.Server, attr *forkserver.Attr) (grou
 	return r, srv.Stats().WarmForks > before
 }
 
+// checkDenied checks that the report r shows exactly the groups of deny
+// denied, and a filter on every thread.
 func checkDenied(t *testing.T, r groupReport, deny forkserver.SyscallGroup) {
 	t.Helper()
 	const eperm = "operation not permitted"
@@ -231,6 +240,8 @@ func TestAttackSyscallsEachGroup(t *testing.T) {
 	})
 }
 
+// setSyscallsEnv, evaluated in the server, sets FORKSERVER_SYSCALLS to its
+// argument there.
 var setSyscallsEnv = forkserver.Register("sandboxenv-set-syscalls-env", func(ctx context.Context, c *forkserver.Child) error {
 	return os.Setenv("FORKSERVER_SYSCALLS", string(c.Arg()))
 })
@@ -268,6 +279,8 @@ func TestAttackSyscallsEnvPlainPool(t *testing.T) {
 	}
 }
 
+// readOutside reads the file its argument names and sends the error, as
+// JSON on its socket.
 var readOutside = forkserver.Register("sandboxenv-read-outside", func(ctx context.Context, c *forkserver.Child) error {
 	_, err := os.ReadFile(string(c.Arg()))
 	return json.NewEncoder(c.Conn()).Encode(errStr(err))
