@@ -71,10 +71,10 @@ func newKinds(size int) []*kind {
 }
 
 // kindFor returns the kind of pooled child that may take l's child: the
-// first declared sandbox that serves l's shape, then the plain pool, if l's settings
-// allow; nil if none may. Only the program's connection takes a sandbox's
-// children: another's requests carry the confinement of the child it was
-// handed to, whose path layers no sandbox's shape shows.
+// first declared sandbox that serves l's shape, then the plain pool, if
+// l's settings allow; nil if none may. Only the program's connection takes
+// a sandbox's children: another's requests carry the confinement of the
+// child it was handed to, whose path layers no sandbox's shape shows.
 func (sv *supervisor) kindFor(l *launch) *kind {
 	if l.from == sv.program && len(l.from.rulesets) == 0 {
 		sh := shape(&l.st)
